@@ -1,0 +1,110 @@
+//! Stroma: typed async pipelines.
+//!
+//! Annotate `async fn`s with [`#[node]`](macro@node), chain them with
+//! [`pipeline!`], and run them with a [`StromaRunner`]. The compiler checks
+//! that every node's output type is the next node's input type.
+//!
+//! ```
+//! use stroma::prelude::*;
+//!
+//! struct Greeting(&'static str);
+//!
+//! #[node]
+//! async fn greet(name: String, ctx: &Context) -> Result<String, NodeError> {
+//!     let greeting = ctx.require::<Greeting>()?;
+//!     Ok(format!("{}, {name}!", greeting.0))
+//! }
+//!
+//! #[node]
+//! async fn measure(text: String) -> usize {
+//!     text.len()
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let runner = StromaRunner::quick().with_context(Context::new().with(Greeting("Hello")));
+//! let result = runner.run(&pipeline![greet, measure], "Ada".to_string()).await?;
+//! assert_eq!(result.final_state, "Hello, Ada!".len());
+//! # Ok::<(), RunError>(())
+//! # }).unwrap();
+//! ```
+//!
+//! See the README for a tour, and `examples/` for one program per capability.
+
+#![warn(missing_docs)]
+
+pub use stroma_core::*;
+
+/// Turns an `async fn` into a pipeline node.
+///
+/// ```ignore
+/// #[node(input = Url, output = Page)]              // or #[node]: both inferred
+/// async fn fetch(state: Url, ctx: &Context) -> Result<Page, NodeError> { .. }
+/// ```
+///
+/// The function becomes a zero-sized value of the same name that implements
+/// [`Node`] and goes into [`pipeline!`]. What it is given depends on its
+/// parameters:
+///
+/// | signature | the node gets |
+/// | --- | --- |
+/// | `async fn f(input: I) -> O` | its input only |
+/// | `async fn f(input: I, ctx: &Context) -> O` | the run's shared [`Context`] |
+/// | `async fn f(input: I, model: &mut M) -> O` (or `&M`) | the run's typed model |
+/// | `async fn f(input: I, ctx: &Context, model: &mut M) -> O` | both |
+///
+/// `O` may be `Result<O, E>` for any `E` that converts into a boxed
+/// `std::error::Error + Send + Sync` (such as [`NodeError`]). A node without a
+/// model parameter runs with any model; one with a model runs only with that
+/// model (see [`StromaRunner::run_with_model`]).
+///
+/// Arguments, all optional: `input = Type` and `output = Type` (checked
+/// against the signature), `name = "..."` (shown in errors, records and spans;
+/// default: the function's name), `crate = path` (where the `stroma` crate is,
+/// for code that depends on it under another name).
+///
+/// # Calling a node without a runner
+///
+/// The original function stays callable as `name::call`, so a unit test can
+/// await it directly:
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// #[node]
+/// async fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// #[node]
+/// async fn scaled(n: u32, ctx: &Context) -> Result<u32, NodeError> {
+///     Ok(n * *ctx.get_named::<u32>("factor")?)
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// assert_eq!(double::call(21).await, 42);
+/// let ctx = Context::new().with_named("factor", 3_u32);
+/// assert_eq!(scaled::call(5, &ctx).await.unwrap(), 15);
+/// # });
+/// ```
+pub use stroma_macros::node;
+
+/// Chains nodes into one node: `pipeline![a, b, c]`.
+///
+/// The pipeline takes `a`'s input and gives `c`'s output, and is itself a
+/// [`Node`], so pipelines nest: `pipeline![pipeline![a, b], c]`. Elements are
+/// any expressions whose types implement [`Node`]. A link whose types differ
+/// is a compile error pointing at the node that cannot take the previous
+/// node's output; `pipeline![]` is a compile error too.
+///
+/// The pipeline is one generated struct holding its nodes and one async body
+/// awaiting them in turn: no boxing, no allocation per node. Prefix the nodes
+/// with `crate = path;` when the `stroma` crate is reachable under another path.
+pub use stroma_macros::pipeline;
+
+/// Everything a pipeline author needs: `use stroma::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Context, Node, NodeError, RunConfig, RunError, RunResult, StromaRunner, node, pipeline,
+    };
+    pub use serde::{Deserialize, Serialize};
+}

@@ -1,0 +1,46 @@
+//! Items the macros' generated code names: not part of the public API, and
+//! free to change between any two releases.
+
+pub use std::future::Future;
+pub use tracing::Instrument;
+
+pub use crate::context::Context;
+pub use crate::error::BoxError;
+pub use crate::failure::NodeFailure;
+pub use crate::node::{Accepts, Cx, Node, NodeStart, RunsWith};
+
+/// The span every node runs in.
+#[inline]
+pub fn node_span(name: &'static str) -> tracing::Span {
+    tracing::info_span!("stroma.node", node = name)
+}
+
+/// A node body's plain output, as the outcome every node body produces.
+#[inline]
+pub fn ok<O>(output: O) -> Result<O, BoxError> {
+    Ok(output)
+}
+
+/// A node body's `Result`, with its error boxed.
+#[inline]
+pub fn from_result<O, E: Into<BoxError>>(result: Result<O, E>) -> Result<O, BoxError> {
+    result.map_err(Into::into)
+}
+
+/// Checks, at compile time, that `#[node(input = A)]` names the signature's type `B`.
+#[diagnostic::on_unimplemented(
+    message = "`#[node]` declares `{Self}`, but the function's signature has `{B}`",
+    label = "the function's signature has `{B}` here",
+    note = "make the attribute and the signature name the same type, or drop \
+            `input`/`output` from the attribute: `#[node]` infers both"
+)]
+pub trait SameType<B> {}
+impl<T> SameType<T> for T {}
+
+/// Compiles only when `A` and `B` are one type.
+pub const fn same_type<A: SameType<B>, B>() {}
+
+/// Compiles only when `next` takes `prev`'s output: one call per pipeline link,
+/// placed on the second node so the error points there.
+#[inline(always)]
+pub fn link<A: Node, B: Accepts<A::Output>>(_prev: &A, _next: &B) {}

@@ -1,0 +1,206 @@
+//! The node traits: [`Node`] (types and name), [`RunsWith`] (execution against
+//! a model) and [`Accepts`] (the compile-time link check), and [`Cx`], the
+//! per-run state a node executes against.
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::context::Context;
+use crate::error::BoxError;
+use crate::failure::NodeFailure;
+use crate::record::{NodeRecord, NodeStatus};
+use crate::run_id::RunId;
+
+/// A step of a pipeline: its input type, its output type and its name.
+///
+/// `#[node]` implements it for the zero-sized value it makes of an `async fn`;
+/// `pipeline![..]` implements it for the pipeline it builds, so pipelines nest.
+/// What runs a node is [`RunsWith`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a stroma node",
+    label = "not a node",
+    note = "make an `async fn` a node with `#[node]`, or chain nodes with `pipeline![..]`"
+)]
+pub trait Node: Clone + Send + Sync + 'static {
+    /// What the node takes.
+    type Input: Send + 'static;
+    /// What the node gives.
+    type Output: Send + 'static;
+
+    /// The name shown in errors, records and tracing spans.
+    fn name(&self) -> &'static str;
+
+    /// How many leaf nodes this node runs on its straight path; sizes the
+    /// record buffer of a run so records cost one allocation per run.
+    #[doc(hidden)]
+    fn leaf_count(&self) -> usize {
+        1
+    }
+}
+
+/// Runs a [`Node`] in a run whose typed model is `M`.
+///
+/// A node whose function takes no model implements `RunsWith<M>` for every
+/// `M`; a node taking `&mut M` or `&M` only for that `M`. A pipeline runs with
+/// `M` when all of its nodes do.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot run with the model `{M}`",
+    label = "needs another model than `{M}`",
+    note = "a node whose function takes `&mut M` or `&M` runs only with that model: \
+            start the run with `runner.run_with_model(&pipeline, input, model)`"
+)]
+pub trait RunsWith<M>: Node {
+    /// Runs the node on `input`, against the run state `cx`.
+    fn run<'a>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
+}
+
+/// "This node takes `T` as input": the bound `pipeline!` checks on every link.
+///
+/// `#[node]` implements it for the node's own input type only, so a link whose
+/// types differ fails to compile with a message naming the node and both types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot follow a node whose output is `{T}`",
+    label = "this node does not take `{T}` as input",
+    note = "in `pipeline![..]` each node's input type must be the previous node's output type"
+)]
+pub trait Accepts<T>: Node {
+    /// Passes the previous node's output on as this node's input (they are one type).
+    fn accept(value: T) -> Self::Input;
+}
+
+/// The state of one run that nodes execute against: the shared [`Context`],
+/// the typed model `M`, the run id and the records.
+///
+/// `#[node]` and `pipeline!` generate the code that uses it; a hand-written
+/// [`RunsWith`] implementation reads the context and model through it.
+pub struct Cx<M> {
+    context: Context,
+    run_id: RunId,
+    model: M,
+    records: Vec<NodeRecord>,
+    recording: bool,
+    current: Option<NodeStart>,
+}
+
+/// When a node started, if the run keeps records; from [`Cx::enter_node`].
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct NodeStart {
+    name: &'static str,
+    at: Option<Instant>,
+}
+
+impl<M> Cx<M> {
+    pub(crate) fn new(
+        context: Context,
+        run_id: RunId,
+        model: M,
+        recording: bool,
+        expected_nodes: usize,
+    ) -> Self {
+        Cx {
+            context,
+            run_id,
+            model,
+            records: if recording {
+                Vec::with_capacity(expected_nodes)
+            } else {
+                Vec::new()
+            },
+            recording,
+            current: None,
+        }
+    }
+
+    /// The run's shared context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The run's model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// The run's model, to change.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// Marks `name` as the running node; starts its clock when recording.
+    #[doc(hidden)]
+    #[inline]
+    pub fn enter_node(&mut self, name: &'static str) -> NodeStart {
+        let start = NodeStart {
+            name,
+            at: self.recording.then(Instant::now),
+        };
+        self.current = Some(start);
+        start
+    }
+
+    /// The context as the node `name` sees it.
+    #[doc(hidden)]
+    #[inline]
+    pub fn node_context(&self, name: &'static str) -> Context {
+        self.context.for_node(name)
+    }
+
+    /// The context as the node `name` sees it, and the model.
+    #[doc(hidden)]
+    #[inline]
+    pub fn node_parts(&mut self, name: &'static str) -> (Context, &mut M) {
+        (self.context.for_node(name), &mut self.model)
+    }
+
+    /// Records how the node begun with `start` ended, and names it in its error.
+    #[doc(hidden)]
+    #[inline]
+    pub fn leave_node<O>(
+        &mut self,
+        start: NodeStart,
+        outcome: Result<O, BoxError>,
+    ) -> Result<O, NodeFailure> {
+        if let Some(at) = start.at {
+            self.records.push(NodeRecord {
+                name: start.name,
+                status: if outcome.is_ok() {
+                    NodeStatus::Completed
+                } else {
+                    NodeStatus::Failed
+                },
+                duration: at.elapsed(),
+            });
+        }
+        outcome.map_err(|cause| NodeFailure::error(start.name, cause))
+    }
+
+    /// The node that started last: the one a panic came from.
+    pub(crate) fn current_node(&self) -> Option<&'static str> {
+        self.current.map(|start| start.name)
+    }
+
+    pub(crate) fn into_parts(self) -> (Context, M, Vec<NodeRecord>) {
+        (self.context, self.model, self.records)
+    }
+
+    /// Records a panic of the running node, which never reached `leave_node`.
+    pub(crate) fn record_panic(&mut self) {
+        if let Some(NodeStart { name, at: Some(at) }) = self.current {
+            self.records.push(NodeRecord {
+                name,
+                status: NodeStatus::Failed,
+                duration: at.elapsed(),
+            });
+        }
+    }
+}

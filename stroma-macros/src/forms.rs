@@ -1,0 +1,14 @@
+//! Text shared by the macros' error messages.
+
+/// Every node signature `#[node]` accepts, for errors that reject one.
+pub(crate) const ACCEPTED_FORMS: &str = "\
+`#[node]` accepts these signatures (the return type `O` may also be `Result<O, E>`):
+    async fn f(input: I) -> O
+    async fn f(input: I, ctx: &Context) -> O
+    async fn f(input: I, model: &mut M) -> O    (or `model: &M`)
+    async fn f(input: I, ctx: &Context, model: &mut M) -> O";
+
+/// The path generated code reaches the runtime through, unless `crate = path` says otherwise.
+pub(crate) fn default_crate_path() -> syn::Path {
+    syn::parse_quote!(::stroma)
+}

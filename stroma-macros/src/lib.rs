@@ -1,0 +1,28 @@
+//! The `#[node]` attribute and the `pipeline!` macro of Stroma.
+//!
+//! Use them through the `stroma` crate, which documents them; generated code
+//! names only `::stroma::__private` items (or `<crate>::__private` with the
+//! `crate = path` option).
+
+mod debug;
+mod forms;
+mod node;
+mod pipeline;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` into a pipeline node. Documented in the `stroma` crate.
+#[proc_macro_attribute]
+pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
+    let expanded = node::expand(args.into(), item.into());
+    debug::print("#[node]", &expanded);
+    expanded.into()
+}
+
+/// Chains nodes into a typed pipeline. Documented in the `stroma` crate.
+#[proc_macro]
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    let expanded = pipeline::expand(input.into());
+    debug::print("pipeline!", &expanded);
+    expanded.into()
+}

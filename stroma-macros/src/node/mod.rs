@@ -1,0 +1,59 @@
+//! `#[node]`: parse the attribute, read the signature, generate the node.
+
+mod args;
+mod generate;
+mod signature;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+/// Expands `#[node(args)] item`. On errors, still emits the item unchanged
+/// beside the errors, so the rest of the crate (and rust-analyzer) keeps working.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let parsed_args = args::NodeArgs::parse(args);
+    let item_fn = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Fn(item_fn)) => item_fn,
+        Ok(other) => {
+            let mut err = syn::Error::new_spanned(
+                item_kind_token(&other),
+                "`#[node]` goes on an `async fn`, not on this item",
+            );
+            if let Err(args_err) = parsed_args {
+                err.combine(args_err);
+            }
+            return with_errors(item, err);
+        }
+        Err(err) => return with_errors(item, err),
+    };
+    let signature = signature::NodeSignature::read(&item_fn.sig);
+    match (parsed_args, signature) {
+        (Ok(args), Ok(signature)) => generate::node(&args, &signature, item_fn),
+        (Err(mut a), Err(b)) => {
+            a.combine(b);
+            with_errors(item, a)
+        }
+        (Err(e), _) | (_, Err(e)) => with_errors(item, e),
+    }
+}
+
+fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
+    let mut out = err.to_compile_error();
+    out.extend(item);
+    out
+}
+
+/// The token that says what kind of item this is (`struct`, `impl`, ...), to point at.
+fn item_kind_token(item: &syn::Item) -> TokenStream {
+    match item {
+        syn::Item::Struct(i) => i.struct_token.to_token_stream(),
+        syn::Item::Enum(i) => i.enum_token.to_token_stream(),
+        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
+        syn::Item::Trait(i) => i.trait_token.to_token_stream(),
+        syn::Item::Const(i) => i.const_token.to_token_stream(),
+        syn::Item::Static(i) => i.static_token.to_token_stream(),
+        syn::Item::Mod(i) => i.mod_token.to_token_stream(),
+        syn::Item::Type(i) => i.type_token.to_token_stream(),
+        syn::Item::Use(i) => i.use_token.to_token_stream(),
+        other => other.to_token_stream(),
+    }
+}
