@@ -41,6 +41,11 @@ impl<T> SameType<T> for T {}
 pub const fn same_type<A: SameType<B>, B>() {}
 
 /// Compiles only when `next` takes `prev`'s output: one call per pipeline link,
-/// placed on the second node so the error points there.
+/// placed on the second node so the error points there. Returns `next`.
 #[inline(always)]
-pub fn link<A: Node, B: Accepts<A::Output>>(_prev: &A, _next: &B) {}
+pub fn link<A: Node, B: Accepts<A::Output, Checked = B>>(
+    _prev: &A,
+    next: B,
+) -> <B as Accepts<A::Output>>::Checked {
+    next
+}

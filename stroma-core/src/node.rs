@@ -68,6 +68,12 @@ pub trait RunsWith<M>: Node {
     note = "in `pipeline![..]` each node's input type must be the previous node's output type"
 )]
 pub trait Accepts<T>: Node {
+    /// The node itself. `pipeline!` stores each node under this type, so a
+    /// link that does not fit is reported once, where it is written, and not
+    /// again wherever the pipeline is used.
+    #[doc(hidden)]
+    type Checked;
+
     /// Passes the previous node's output on as this node's input (they are one type).
     fn accept(value: T) -> Self::Input;
 }

@@ -49,7 +49,12 @@ fn generate(input: &PipelineInput) -> TokenStream {
     let nodes: Vec<&Expr> = input.nodes.iter().collect();
     let count = nodes.len();
     let params: Vec<_> = (0..count).map(|i| format_ident!("N{}", i)).collect();
-    let values: Vec<_> = (0..count).map(|i| format_ident!("__node{}", i)).collect();
+    // Spanned at the node, so an error about a value points at that node.
+    let values: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| format_ident!("__node{}", i, span = node.span()))
+        .collect();
     let fields: Vec<_> = (0..count).map(syn::Index::from).collect();
     let first = &params[0];
     let last = &params[count - 1];
@@ -83,7 +88,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
     let links = nodes.iter().enumerate().skip(1).map(|(i, node)| {
         let prev = &values[i - 1];
         let next = &values[i];
-        quote_spanned! {node.span()=> __stroma::link(&#prev, &#next);}
+        quote_spanned! {node.span()=> let #next = __stroma::link(&#prev, #next);}
     });
 
     quote! {{
@@ -108,6 +113,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
         impl<#(#params: __stroma::Node),*> __stroma::Accepts<<#first as __stroma::Node>::Input>
             for __StromaPipeline<#(#params),*>
         {
+            type Checked = Self;
             #[inline(always)]
             fn accept(value: <#first as __stroma::Node>::Input) -> <#first as __stroma::Node>::Input {
                 value

@@ -66,6 +66,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
             }
 
             impl __stroma::Accepts<#input> for #ident {
+                type Checked = Self;
                 #[inline(always)]
                 fn accept(value: #input) -> #input {
                     value
