@@ -88,14 +88,10 @@ impl fmt::Debug for NodeError {
 /// A failed look-up or update in a [`Context`](crate::Context).
 ///
 /// Messages name the type or entry, and the node that asked when there is one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ContextError {
     /// No value of the requested type.
-    #[error(
-        "{}no `{type_name}` in the context; add one to the runner with `Context::new().with(value)`",
-        by_node(*node)
-    )]
     MissingType {
         /// The type asked for.
         type_name: &'static str,
@@ -103,10 +99,6 @@ pub enum ContextError {
         node: Option<&'static str>,
     },
     /// No entry under the requested name.
-    #[error(
-        "{}no entry named `{name}` in the context; add one with `insert_named` or `with_named`",
-        by_node(*node)
-    )]
     MissingName {
         /// The name asked for.
         name: String,
@@ -114,7 +106,6 @@ pub enum ContextError {
         node: Option<&'static str>,
     },
     /// The entry exists but holds another type.
-    #[error("{}context entry `{name}` holds a `{found}`, not a `{expected}`", by_node(*node))]
     WrongType {
         /// The entry's name.
         name: String,
@@ -127,9 +118,44 @@ pub enum ContextError {
     },
 }
 
-fn by_node(node: Option<&'static str>) -> String {
-    match node {
-        Some(node) => format!("node `{node}`: "),
-        None => String::new(),
+impl ContextError {
+    /// The node that asked, if a node did.
+    pub fn node(&self) -> Option<&'static str> {
+        match self {
+            ContextError::MissingType { node, .. }
+            | ContextError::MissingName { node, .. }
+            | ContextError::WrongType { node, .. } => *node,
+        }
+    }
+
+    /// The message without the node, for reports that name the node already.
+    pub(crate) fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextError::MissingType { type_name, .. } => write!(
+                f,
+                "no `{type_name}` in the context; add one to the runner with `Context::new().with(value)`"
+            ),
+            ContextError::MissingName { name, .. } => write!(
+                f,
+                "no entry named `{name}` in the context; add one with `insert_named` or `with_named`"
+            ),
+            ContextError::WrongType {
+                name,
+                expected,
+                found,
+                ..
+            } => write!(f, "context entry `{name}` holds a `{found}`, not a `{expected}`"),
+        }
     }
 }
+
+impl fmt::Display for ContextError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(node) = self.node() {
+            write!(f, "node `{node}`: ")?;
+        }
+        self.describe(f)
+    }
+}
+
+impl StdError for ContextError {}

@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::error::BoxError;
+use crate::error::{BoxError, ContextError};
 
 /// How a node failed, and which node: what [`RunsWith::run`](crate::RunsWith::run)
 /// returns on failure. The runner turns it into a [`RunError`](crate::RunError).
@@ -33,9 +33,13 @@ impl NodeFailure {
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.cause.is::<NodePanic>() {
-            write!(f, "node `{}` {}", self.node, self.cause)
-        } else {
-            write!(f, "node `{}` failed: {}", self.node, self.cause)
+            return write!(f, "node `{}` {}", self.node, self.cause);
+        }
+        write!(f, "node `{}` failed: ", self.node)?;
+        match self.cause.downcast_ref::<ContextError>() {
+            // Said once is enough: the context error names the same node.
+            Some(err) if err.node() == Some(self.node) => err.describe(f),
+            _ => write!(f, "{}", self.cause),
         }
     }
 }

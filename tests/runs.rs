@@ -1,0 +1,175 @@
+//! Runs: records, failures, panics, and many runs at once on one runner.
+
+use std::time::Duration;
+
+use stroma::prelude::*;
+use stroma::{NodePanic, NodeStatus};
+
+#[node]
+async fn add_one(n: u64) -> u64 {
+    n + 1
+}
+
+#[node]
+async fn slow_add_one(n: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    n + 1
+}
+
+#[node]
+async fn fail_on_odd(n: u64) -> Result<u64, NodeError> {
+    if n % 2 == 1 {
+        return Err(NodeError::msg(format!("{n} is odd")));
+    }
+    Ok(n)
+}
+
+#[node]
+async fn panic_on_three(n: u64) -> u64 {
+    assert_ne!(n, 3, "three is not allowed");
+    n
+}
+
+#[node]
+async fn note_seen(n: u64, ctx: &Context) -> u64 {
+    ctx.insert_named("seen", n);
+    n
+}
+
+#[node]
+async fn bump(n: u64, model: &mut Vec<u64>) -> u64 {
+    model.push(n);
+    n
+}
+
+#[tokio::test]
+async fn records_name_every_node_with_status_and_duration() {
+    let p = pipeline![add_one, slow_add_one, add_one];
+    let result = StromaRunner::quick().run(&p, 0).await.unwrap();
+    assert_eq!(result.final_state, 3);
+    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["add_one", "slow_add_one", "add_one"]);
+    assert!(result.records.iter().all(|r| r.status == NodeStatus::Completed));
+    assert!(result.records[1].duration >= Duration::from_millis(2));
+}
+
+#[tokio::test]
+async fn records_can_be_switched_off() {
+    let runner = StromaRunner::new(RunConfig::default().records(false));
+    let result = runner.run(&pipeline![add_one, add_one], 0).await.unwrap();
+    assert_eq!(result.final_state, 2);
+    assert!(result.records.is_empty());
+    assert!(!runner.config().keeps_records());
+}
+
+#[tokio::test]
+async fn run_ids_are_distinct_and_uuid_shaped() {
+    let runner = StromaRunner::quick();
+    let a = runner.run(&add_one, 0).await.unwrap().run_id;
+    let b = runner.run(&add_one, 0).await.unwrap().run_id;
+    assert_ne!(a, b);
+    assert_eq!(a.to_string().len(), 36);
+}
+
+#[tokio::test]
+async fn a_failing_node_is_named_and_keeps_what_ran_before_it() {
+    let p = pipeline![note_seen, bump, add_one, fail_on_odd, add_one];
+    let err = StromaRunner::quick()
+        .run_with_model(&p, 4, Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.node(), "fail_on_odd");
+    assert_eq!(err.to_string(), "node `fail_on_odd` failed: 5 is odd");
+    assert!(!err.is_panic());
+    let statuses: Vec<_> = err.records().iter().map(|r| (r.name, r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("note_seen", NodeStatus::Completed),
+            ("bump", NodeStatus::Completed),
+            ("add_one", NodeStatus::Completed),
+            ("fail_on_odd", NodeStatus::Failed),
+        ]
+    );
+    assert_eq!(*err.context().get_named::<u64>("seen").unwrap(), 4);
+    assert_eq!(err.model::<Vec<u64>>(), Some(&vec![4]));
+    assert_eq!(err.into_model::<Vec<u64>>(), Some(vec![4]));
+}
+
+#[tokio::test]
+async fn a_panicking_node_fails_its_run_not_the_process() {
+    let runner = StromaRunner::quick();
+    let p = pipeline![add_one, add_one, panic_on_three, add_one];
+    let err = runner.run(&p, 1).await.unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.node(), "panic_on_three");
+    assert!(
+        err.to_string()
+            .starts_with("node `panic_on_three` panicked: assertion `left != right` failed: three is not allowed"),
+        "{err}"
+    );
+    let panic = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<NodePanic>())
+        .expect("the panic is the source");
+    assert!(panic.message().contains("three is not allowed"));
+    let last = err.records().last().unwrap();
+    assert_eq!((last.name, last.status), ("panic_on_three", NodeStatus::Failed));
+    assert_eq!(err.records().len(), 3);
+
+    // The runner goes on working, for this pipeline and others.
+    assert_eq!(runner.run(&p, 5).await.unwrap().final_state, 8);
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_spawned_run_is_contained_too() {
+    let runner = StromaRunner::quick();
+    let handle = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.run(&panic_on_three, 3).await.map(|r| r.final_state) }
+    });
+    let outcome = handle.await.expect("the task itself did not panic");
+    assert!(outcome.unwrap_err().is_panic());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_runs_on_one_runner_keep_their_writes_apart() {
+    #[node]
+    async fn write_tenant(tenant: u64, ctx: &Context) -> u64 {
+        ctx.insert_named("tenant", tenant);
+        // Let other runs interleave between the write and the read.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+        tenant
+    }
+
+    #[node]
+    async fn check_tenant(tenant: u64, ctx: &Context) -> Result<u64, NodeError> {
+        tokio::task::yield_now().await;
+        let seen = *ctx.get_named::<u64>("tenant")?;
+        if seen != tenant {
+            return Err(NodeError::msg(format!("run {tenant} saw tenant {seen}")));
+        }
+        ctx.update_named("hits", |hits: &mut u64| *hits += 1)?;
+        Ok(seen)
+    }
+
+    let runner = StromaRunner::quick().with_context(Context::new().with_named("hits", 0_u64));
+    let p = pipeline![write_tenant, check_tenant, check_tenant];
+    let runs: Vec<_> = (0..100_u64)
+        .map(|tenant| {
+            let (runner, p) = (runner.clone(), p);
+            tokio::spawn(async move { runner.run(&p, tenant).await })
+        })
+        .collect();
+    for (tenant, run) in runs.into_iter().enumerate() {
+        let result = run.await.unwrap().unwrap();
+        assert_eq!(result.final_state, tenant as u64);
+        // Each run counted only its own two hits on top of the shared zero.
+        assert_eq!(*result.context.get_named::<u64>("hits").unwrap(), 2);
+    }
+    assert_eq!(
+        *runner.config().context().get_named::<u64>("hits").unwrap(),
+        0,
+        "runner-level entries are read-only for runs"
+    );
+}
