@@ -338,19 +338,24 @@ impl Context {
     }
 }
 
-/// Applies `change` to the value in `slot`, copying it first if someone else holds it.
+/// Applies `change` to the value in `slot`, copying it first only if a reader
+/// (or another layer) still holds it.
 fn change_slot<T, R>(slot: &mut Slot, change: impl FnOnce(&mut T) -> R) -> R
 where
     T: Clone + Send + Sync + 'static,
 {
-    let mut typed = slot
-        .downcast::<T>()
-        .expect("callers check the slot's type first");
-    // Drop the slot's own reference so `make_mut` copies only when a reader holds one.
-    slot.value = Arc::new(());
-    let result = change(Arc::make_mut(&mut typed));
-    slot.value = typed;
-    result
+    if Arc::get_mut(&mut slot.value).is_none() {
+        let copy: T = slot
+            .value
+            .downcast_ref::<T>()
+            .expect("callers check the slot's type first")
+            .clone();
+        slot.value = Arc::new(copy);
+    }
+    let value = Arc::get_mut(&mut slot.value)
+        .and_then(|value| value.downcast_mut::<T>())
+        .expect("the slot is unique and holds a `T`");
+    change(value)
 }
 
 impl fmt::Debug for Context {
