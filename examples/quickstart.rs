@@ -70,7 +70,10 @@ async fn main() -> Result<(), RunError> {
     let result = runner.run(&checkout, order).await?;
     println!("{}", result.final_state);
     for record in &result.records {
-        println!("  {:<8} {:?} in {:?}", record.name, record.status, record.duration);
+        println!(
+            "  {:<8} {:?} in {:?}",
+            record.name, record.status, record.duration
+        );
     }
     assert_eq!(result.final_state, "order 7: 21.15");
     assert_eq!(result.records.len(), 3);
@@ -82,6 +85,9 @@ async fn main() -> Result<(), RunError> {
     };
     let err = runner.run(&checkout, bad).await.unwrap_err();
     println!("{err}");
-    assert_eq!(err.to_string(), "node `price` failed: no price for `caviar`");
+    assert_eq!(
+        err.to_string(),
+        "node `price` failed: no price for `caviar`"
+    );
     Ok(())
 }

@@ -75,7 +75,9 @@ async fn a_missing_resource_names_the_type_and_the_node() {
     ));
     // On its own, the context error names the node too.
     assert!(
-        cause.to_string().starts_with("node `needs_client`: no `context::HttpClient`"),
+        cause
+            .to_string()
+            .starts_with("node `needs_client`: no `context::HttpClient`"),
         "{cause}"
     );
     assert_eq!(
@@ -101,8 +103,8 @@ async fn a_named_entry_of_another_type_is_an_error_not_a_panic() {
 
 #[tokio::test]
 async fn the_caller_reads_what_the_run_accumulated_and_the_runner_keeps_its_original() {
-    let runner =
-        StromaRunner::quick().with_context(Context::new().with_named("timings", BTreeMap::<String, i64>::new()));
+    let runner = StromaRunner::quick()
+        .with_context(Context::new().with_named("timings", BTreeMap::<String, i64>::new()));
     let result = runner
         .run(&pipeline![time_it, time_it, time_it], 10)
         .await
@@ -113,7 +115,11 @@ async fn the_caller_reads_what_the_run_accumulated_and_the_runner_keeps_its_orig
         .unwrap();
     assert_eq!(
         *timings,
-        BTreeMap::from([("step0".into(), 10), ("step1".into(), 11), ("step2".into(), 12)])
+        BTreeMap::from([
+            ("step0".into(), 10),
+            ("step1".into(), 11),
+            ("step2".into(), 12)
+        ])
     );
     let original = runner
         .config()
@@ -136,7 +142,10 @@ async fn values_by_type_update_per_run() {
 #[tokio::test]
 async fn updating_a_missing_entry_fails_the_node_and_writes_nothing() {
     let err = StromaRunner::quick().run(&time_it, 1).await.unwrap_err();
-    assert!(err.to_string().contains("no entry named `timings`"), "{err}");
+    assert!(
+        err.to_string().contains("no entry named `timings`"),
+        "{err}"
+    );
     assert!(!err.context().contains_named("timings"));
 }
 
@@ -160,6 +169,9 @@ async fn a_one_parameter_node_runs_alongside_a_context_it_never_sees() {
         n - 1
     }
     let runner = StromaRunner::quick().with_context(Context::new().with(HttpClient));
-    let result = runner.run(&pipeline![plain, needs_client, plain], 5).await.unwrap();
+    let result = runner
+        .run(&pipeline![plain, needs_client, plain], 5)
+        .await
+        .unwrap();
     assert_eq!(result.final_state, 3);
 }

@@ -49,7 +49,12 @@ async fn records_name_every_node_with_status_and_duration() {
     assert_eq!(result.final_state, 3);
     let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
     assert_eq!(names, ["add_one", "slow_add_one", "add_one"]);
-    assert!(result.records.iter().all(|r| r.status == NodeStatus::Completed));
+    assert!(
+        result
+            .records
+            .iter()
+            .all(|r| r.status == NodeStatus::Completed)
+    );
     assert!(result.records[1].duration >= Duration::from_millis(2));
 }
 
@@ -104,8 +109,9 @@ async fn a_panicking_node_fails_its_run_not_the_process() {
     assert!(err.is_panic());
     assert_eq!(err.node(), "panic_on_three");
     assert!(
-        err.to_string()
-            .starts_with("node `panic_on_three` panicked: assertion `left != right` failed: three is not allowed"),
+        err.to_string().starts_with(
+            "node `panic_on_three` panicked: assertion `left != right` failed: three is not allowed"
+        ),
         "{err}"
     );
     let panic = std::error::Error::source(&err)
@@ -113,7 +119,10 @@ async fn a_panicking_node_fails_its_run_not_the_process() {
         .expect("the panic is the source");
     assert!(panic.message().contains("three is not allowed"));
     let last = err.records().last().unwrap();
-    assert_eq!((last.name, last.status), ("panic_on_three", NodeStatus::Failed));
+    assert_eq!(
+        (last.name, last.status),
+        ("panic_on_three", NodeStatus::Failed)
+    );
     assert_eq!(err.records().len(), 3);
 
     // The runner goes on working, for this pipeline and others.

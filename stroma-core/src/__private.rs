@@ -30,7 +30,7 @@ pub fn from_result<O, E: Into<BoxError>>(result: Result<O, E>) -> Result<O, BoxE
 /// Checks, at compile time, that `#[node(input = A)]` names the signature's type `B`.
 #[diagnostic::on_unimplemented(
     message = "`#[node]` declares `{Self}`, but the function's signature has `{B}`",
-    label = "the function's signature has `{B}` here",
+    label = "the function's signature has `{B}`",
     note = "make the attribute and the signature name the same type, or drop \
             `input`/`output` from the attribute: `#[node]` infers both"
 )]

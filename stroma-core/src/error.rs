@@ -144,7 +144,10 @@ impl ContextError {
                 expected,
                 found,
                 ..
-            } => write!(f, "context entry `{name}` holds a `{found}`, not a `{expected}`"),
+            } => write!(
+                f,
+                "context entry `{name}` holds a `{found}`, not a `{expected}`"
+            ),
         }
     }
 }

@@ -45,9 +45,10 @@ pub trait Node: Clone + Send + Sync + 'static {
 /// `M` when all of its nodes do.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot run with the model `{M}`",
-    label = "needs another model than `{M}`",
-    note = "a node whose function takes `&mut M` or `&M` runs only with that model: \
-            start the run with `runner.run_with_model(&pipeline, input, model)`"
+    label = "this runs with the model `{M}`",
+    note = "`{Self}` takes the run's model (`&mut M` or `&M`), so it runs only with a model of that type",
+    note = "`runner.run(&pipeline, input)` runs with the model `()`; give the model with \
+            `runner.run_with_model(&pipeline, input, model)`"
 )]
 pub trait RunsWith<M>: Node {
     /// Runs the node on `input`, against the run state `cx`.
@@ -65,7 +66,8 @@ pub trait RunsWith<M>: Node {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot follow a node whose output is `{T}`",
     label = "this node does not take `{T}` as input",
-    note = "in `pipeline![..]` each node's input type must be the previous node's output type"
+    note = "in `pipeline![..]` each node's input type must be the previous node's output type",
+    note = "each element must be a node: an `async fn` marked `#[node]`, or a `pipeline![..]`"
 )]
 pub trait Accepts<T>: Node {
     /// The node itself. `pipeline!` stores each node under this type, so a

@@ -75,6 +75,9 @@ mod tests {
         let groups: Vec<usize> = text.split('-').map(str::len).collect();
         assert_eq!(groups, [8, 4, 4, 4, 12]);
         assert_eq!(&text[14..15], "4", "version nibble in {text}");
-        assert!(matches!(&text[19..20], "8" | "9" | "a" | "b"), "variant in {text}");
+        assert!(
+            matches!(&text[19..20], "8" | "9" | "a" | "b"),
+            "variant in {text}"
+        );
     }
 }

@@ -132,7 +132,11 @@ impl StromaRunner {
     ///
     /// Errors with a [`RunError`] naming the node that failed or panicked; the
     /// runner stays usable either way.
-    pub async fn run<P>(&self, pipeline: &P, input: P::Input) -> Result<RunResult<P::Output>, RunError>
+    pub async fn run<P>(
+        &self,
+        pipeline: &P,
+        input: P::Input,
+    ) -> Result<RunResult<P::Output>, RunError>
     where
         P: RunsWith<()>,
     {

@@ -81,10 +81,19 @@ fn generate(input: &PipelineInput) -> TokenStream {
             }
         }
     });
+    // Every element must be a node: the first is checked here, each other one
+    // by its link (`Accepts` implies `Node`), so each is reported once.
     let lets = values
         .iter()
         .zip(&nodes)
-        .map(|(value, node)| quote!(let #value = #node;));
+        .enumerate()
+        .map(|(i, (value, node))| {
+            if i == 0 {
+                quote_spanned! {node.span()=> let #value = __first_node(#node);}
+            } else {
+                quote!(let #value = #node;)
+            }
+        });
     let links = nodes.iter().enumerate().skip(1).map(|(i, node)| {
         let prev = &values[i - 1];
         let next = &values[i];
@@ -94,9 +103,32 @@ fn generate(input: &PipelineInput) -> TokenStream {
     quote! {{
         use #krate::__private as __stroma;
 
+        // `__first_node(value)` is `value`, if it is a node. Its type is
+        // written through the node's `Input`, which keeps the first link from
+        // reporting a value that is not a node a second time.
+        trait __First {
+            type First;
+            fn first(self) -> Self::First;
+        }
+        impl<A, B> __First for (A, ::core::marker::PhantomData<B>) {
+            type First = A;
+            #[inline(always)]
+            fn first(self) -> A {
+                self.0
+            }
+        }
+        #[inline(always)]
+        fn __first_node<N: __stroma::Node>(
+            node: N,
+        ) -> <(N, ::core::marker::PhantomData<<N as __stroma::Node>::Input>) as __First>::First {
+            __First::first((node, ::core::marker::PhantomData::<<N as __stroma::Node>::Input>))
+        }
+
         #[derive(Clone, Copy)]
         struct __StromaPipeline<#(#params),*>(#(#params),*);
 
+        // Not listed among "other types that implement `Node`" when a value is not a node.
+        #[diagnostic::do_not_recommend]
         impl<#(#params: __stroma::Node),*> __stroma::Node for __StromaPipeline<#(#params),*> {
             type Input = <#first as __stroma::Node>::Input;
             type Output = <#last as __stroma::Node>::Output;
@@ -110,13 +142,19 @@ fn generate(input: &PipelineInput) -> TokenStream {
             }
         }
 
-        impl<#(#params: __stroma::Node),*> __stroma::Accepts<<#first as __stroma::Node>::Input>
+        // A pipeline takes what its first node takes. Stated as "whatever the
+        // first node accepts" rather than `Accepts<N0::Input>`: a mismatch then
+        // fails the first node's own `Accepts` bound (E0277, with its message)
+        // instead of an associated-type equality (E0271, without it).
+        impl<__T, #(#params: __stroma::Node),*> __stroma::Accepts<__T>
             for __StromaPipeline<#(#params),*>
+        where
+            #first: __stroma::Accepts<__T>,
         {
             type Checked = Self;
             #[inline(always)]
-            fn accept(value: <#first as __stroma::Node>::Input) -> <#first as __stroma::Node>::Input {
-                value
+            fn accept(value: __T) -> <#first as __stroma::Node>::Input {
+                <#first as __stroma::Accepts<__T>>::accept(value)
             }
         }
 

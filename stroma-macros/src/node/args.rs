@@ -32,7 +32,10 @@ impl NodeArgs {
             } else if key.is_ident("name") {
                 let name: LitStr = meta.value()?.parse()?;
                 if name.value().trim().is_empty() {
-                    Err(syn::Error::new_spanned(&name, "a node's name cannot be empty"))
+                    Err(syn::Error::new_spanned(
+                        &name,
+                        "a node's name cannot be empty",
+                    ))
                 } else {
                     set_once(&mut args.name, &key, name)
                 }

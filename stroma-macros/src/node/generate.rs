@@ -29,8 +29,12 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
     let input = &sig.input;
     let output = &sig.output;
     let declared_checks = [
-        args.input.as_ref().map(|declared| same_type(declared, input)),
-        args.output.as_ref().map(|declared| same_type(declared, output)),
+        args.input
+            .as_ref()
+            .map(|declared| same_type(declared, input)),
+        args.output
+            .as_ref()
+            .map(|declared| same_type(declared, output)),
     ];
 
     let call_fn = syn::Signature {
@@ -114,10 +118,11 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStre
         }
         None => {}
     }
-    let outcome = if sig.fallible {
-        quote!(__stroma::from_result(__returned))
-    } else {
-        quote!(__stroma::ok(__returned))
+    // Spanned at the error type, so an error type that does not convert into
+    // a boxed error is reported there.
+    let outcome = match sig.error {
+        Some(error) => quote_spanned!(error=> __stroma::from_result(__returned)),
+        None => quote!(__stroma::ok(__returned)),
     };
 
     quote! {

@@ -14,9 +14,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_fn = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(item_fn)) => item_fn,
         Ok(other) => {
+            let (token, kind) = item_kind(&other);
             let mut err = syn::Error::new_spanned(
-                item_kind_token(&other),
-                "`#[node]` goes on an `async fn`, not on this item",
+                token,
+                format!("`#[node]` goes on an `async fn`, not on {kind}"),
             );
             if let Err(args_err) = parsed_args {
                 err.combine(args_err);
@@ -42,18 +43,19 @@ fn with_errors(item: TokenStream, err: syn::Error) -> TokenStream {
     out
 }
 
-/// The token that says what kind of item this is (`struct`, `impl`, ...), to point at.
-fn item_kind_token(item: &syn::Item) -> TokenStream {
+/// The token that says what kind of item this is (`struct`, `impl`, ...), to
+/// point at, and that kind in words.
+fn item_kind(item: &syn::Item) -> (TokenStream, &'static str) {
     match item {
-        syn::Item::Struct(i) => i.struct_token.to_token_stream(),
-        syn::Item::Enum(i) => i.enum_token.to_token_stream(),
-        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
-        syn::Item::Trait(i) => i.trait_token.to_token_stream(),
-        syn::Item::Const(i) => i.const_token.to_token_stream(),
-        syn::Item::Static(i) => i.static_token.to_token_stream(),
-        syn::Item::Mod(i) => i.mod_token.to_token_stream(),
-        syn::Item::Type(i) => i.type_token.to_token_stream(),
-        syn::Item::Use(i) => i.use_token.to_token_stream(),
-        other => other.to_token_stream(),
+        syn::Item::Struct(i) => (i.struct_token.to_token_stream(), "a `struct`"),
+        syn::Item::Enum(i) => (i.enum_token.to_token_stream(), "an `enum`"),
+        syn::Item::Impl(i) => (i.impl_token.to_token_stream(), "an `impl` block"),
+        syn::Item::Trait(i) => (i.trait_token.to_token_stream(), "a `trait`"),
+        syn::Item::Const(i) => (i.const_token.to_token_stream(), "a `const`"),
+        syn::Item::Static(i) => (i.static_token.to_token_stream(), "a `static`"),
+        syn::Item::Mod(i) => (i.mod_token.to_token_stream(), "a `mod`"),
+        syn::Item::Type(i) => (i.type_token.to_token_stream(), "a type alias"),
+        syn::Item::Use(i) => (i.use_token.to_token_stream(), "a `use`"),
+        other => (other.to_token_stream(), "this item"),
     }
 }

@@ -1,5 +1,7 @@
 //! Reads a node function's signature: the input, the output, and what to inject.
 
+use proc_macro2::Span;
+use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, GenericParam, PathArguments, ReturnType, Signature, Type};
 
 use crate::forms::ACCEPTED_FORMS;
@@ -21,8 +23,10 @@ impl ModelParam {
 pub(crate) struct NodeSignature {
     pub(crate) input: Type,
     pub(crate) output: Type,
-    /// The return type is `Result<output, E>`.
-    pub(crate) fallible: bool,
+    /// `Some` when the return type is `Result<output, E>`: where `E` is
+    /// written (or the `Result` type, for an alias such as `io::Result<T>`),
+    /// for an error about `E` to point at.
+    pub(crate) error: Option<Span>,
     pub(crate) takes_context: bool,
     pub(crate) model: Option<ModelParam>,
 }
@@ -30,7 +34,7 @@ pub(crate) struct NodeSignature {
 /// What one parameter after the input asks for.
 enum Injected {
     Context,
-    Model(ModelParam),
+    Model(Box<ModelParam>),
 }
 
 impl NodeSignature {
@@ -44,13 +48,19 @@ impl NodeSignature {
             ));
         }
         if let Some(constness) = &sig.constness {
-            errors.push(syn::Error::new_spanned(constness, "a node cannot be a `const fn`"));
+            errors.push(syn::Error::new_spanned(
+                constness,
+                "a node cannot be a `const fn`",
+            ));
         }
         if let Some(abi) = &sig.abi {
             errors.push(syn::Error::new_spanned(abi, "a node cannot declare an ABI"));
         }
         if let Some(variadic) = &sig.variadic {
-            errors.push(syn::Error::new_spanned(variadic, "a node cannot be variadic"));
+            errors.push(syn::Error::new_spanned(
+                variadic,
+                "a node cannot be variadic",
+            ));
         }
         for param in &sig.generics.params {
             if !matches!(param, GenericParam::Lifetime(_)) {
@@ -69,16 +79,20 @@ impl NodeSignature {
             ));
         }
 
-        let mut params = sig.inputs.iter();
-        let input = match params.next() {
+        let mut params = sig.inputs.iter().peekable();
+        let receiver = match params.peek() {
             Some(FnArg::Receiver(receiver)) => {
                 errors.push(syn::Error::new_spanned(
                     receiver,
                     "a node is a free `async fn`, not a method: remove `self` and \
                      take the node's input as the first parameter",
                 ));
-                None
+                // Read the rest as if `self` were not there, so it is the only error.
+                params.next()
             }
+            _ => None,
+        };
+        let input = match params.next() {
             Some(FnArg::Typed(first)) => {
                 if let Type::Reference(reference) = &*first.ty {
                     errors.push(syn::Error::new_spanned(
@@ -89,6 +103,14 @@ impl NodeSignature {
                 }
                 Some((*first.ty).clone())
             }
+            Some(FnArg::Receiver(receiver)) => {
+                errors.push(syn::Error::new_spanned(
+                    receiver,
+                    "`self` can only be the first parameter, and a node takes none",
+                ));
+                None
+            }
+            None if receiver.is_some() => None,
             None => {
                 errors.push(syn::Error::new(
                     sig.paren_token.span.join(),
@@ -109,10 +131,13 @@ impl NodeSignature {
                 continue;
             };
             if position >= 2 {
-                errors.push(syn::Error::new_spanned(
-                    typed,
-                    format!("a node takes at most three parameters\n{ACCEPTED_FORMS}"),
-                ));
+                // Reported at the first parameter too many only.
+                if position == 2 {
+                    errors.push(syn::Error::new_spanned(
+                        typed,
+                        format!("a node takes at most three parameters\n{ACCEPTED_FORMS}"),
+                    ));
+                }
                 continue;
             }
             match classify(&typed.ty) {
@@ -129,25 +154,17 @@ impl NodeSignature {
                     &typed.ty,
                     "the model is already taken by an earlier parameter",
                 )),
-                Ok(Injected::Model(_)) if position == 1 && !takes_context => {
-                    errors.push(syn::Error::new_spanned(
-                        &typed.ty,
-                        format!(
-                            "a third parameter must follow `ctx: &Context`\n{ACCEPTED_FORMS}"
-                        ),
-                    ))
-                }
-                Ok(Injected::Model(param)) => model = Some(param),
+                Ok(Injected::Model(param)) => model = Some(*param),
                 Err(err) => errors.push(err),
             }
         }
 
-        let (output, fallible) = read_output(&sig.output);
+        let (output, error) = read_output(&sig.output);
         errors.finish()?;
         Ok(NodeSignature {
             input: input.expect("no input is an error, returned above"),
             output,
-            fallible,
+            error,
             takes_context,
             model,
         })
@@ -180,15 +197,17 @@ fn classify(ty: &Type) -> syn::Result<Injected> {
     if let Some(lifetime) = &reference.lifetime {
         return Err(syn::Error::new_spanned(
             lifetime,
-            "leave the model's lifetime out: `&mut M`",
+            "leave the model's lifetime out: `&mut M` or `&M`",
         ));
     }
     let model_ty = (*reference.elem).clone();
-    Ok(Injected::Model(if reference.mutability.is_some() {
-        ModelParam::Exclusive(model_ty)
-    } else {
-        ModelParam::Shared(model_ty)
-    }))
+    Ok(Injected::Model(Box::new(
+        if reference.mutability.is_some() {
+            ModelParam::Exclusive(model_ty)
+        } else {
+            ModelParam::Shared(model_ty)
+        },
+    )))
 }
 
 /// `Context`, `stroma::Context`, ...: a path ending in `Context` with no arguments.
@@ -205,24 +224,27 @@ fn names_context(ty: &Type) -> bool {
     }
 }
 
-/// The node's output type, and whether the function returns a `Result` of it.
-fn read_output(output: &ReturnType) -> (Type, bool) {
+/// The node's output type and, if the function returns a `Result` of it,
+/// where its error type is.
+fn read_output(output: &ReturnType) -> (Type, Option<Span>) {
     let ty = match output {
-        ReturnType::Default => return (syn::parse_quote!(()), false),
+        ReturnType::Default => return (syn::parse_quote!(()), None),
         ReturnType::Type(_, ty) => ty,
     };
-    if let Type::Path(path) = &**ty {
-        if let Some(last) = path.path.segments.last() {
-            if last.ident == "Result" {
-                if let PathArguments::AngleBracketed(args) = &last.arguments {
-                    if let Some(GenericArgument::Type(ok)) = args.args.first() {
-                        return (ok.clone(), true);
-                    }
-                }
-            }
-        }
+    if let Type::Path(path) = &**ty
+        && let Some(last) = path.path.segments.last()
+        && last.ident == "Result"
+        && let PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(GenericArgument::Type(ok)) = args.args.first()
+    {
+        let error = args
+            .args
+            .iter()
+            .nth(1)
+            .map_or_else(|| ty.span(), Spanned::span);
+        return (ok.clone(), Some(error));
     }
-    ((**ty).clone(), false)
+    ((**ty).clone(), None)
 }
 
 /// Collects errors so one compile shows them all.

@@ -1,0 +1,12 @@
+use stroma::prelude::*;
+
+struct Source;
+
+impl Source {
+    #[node]
+    async fn read(&self) -> String {
+        String::new()
+    }
+}
+
+fn main() {}
