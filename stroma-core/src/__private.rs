@@ -7,7 +7,7 @@ pub use tracing::Instrument;
 pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
-pub use crate::node::{Accepts, Cx, Node, NodeStart, RunsWith};
+pub use crate::node::{Accepts, Cx, Node, RunState, RunsWith};
 
 /// The span every node runs in.
 #[inline]

@@ -7,6 +7,8 @@ use std::fmt;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ContextError;
+use crate::execution::ExecutionContext;
+use crate::propagation::{ExecutionCell, new_cell, read_cell};
 use crate::type_map::TypeIdMap;
 
 type Shared = Arc<dyn Any + Send + Sync>;
@@ -58,6 +60,8 @@ impl Entries {
 struct Layers {
     /// Entries given to the runner: shared by every run, never written during one.
     base: Arc<Entries>,
+    /// The run's execution context, which nodes may enrich for later nodes.
+    execution: ExecutionCell,
     /// Entries written by this context's owner: one run, or the caller building a context.
     own: RwLock<Entries>,
 }
@@ -112,9 +116,14 @@ impl Context {
     }
 
     fn layered(base: Arc<Entries>) -> Self {
+        Self::layered_with(base, new_cell(ExecutionContext::new()))
+    }
+
+    fn layered_with(base: Arc<Entries>, execution: ExecutionCell) -> Self {
         Context {
             layers: Arc::new(Layers {
                 base,
+                execution,
                 own: RwLock::new(Entries::default()),
             }),
             node: None,
@@ -269,6 +278,42 @@ impl Context {
         Ok(change_slot(slot, change))
     }
 
+    /// The run's execution context (tenant, user, correlation id, ...), as
+    /// enriched so far. Outside a run: an empty one.
+    pub fn execution(&self) -> ExecutionContext {
+        read_cell(&self.layers.execution)
+    }
+
+    /// Adds `pairs` to the execution context every later node of the run
+    /// sees (as do [`current_execution_context`](crate::current_execution_context)
+    /// and friends from now on), and returns the enriched context.
+    ///
+    /// Keys are only added or replaced, never lost; contexts read earlier,
+    /// by this node or earlier ones, stay as they were.
+    ///
+    /// ```
+    /// use stroma_core::Context;
+    ///
+    /// let ctx = Context::new();
+    /// let before = ctx.execution();
+    /// ctx.enrich([("session_id", "s-1")]);
+    /// assert_eq!(ctx.execution().get_as::<String>("session_id").unwrap().as_deref(), Some("s-1"));
+    /// assert!(before.is_empty());
+    /// ```
+    pub fn enrich<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> ExecutionContext
+    where
+        K: Into<std::borrow::Cow<'static, str>>,
+        V: Into<serde_json::Value>,
+    {
+        let mut current = self
+            .layers
+            .execution
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *current = current.plus_all(pairs);
+        current.clone()
+    }
+
     /// The name of the node this handle was given to, if any.
     pub fn node(&self) -> Option<&'static str> {
         self.node
@@ -276,8 +321,8 @@ impl Context {
 
     /// A fresh context for one run: `self`'s entries, read-only, under an empty
     /// writable layer.
-    pub(crate) fn for_run(base: &SharedEntries) -> Self {
-        Self::layered(Arc::clone(base))
+    pub(crate) fn for_run(base: &SharedEntries, execution: ExecutionCell) -> Self {
+        Self::layered_with(Arc::clone(base), execution)
     }
 
     /// This context, as seen by `node`: same values, errors name the node.
@@ -393,8 +438,8 @@ mod tests {
     #[test]
     fn own_writes_shadow_base_and_leave_it_alone() {
         let runner_level = Context::new().with(1_u8).with_named("n", 10_i32).freeze();
-        let run_a = Context::for_run(&runner_level);
-        let run_b = Context::for_run(&runner_level);
+        let run_a = Context::for_run(&runner_level, new_cell(ExecutionContext::new()));
+        let run_b = Context::for_run(&runner_level, new_cell(ExecutionContext::new()));
         run_a.insert(2_u8);
         run_a.update_named("n", |n: &mut i32| *n += 1).unwrap();
         assert_eq!(*run_a.get::<u8>().unwrap(), 2);

@@ -44,6 +44,12 @@ impl fmt::Display for NodeFailure {
     }
 }
 
+impl StdError for NodeFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.cause)
+    }
+}
+
 /// The cause of a run whose node panicked: the panic's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodePanic {

@@ -7,10 +7,15 @@
 
 mod context;
 mod error;
+mod execution;
 mod failure;
+mod middleware;
+mod named;
 mod node;
 mod outcome;
+mod propagation;
 mod record;
+mod run_context;
 mod run_id;
 mod runner;
 mod type_map;
@@ -20,9 +25,19 @@ pub mod __private;
 
 pub use context::Context;
 pub use error::{BoxError, ContextError, NodeError};
+pub use execution::{ExecutionContext, MetadataTypeError};
 pub use failure::{NodeFailure, NodePanic};
+pub use middleware::{
+    BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
+};
+pub use named::{Named, NodeExt};
 pub use node::{Accepts, Cx, Node, RunsWith};
 pub use outcome::{RunError, RunResult};
+pub use propagation::{
+    NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
+    current_user_id, require_execution_context, spawn,
+};
 pub use record::{NodeRecord, NodeStatus};
+pub use run_context::RunContext;
 pub use run_id::RunId;
-pub use runner::{RunConfig, StromaRunner};
+pub use runner::{RunConfig, RunOptions, StromaRunner};

@@ -3,12 +3,17 @@
 //! per-run state a node executes against.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
+
+use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::failure::NodeFailure;
+use crate::middleware::{HookArg, Middleware, NodeCall, around};
 use crate::record::{NodeRecord, NodeStatus};
+use crate::run_context::RunContext;
 use crate::run_id::RunId;
 
 /// A step of a pipeline: its input type, its output type and its name.
@@ -81,52 +86,23 @@ pub trait Accepts<T>: Node {
 }
 
 /// The state of one run that nodes execute against: the shared [`Context`],
-/// the typed model `M`, the run id and the records.
+/// the typed model `M`, the run's identity, records and middleware.
 ///
 /// `#[node]` and `pipeline!` generate the code that uses it; a hand-written
 /// [`RunsWith`] implementation reads the context and model through it.
 pub struct Cx<M> {
-    context: Context,
-    run_id: RunId,
+    state: RunState,
     model: M,
-    records: Vec<NodeRecord>,
-    recording: bool,
-    current: Option<NodeStart>,
-}
-
-/// When a node started, if the run keeps records; from [`Cx::enter_node`].
-#[doc(hidden)]
-#[derive(Clone, Copy)]
-pub struct NodeStart {
-    name: &'static str,
-    at: Option<Instant>,
 }
 
 impl<M> Cx<M> {
-    pub(crate) fn new(
-        context: Context,
-        run_id: RunId,
-        model: M,
-        recording: bool,
-        expected_nodes: usize,
-    ) -> Self {
-        Cx {
-            context,
-            run_id,
-            model,
-            records: if recording {
-                Vec::with_capacity(expected_nodes)
-            } else {
-                Vec::new()
-            },
-            recording,
-            current: None,
-        }
+    pub(crate) fn new(state: RunState, model: M) -> Self {
+        Cx { state, model }
     }
 
     /// The run's shared context.
     pub fn context(&self) -> &Context {
-        &self.context
+        &self.state.context
     }
 
     /// The run's model.
@@ -141,46 +117,108 @@ impl<M> Cx<M> {
 
     /// The run's id.
     pub fn run_id(&self) -> RunId {
-        self.run_id
+        self.state.run.run_id
     }
 
-    /// Marks `name` as the running node; starts its clock when recording.
+    /// The run: pipeline name, id, and the execution context it started with.
+    pub fn run_context(&self) -> &RunContext {
+        &self.state.run
+    }
+
+    /// The run's machinery and its model, borrowed apart so a node's body
+    /// can hold the model while the machinery runs it.
     #[doc(hidden)]
     #[inline]
-    pub fn enter_node(&mut self, name: &'static str) -> NodeStart {
-        let start = NodeStart {
-            name,
-            at: self.recording.then(Instant::now),
-        };
-        self.current = Some(start);
-        start
+    pub fn split(&mut self) -> (&mut RunState, &mut M) {
+        (&mut self.state, &mut self.model)
     }
 
-    /// The context as the node `name` sees it.
+    pub(crate) fn state(&mut self) -> &mut RunState {
+        &mut self.state
+    }
+
+    pub(crate) fn into_parts(self) -> (RunState, M) {
+        (self.state, self.model)
+    }
+}
+
+/// The run's machinery: context, identity, records, middleware. Used by
+/// generated code through [`Cx::split`].
+#[doc(hidden)]
+pub struct RunState {
+    pub(crate) context: Context,
+    pub(crate) run: RunContext,
+    pub(crate) records: Vec<NodeRecord>,
+    recording: bool,
+    current: Option<NodeStart>,
+    middleware: Arc<[Arc<dyn Middleware>]>,
+}
+
+/// When a node started, if the run keeps records.
+#[derive(Clone, Copy)]
+struct NodeStart {
+    name: &'static str,
+    at: Option<Instant>,
+}
+
+impl RunState {
+    pub(crate) fn new(
+        context: Context,
+        run: RunContext,
+        recording: bool,
+        expected_nodes: usize,
+        middleware: Arc<[Arc<dyn Middleware>]>,
+    ) -> Self {
+        RunState {
+            context,
+            run,
+            records: if recording {
+                Vec::with_capacity(expected_nodes)
+            } else {
+                Vec::new()
+            },
+            recording,
+            current: None,
+            middleware,
+        }
+    }
+
+    /// The context as the node `name` sees it: errors it returns name the node.
     #[doc(hidden)]
     #[inline]
     pub fn node_context(&self, name: &'static str) -> Context {
         self.context.for_node(name)
     }
 
-    /// The context as the node `name` sees it, and the model.
+    /// Runs the body of the node `name`: in its span, inside the middleware,
+    /// recorded, its error tagged with its name.
     #[doc(hidden)]
     #[inline]
-    pub fn node_parts(&mut self, name: &'static str) -> (Context, &mut M) {
-        (self.context.for_node(name), &mut self.model)
-    }
-
-    /// Records how the node begun with `start` ended, and names it in its error.
-    #[doc(hidden)]
-    #[inline]
-    pub fn leave_node<O>(
+    pub async fn run_node<O: Send>(
         &mut self,
-        start: NodeStart,
-        outcome: Result<O, BoxError>,
+        name: &'static str,
+        body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, NodeFailure> {
+        let start = NodeStart {
+            name,
+            at: self.recording.then(Instant::now),
+        };
+        self.current = Some(start);
+        let body = body.instrument(crate::__private::node_span(name));
+        let outcome = if self.middleware.is_empty() {
+            body.await
+        } else {
+            let context = self.context.for_node(name);
+            let call = NodeCall {
+                node: name,
+                run: &self.run,
+                context: &context,
+            };
+            around(&self.middleware, HookArg::Node(&call), body).await
+        };
         if let Some(at) = start.at {
             self.records.push(NodeRecord {
-                name: start.name,
+                name,
                 status: if outcome.is_ok() {
                     NodeStatus::Completed
                 } else {
@@ -189,7 +227,7 @@ impl<M> Cx<M> {
                 duration: at.elapsed(),
             });
         }
-        outcome.map_err(|cause| NodeFailure::error(start.name, cause))
+        outcome.map_err(|cause| NodeFailure::error(name, cause))
     }
 
     /// The node that started last: the one a panic came from.
@@ -197,11 +235,7 @@ impl<M> Cx<M> {
         self.current.map(|start| start.name)
     }
 
-    pub(crate) fn into_parts(self) -> (Context, M, Vec<NodeRecord>) {
-        (self.context, self.model, self.records)
-    }
-
-    /// Records a panic of the running node, which never reached `leave_node`.
+    /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
         if let Some(NodeStart { name, at: Some(at) }) = self.current {
             self.records.push(NodeRecord {
@@ -210,5 +244,9 @@ impl<M> Cx<M> {
                 duration: at.elapsed(),
             });
         }
+    }
+
+    pub(crate) fn middleware(&self) -> &Arc<[Arc<dyn Middleware>]> {
+        &self.middleware
     }
 }

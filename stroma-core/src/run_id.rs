@@ -35,6 +35,16 @@ impl RunId {
     }
 }
 
+impl RunId {
+    /// The id as text, in one allocation of exactly its length.
+    pub fn to_text(self) -> String {
+        use std::fmt::Write;
+        let mut text = String::with_capacity(36);
+        write!(text, "{self}").expect("writing to a String cannot fail");
+        text
+    }
+}
+
 impl Default for RunId {
     fn default() -> Self {
         Self::new()

@@ -1,5 +1,6 @@
 //! [`StromaRunner`] and its [`RunConfig`]: what starts runs.
 
+use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -7,9 +8,14 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::context::{Context, SharedEntries};
+use crate::error::BoxError;
+use crate::execution::ExecutionContext;
 use crate::failure::{NodeFailure, NodePanic};
-use crate::node::{Cx, RunsWith};
+use crate::middleware::{HookArg, Middleware, around};
+use crate::node::{Cx, RunState, RunsWith};
 use crate::outcome::{RunError, RunResult};
+use crate::propagation::{current_execution_context, new_cell, with_cell};
+use crate::run_context::RunContext;
 use crate::run_id::RunId;
 
 /// How a runner runs: the context it shares with every run, and whether runs keep records.
@@ -23,10 +29,12 @@ use crate::run_id::RunId;
 /// let runner = StromaRunner::new(config);
 /// # let _ = runner;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunConfig {
     context: Context,
     records: bool,
+    execution: ExecutionContext,
+    middleware: Vec<Arc<dyn Middleware>>,
 }
 
 impl Default for RunConfig {
@@ -34,7 +42,21 @@ impl Default for RunConfig {
         RunConfig {
             context: Context::new(),
             records: true,
+            execution: ExecutionContext::new(),
+            middleware: Vec::new(),
         }
+    }
+}
+
+impl fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let middleware: Vec<&str> = self.middleware.iter().map(|m| m.name()).collect();
+        f.debug_struct("RunConfig")
+            .field("context", &self.context)
+            .field("records", &self.records)
+            .field("execution", &self.execution)
+            .field("middleware", &middleware)
+            .finish()
     }
 }
 
@@ -51,6 +73,23 @@ impl RunConfig {
     /// holds all records.
     pub fn records(mut self, on: bool) -> Self {
         self.records = on;
+        self
+    }
+
+    /// Adds `context`'s keys to the execution context of every run (later keys win).
+    ///
+    /// A run's execution context is, key by key: the per-run one
+    /// ([`RunOptions::execution_context`]) over the runner's over the one of
+    /// the enclosing [`ExecutionContext::scope`]. A run with no correlation id
+    /// gets its run id as one.
+    pub fn with_execution_context(mut self, context: ExecutionContext) -> Self {
+        self.execution = self.execution.overlaid_with(&context);
+        self
+    }
+
+    /// Adds `middleware` around every run and node; the first added is the outermost.
+    pub fn with_middleware(mut self, middleware: impl Middleware) -> Self {
+        self.middleware.push(Arc::new(middleware));
         self
     }
 
@@ -88,6 +127,7 @@ pub struct StromaRunner {
 struct Shared {
     config: RunConfig,
     entries: SharedEntries,
+    middleware: Arc<[Arc<dyn Middleware>]>,
 }
 
 impl std::fmt::Debug for StromaRunner {
@@ -113,14 +153,31 @@ impl StromaRunner {
     /// A runner with `config`.
     pub fn new(config: RunConfig) -> Self {
         let entries = config.context.freeze();
+        let middleware = config.middleware.iter().cloned().collect();
         StromaRunner {
-            inner: Arc::new(Shared { config, entries }),
+            inner: Arc::new(Shared {
+                config,
+                entries,
+                middleware,
+            }),
         }
     }
 
     /// This runner with `context`'s entries added to what every run sees.
     pub fn with_context(self, context: Context) -> Self {
         Self::new(self.inner.config.clone().with_context(context))
+    }
+
+    /// This runner with `context`'s keys added to every run's execution
+    /// context; see [`RunConfig::with_execution_context`].
+    pub fn with_execution_context(self, context: ExecutionContext) -> Self {
+        Self::new(self.inner.config.clone().with_execution_context(context))
+    }
+
+    /// This runner with `middleware` around every run and node; the first
+    /// added is the outermost.
+    pub fn with_middleware(self, middleware: impl Middleware) -> Self {
+        Self::new(self.inner.config.clone().with_middleware(middleware))
     }
 
     /// The runner's configuration.
@@ -156,42 +213,164 @@ impl StromaRunner {
         P: RunsWith<M>,
         M: Send + 'static,
     {
+        self.run_with(pipeline, input, RunOptions::new().model(model))
+            .await
+    }
+
+    /// Runs `pipeline` on `input` with per-run `options`: the model, and an
+    /// execution context that takes precedence over the runner's.
+    ///
+    /// ```
+    /// use stroma_core::{ExecutionContext, RunOptions};
+    ///
+    /// let options = RunOptions::new()
+    ///     .model(vec![0_u32])
+    ///     .execution_context(ExecutionContext::of([("tenant_id", "acme")]));
+    /// // runner.run_with(&pipeline, input, options).await
+    /// # let _ = options;
+    /// ```
+    pub async fn run_with<P, M>(
+        &self,
+        pipeline: &P,
+        input: P::Input,
+        options: RunOptions<M>,
+    ) -> Result<RunResult<P::Output, M>, RunError>
+    where
+        P: RunsWith<M>,
+        M: Send + 'static,
+    {
         let run_id = RunId::new();
-        let context = Context::for_run(&self.inner.entries);
-        let mut cx = Cx::new(
-            context,
+        let execution = self.execution_for(run_id, options.execution.as_ref());
+        let cell = new_cell(execution.clone());
+        let run = RunContext {
+            graph_id: pipeline.name(),
             run_id,
-            model,
+            context: execution,
+        };
+        let span = tracing::info_span!(
+            "stroma.run",
+            run_id = %run_id,
+            pipeline = run.graph_id,
+            tenant = run.context.tenant_id(),
+            user = run.context.user_id(),
+            correlation = run.context.correlation_id(),
+        );
+        let state = RunState::new(
+            Context::for_run(&self.inner.entries, cell.clone()),
+            run,
             self.inner.config.records,
             pipeline.leaf_count(),
+            Arc::clone(&self.inner.middleware),
         );
-        let span = tracing::info_span!("stroma.run", run_id = %run_id, pipeline = pipeline.name());
-        // The pipeline future borrows `cx`; a panic inside drops it, so `cx`
+        let mut cx = Cx::new(state, options.model);
+        // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
-        let outcome = AssertUnwindSafe(pipeline.run(input, &mut cx))
-            .catch_unwind()
-            .instrument(span)
-            .await;
+        let outcome = with_cell(
+            cell,
+            AssertUnwindSafe(guarded(pipeline, input, &mut cx)).catch_unwind(),
+        )
+        .instrument(span)
+        .await;
         let failure = match outcome {
             Ok(Ok(final_state)) => {
-                let (context, model, records) = cx.into_parts();
+                let (state, model) = cx.into_parts();
                 return Ok(RunResult {
                     final_state,
                     run_id,
                     model,
-                    records,
-                    context,
+                    records: state.records,
+                    context: state.context,
                 });
             }
             Ok(Err(failure)) => failure,
             Err(payload) => {
-                cx.record_panic();
-                let node = cx.current_node().unwrap_or(pipeline.name());
+                let state = cx.state();
+                state.record_panic();
+                let node = state.current_node().unwrap_or(pipeline.name());
                 NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
             }
         };
         tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
-        let (context, model, records) = cx.into_parts();
-        Err(RunError::new(failure, run_id, records, context, model))
+        let (state, model) = cx.into_parts();
+        Err(RunError::new(
+            failure,
+            run_id,
+            state.records,
+            state.context,
+            model,
+        ))
+    }
+
+    /// The execution context of a new run, from the nearest source out.
+    fn execution_for(&self, run_id: RunId, per_run: Option<&ExecutionContext>) -> ExecutionContext {
+        let mut execution = current_execution_context()
+            .unwrap_or_default()
+            .overlaid_with(&self.inner.config.execution);
+        if let Some(per_run) = per_run {
+            execution = execution.overlaid_with(per_run);
+        }
+        if execution.correlation_id().is_none() {
+            execution = execution.plus(ExecutionContext::CORRELATION_ID, run_id.to_text());
+        }
+        execution
+    }
+}
+
+/// Runs the pipeline, inside the run hooks of the middleware if there are any.
+async fn guarded<P, M>(
+    pipeline: &P,
+    input: P::Input,
+    cx: &mut Cx<M>,
+) -> Result<P::Output, NodeFailure>
+where
+    P: RunsWith<M>,
+    M: Send + 'static,
+{
+    let middleware = Arc::clone(cx.state().middleware());
+    if middleware.is_empty() {
+        return pipeline.run(input, cx).await;
+    }
+    let run = cx.run_context().clone();
+    let body = async { pipeline.run(input, cx).await.map_err(BoxError::from) };
+    around(&middleware, HookArg::Run(&run), body)
+        .await
+        .map_err(|err| match err.downcast::<NodeFailure>() {
+            Ok(failure) => *failure,
+            // A run hook stopped the run: blame the pipeline.
+            Err(cause) => NodeFailure::error(run.graph_id, cause),
+        })
+}
+
+/// Per-run options for [`StromaRunner::run_with`]: the model and the execution context.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions<M = ()> {
+    model: M,
+    execution: Option<ExecutionContext>,
+}
+
+impl RunOptions {
+    /// No model (`()`), no per-run execution context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<M> RunOptions<M> {
+    /// Runs with `model` as the typed model.
+    pub fn model<N>(self, model: N) -> RunOptions<N> {
+        RunOptions {
+            model,
+            execution: self.execution,
+        }
+    }
+
+    /// Adds `context`'s keys to this run's execution context; they win over
+    /// the runner's and the enclosing scope's.
+    pub fn execution_context(mut self, context: ExecutionContext) -> Self {
+        self.execution = Some(match self.execution {
+            Some(earlier) => earlier.overlaid_with(&context),
+            None => context,
+        });
+        self
     }
 }

@@ -56,6 +56,16 @@ fn generate(input: &PipelineInput) -> TokenStream {
         .map(|(i, node)| format_ident!("__node{}", i, span = node.span()))
         .collect();
     let fields: Vec<_> = (0..count).map(syn::Index::from).collect();
+    // The default name lists the nodes as written: `fetch > parse > store`.
+    let default_name = nodes
+        .iter()
+        .map(|node| {
+            quote::ToTokens::to_token_stream(node)
+                .to_string()
+                .replace(" ,", ",")
+        })
+        .collect::<Vec<_>>()
+        .join(" > ");
     let first = &params[0];
     let last = &params[count - 1];
 
@@ -134,7 +144,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
             type Output = <#last as __stroma::Node>::Output;
             #[inline]
             fn name(&self) -> &'static str {
-                "pipeline"
+                #default_name
             }
             #[inline]
             fn leaf_count(&self) -> usize {

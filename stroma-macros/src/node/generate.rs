@@ -104,19 +104,13 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStre
     let mut prepare = TokenStream::new();
     let mut args = vec![quote!(input)];
     if sig.takes_context {
-        prepare.extend(quote!(let __ctx = cx.node_context(#name);));
+        prepare.extend(quote!(let __ctx = __run.node_context(#name);));
         args.push(quote!(&__ctx));
     }
     match &sig.model {
-        Some(ModelParam::Exclusive(_)) => {
-            prepare.extend(quote!(let __model = cx.model_mut();));
-            args.push(quote!(__model));
-        }
-        Some(ModelParam::Shared(_)) => {
-            prepare.extend(quote!(let __model = cx.model();));
-            args.push(quote!(__model));
-        }
-        None => {}
+        Some(ModelParam::Exclusive(_)) => args.push(quote!(__model)),
+        Some(ModelParam::Shared(_)) => args.push(quote!(&*__model)),
+        None => prepare.extend(quote!(let _ = __model;)),
     }
     // Spanned at the error type, so an error type that does not convert into
     // a boxed error is reported there.
@@ -134,16 +128,14 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStre
             ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
                    + ::core::marker::Send + 'a {
                 async move {
-                    let __start = cx.enter_node(#name);
-                    let __returned = {
-                        #prepare
-                        __stroma::Instrument::instrument(
-                            #ident::call(#(#args),*),
-                            __stroma::node_span(#name),
-                        )
+                    let (__run, __model) = cx.split();
+                    #prepare
+                    __run
+                        .run_node(#name, async move {
+                            let __returned = #ident::call(#(#args),*).await;
+                            #outcome
+                        })
                         .await
-                    };
-                    cx.leave_node(__start, #outcome)
                 }
             }
         }

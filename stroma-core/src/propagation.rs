@@ -1,0 +1,137 @@
+//! Task-local propagation of the [`ExecutionContext`]: `ExecutionContext::scope`,
+//! the `current_*` functions, and [`spawn`], which carries the context into a new task.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use tokio::task::JoinHandle;
+
+use crate::execution::ExecutionContext;
+
+/// The execution context of a scope or run. Shared, so that enrichment by a
+/// node reaches every later node of the run.
+pub(crate) type ExecutionCell = Arc<RwLock<ExecutionContext>>;
+
+tokio::task_local! {
+    static CURRENT: ExecutionCell;
+}
+
+pub(crate) fn new_cell(context: ExecutionContext) -> ExecutionCell {
+    Arc::new(RwLock::new(context))
+}
+
+pub(crate) fn read_cell(cell: &ExecutionCell) -> ExecutionContext {
+    cell.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Runs `future` with `cell` as the current execution context.
+pub(crate) async fn with_cell<F: Future>(cell: ExecutionCell, future: F) -> F::Output {
+    CURRENT.scope(cell, future).await
+}
+
+impl ExecutionContext {
+    /// Runs `future` with `context` as the current execution context: code
+    /// inside reads it with [`current_execution_context`] and friends, and
+    /// runs started inside inherit it.
+    ///
+    /// ```
+    /// use stroma_core::{ExecutionContext, current_tenant_id};
+    ///
+    /// async fn load_orders() -> String {
+    ///     // No parameter: the tenant comes from the enclosing scope.
+    ///     format!("orders of {}", current_tenant_id().unwrap_or_default())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let ctx = ExecutionContext::of([("tenant_id", "acme")]);
+    /// assert_eq!(ExecutionContext::scope(ctx, load_orders()).await, "orders of acme");
+    /// assert_eq!(current_tenant_id(), None, "outside the scope there is none");
+    /// # });
+    /// ```
+    pub async fn scope<F: Future>(context: ExecutionContext, future: F) -> F::Output {
+        with_cell(new_cell(context), future).await
+    }
+}
+
+/// The current execution context, or `None` outside any run or scope.
+pub fn current_execution_context() -> Option<ExecutionContext> {
+    CURRENT.try_with(read_cell).ok()
+}
+
+/// The current execution context, or an error outside any run or scope.
+pub fn require_execution_context() -> Result<ExecutionContext, NoExecutionContext> {
+    current_execution_context().ok_or(NoExecutionContext)
+}
+
+/// The current tenant id, if there is a current context with one.
+pub fn current_tenant_id() -> Option<String> {
+    current_str(ExecutionContext::tenant_id)
+}
+
+/// The current user id, if there is a current context with one.
+pub fn current_user_id() -> Option<String> {
+    current_str(ExecutionContext::user_id)
+}
+
+/// The current correlation id: inside a run always set (the run id unless
+/// the caller gave one).
+pub fn current_correlation_id() -> Option<String> {
+    current_str(ExecutionContext::correlation_id)
+}
+
+fn current_str(read: impl Fn(&ExecutionContext) -> Option<&str>) -> Option<String> {
+    CURRENT
+        .try_with(|cell| {
+            let guard = cell.read().unwrap_or_else(|e| e.into_inner());
+            read(&guard).map(str::to_owned)
+        })
+        .ok()
+        .flatten()
+}
+
+/// [`require_execution_context`] was called outside any run or scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoExecutionContext;
+
+impl std::fmt::Display for NoExecutionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "no execution context here: call this inside a run, inside \
+             `ExecutionContext::scope`, or in a task started with `stroma::spawn`",
+        )
+    }
+}
+
+impl std::error::Error for NoExecutionContext {}
+
+/// Spawns `future` on the tokio runtime, carrying the current execution
+/// context (a snapshot of it) into the new task.
+///
+/// Plain `tokio::spawn` does not: tokio's task-locals stay with the task that
+/// set them, so code in a task it starts sees no execution context.
+///
+/// ```
+/// use stroma_core::{ExecutionContext, current_tenant_id};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let ctx = ExecutionContext::of([("tenant_id", "acme")]);
+/// let (carried, lost) = ExecutionContext::scope(ctx, async {
+///     let carried = stroma_core::spawn(async { current_tenant_id() });
+///     let lost = tokio::spawn(async { current_tenant_id() });
+///     (carried.await.unwrap(), lost.await.unwrap())
+/// })
+/// .await;
+/// assert_eq!(carried.as_deref(), Some("acme"));
+/// assert_eq!(lost, None);
+/// # });
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match current_execution_context() {
+        Some(context) => tokio::spawn(ExecutionContext::scope(context, future)),
+        None => tokio::spawn(future),
+    }
+}
