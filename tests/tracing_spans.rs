@@ -1,4 +1,5 @@
-//! Every run and every node runs inside a tracing span carrying the run id and the node name.
+//! Every run and every node runs inside a tracing span carrying the run id,
+//! tenant, user and correlation id, and the node name.
 
 use std::sync::{Arc, Mutex};
 
@@ -76,7 +77,11 @@ fn runs_and_nodes_are_spanned() {
         .build()
         .unwrap();
     let result = tracing::subscriber::with_default(log.clone(), || {
-        runtime.block_on(StromaRunner::quick().run(&pipeline![first, second], 1))
+        let runner = StromaRunner::quick().with_execution_context(stroma::ExecutionContext::of([
+            ("tenant_id", "acme"),
+            ("user_id", "ada"),
+        ]));
+        runtime.block_on(runner.run(&pipeline![first, second], 1))
     })
     .unwrap();
 
@@ -90,6 +95,10 @@ fn runs_and_nodes_are_spanned() {
     let run = &spans[0];
     assert_eq!(run.name, "stroma.run");
     assert_eq!(field(run, "run_id"), Some(result.run_id.to_string()));
+    assert_eq!(field(run, "tenant").as_deref(), Some("acme"));
+    assert_eq!(field(run, "user").as_deref(), Some("ada"));
+    assert_eq!(field(run, "correlation"), Some(result.run_id.to_string()));
+    assert_eq!(field(run, "pipeline").as_deref(), Some("first > second"));
     let nodes: Vec<_> = spans[1..]
         .iter()
         .map(|s| (s.name, field(s, "node").unwrap(), s.parent))
