@@ -104,7 +104,8 @@ pub use stroma_macros::pipeline;
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Context, Node, NodeError, RunConfig, RunError, RunResult, StromaRunner, node, pipeline,
+        Context, ExecutionContext, Node, NodeError, NodeExt, RunConfig, RunError, RunOptions,
+        RunResult, StromaRunner, node, pipeline,
     };
     pub use serde::{Deserialize, Serialize};
 }
