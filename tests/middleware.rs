@@ -209,8 +209,10 @@ async fn a_run_hook_can_refuse_a_run_before_any_node_runs() {
     let err = runner.run(&p, 1).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "node `billing` failed: stopped by middleware `RequireTenant`: every run needs a tenant"
+        "run of `billing` failed: stopped by middleware `RequireTenant`: every run needs a tenant"
     );
+    assert!(err.is_run_stopped());
+    assert_eq!(err.node(), "billing");
     assert!(err.records().is_empty());
     assert!(!err.context().contains_named("first ran"));
 

@@ -244,12 +244,19 @@ impl fmt::Debug for ExecutionContext {
                 f.write_str("\"<redacted>\"")
             }
         }
+        /// A value as compact JSON: `"acme"`, `3`, `{"a":1}`.
+        struct Json<'a>(&'a Value);
+        impl fmt::Debug for Json<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self.0, f)
+            }
+        }
         let mut map = f.debug_map();
         for (key, value) in &self.inner.values {
             if self.inner.secrets.contains(key) {
                 map.entry(key, &Redacted);
             } else {
-                map.entry(key, value);
+                map.entry(key, &Json(value));
             }
         }
         map.finish()

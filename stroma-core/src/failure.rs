@@ -11,12 +11,27 @@ use crate::error::{BoxError, ContextError};
 pub struct NodeFailure {
     pub(crate) node: &'static str,
     pub(crate) cause: BoxError,
+    /// The whole run was stopped (by a run hook), not one node: `node` is the pipeline.
+    pub(crate) whole_run: bool,
 }
 
 impl NodeFailure {
     /// The node `node` returned `cause`.
     pub fn error(node: &'static str, cause: BoxError) -> Self {
-        NodeFailure { node, cause }
+        NodeFailure {
+            node,
+            cause,
+            whole_run: false,
+        }
+    }
+
+    /// The run of the pipeline `pipeline` was stopped before or around its nodes.
+    pub(crate) fn run_stopped(pipeline: &'static str, cause: BoxError) -> Self {
+        NodeFailure {
+            node: pipeline,
+            cause,
+            whole_run: true,
+        }
     }
 
     /// The failing node's name.
@@ -34,6 +49,9 @@ impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.cause.is::<NodePanic>() {
             return write!(f, "node `{}` {}", self.node, self.cause);
+        }
+        if self.whole_run {
+            return write!(f, "run of `{}` failed: {}", self.node, self.cause);
         }
         write!(f, "node `{}` failed: ", self.node)?;
         match self.cause.downcast_ref::<ContextError>() {

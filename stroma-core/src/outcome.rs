@@ -61,7 +61,8 @@ impl RunError {
         }
     }
 
-    /// The name of the node that failed.
+    /// The name of the node that failed; the pipeline's name when a
+    /// middleware stopped the whole run (see [`is_run_stopped`](Self::is_run_stopped)).
     pub fn node(&self) -> &'static str {
         self.inner.failure.node
     }
@@ -69,6 +70,11 @@ impl RunError {
     /// The failed run's id.
     pub fn run_id(&self) -> RunId {
         self.inner.run_id
+    }
+
+    /// Whether a middleware's run hook stopped the whole run, rather than one node failing.
+    pub fn is_run_stopped(&self) -> bool {
+        self.inner.failure.whole_run
     }
 
     /// Whether the node panicked (rather than returned an error).

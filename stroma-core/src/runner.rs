@@ -336,8 +336,8 @@ where
         .await
         .map_err(|err| match err.downcast::<NodeFailure>() {
             Ok(failure) => *failure,
-            // A run hook stopped the run: blame the pipeline.
-            Err(cause) => NodeFailure::error(run.graph_id, cause),
+            // A run hook stopped the run: no node to blame, the pipeline is named.
+            Err(cause) => NodeFailure::run_stopped(run.graph_id, cause),
         })
 }
 
