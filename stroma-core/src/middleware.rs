@@ -120,7 +120,7 @@ impl<'a> Next<'a> {
                 Hook::Run(run) => first.on_run(run, next).await,
                 Hook::Node(node) => first.on_node(node, next).await,
             };
-            self.state.attribute(outcome, first.name())
+            self.state.attribute(outcome, &**first)
         })
     }
 }
@@ -142,10 +142,15 @@ struct ChainState {
 
 impl ChainState {
     /// Names `middleware` in an error it made itself (not one from further in).
-    fn attribute(&self, outcome: Result<(), BoxError>, middleware: &str) -> Result<(), BoxError> {
+    /// The name is looked up only for an error: success stays cheap.
+    fn attribute(
+        &self,
+        outcome: Result<(), BoxError>,
+        middleware: &dyn Middleware,
+    ) -> Result<(), BoxError> {
         match outcome {
             Ok(()) if !self.reached.load(Ordering::Relaxed) => Err(Box::new(MiddlewareError {
-                middleware: middleware.to_owned(),
+                middleware: middleware.name().to_owned(),
                 cause: "it returned without calling `next`".into(),
             })),
             Ok(()) => Ok(()),
@@ -155,7 +160,7 @@ impl ChainState {
                 Err(err)
             }
             Err(cause) => Err(Box::new(MiddlewareError {
-                middleware: middleware.to_owned(),
+                middleware: middleware.name().to_owned(),
                 cause,
             })),
         }

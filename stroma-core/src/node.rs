@@ -150,15 +150,11 @@ pub struct RunState {
     pub(crate) run: RunContext,
     pub(crate) records: Vec<NodeRecord>,
     recording: bool,
-    current: Option<NodeStart>,
+    /// The node that started last, and when, if the run keeps records. Kept
+    /// as two fields written whole: the lean path writes only the name.
+    current: Option<&'static str>,
+    current_since: Option<Instant>,
     middleware: Arc<[Arc<dyn Middleware>]>,
-}
-
-/// When a node started, if the run keeps records.
-#[derive(Clone, Copy)]
-struct NodeStart {
-    name: &'static str,
-    at: Option<Instant>,
 }
 
 impl RunState {
@@ -179,6 +175,7 @@ impl RunState {
             },
             recording,
             current: None,
+            current_since: None,
             middleware,
         }
     }
@@ -199,24 +196,22 @@ impl RunState {
         name: &'static str,
         body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, NodeFailure> {
-        let start = NodeStart {
-            name,
-            at: self.recording.then(Instant::now),
+        self.current = Some(name);
+        let started = if self.recording {
+            let now = Instant::now();
+            self.current_since = Some(now);
+            Some(now)
+        } else {
+            None
         };
-        self.current = Some(start);
         let body = body.instrument(crate::__private::node_span(name));
         let outcome = if self.middleware.is_empty() {
             body.await
         } else {
-            let context = self.context.for_node(name);
-            let call = NodeCall {
-                node: name,
-                run: &self.run,
-                context: &context,
-            };
-            around(&self.middleware, HookArg::Node(&call), body).await
+            // Boxed, so the plain path's future does not carry the chain's state.
+            Box::pin(self.run_in_middleware(name, body)).await
         };
-        if let Some(at) = start.at {
+        if let Some(at) = started {
             self.records.push(NodeRecord {
                 name,
                 status: if outcome.is_ok() {
@@ -230,14 +225,28 @@ impl RunState {
         outcome.map_err(|cause| NodeFailure::error(name, cause))
     }
 
+    async fn run_in_middleware<O: Send>(
+        &self,
+        name: &'static str,
+        body: impl Future<Output = Result<O, BoxError>> + Send,
+    ) -> Result<O, BoxError> {
+        let context = self.context.for_node(name);
+        let call = NodeCall {
+            node: name,
+            run: &self.run,
+            context: &context,
+        };
+        around(&self.middleware, HookArg::Node(&call), body).await
+    }
+
     /// The node that started last: the one a panic came from.
     pub(crate) fn current_node(&self) -> Option<&'static str> {
-        self.current.map(|start| start.name)
+        self.current
     }
 
     /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
-        if let Some(NodeStart { name, at: Some(at) }) = self.current {
+        if let (Some(name), Some(at)) = (self.current, self.current_since) {
             self.records.push(NodeRecord {
                 name,
                 status: NodeStatus::Failed,
