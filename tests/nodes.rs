@@ -14,7 +14,7 @@ struct Page {
     body: String,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 struct Tally {
     pages: u32,
     bytes: usize,

@@ -8,6 +8,20 @@ pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
 pub use crate::node::{Accepts, Cx, Node, RunState, RunsWith};
+pub use crate::update::{
+    InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
+    ValidateWithModel, merge_fields,
+};
+
+/// Runs `future`, turning a panic inside it into its error, so a node that
+/// changes the model can put the model back before the run reports it.
+pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, BoxError> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|payload| Box::new(crate::failure::NodePanic::from_payload(&*payload)) as BoxError)
+}
 
 /// The span every node runs in.
 #[inline]

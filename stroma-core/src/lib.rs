@@ -10,6 +10,7 @@ mod error;
 mod execution;
 mod failure;
 mod middleware;
+mod model;
 mod named;
 mod node;
 mod outcome;
@@ -19,6 +20,7 @@ mod run_context;
 mod run_id;
 mod runner;
 mod type_map;
+mod update;
 
 #[doc(hidden)]
 pub mod __private;
@@ -29,6 +31,9 @@ pub use execution::{ExecutionContext, MetadataTypeError};
 pub use failure::{NodeFailure, NodePanic};
 pub use middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
+};
+pub use model::{
+    ExecutedCommandLog, HumanInteraction, ModelDataError, ModelValidate, PipelineContext,
 };
 pub use named::{Named, NodeExt};
 pub use node::{Accepts, Cx, Node, RunsWith};
@@ -41,3 +46,4 @@ pub use record::{NodeRecord, NodeStatus};
 pub use run_context::RunContext;
 pub use run_id::RunId;
 pub use runner::{RunConfig, RunOptions, StromaRunner};
+pub use update::ModelUpdateError;

@@ -12,6 +12,7 @@ use crate::context::Context;
 use crate::error::BoxError;
 use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, NodeCall, around};
+use crate::model::InputFiller;
 use crate::record::{NodeRecord, NodeStatus};
 use crate::run_context::RunContext;
 use crate::run_id::RunId;
@@ -155,6 +156,8 @@ pub struct RunState {
     current: Option<&'static str>,
     current_since: Option<Instant>,
     middleware: Arc<[Arc<dyn Middleware>]>,
+    /// Gives the model the run's input before the first node; taken then.
+    input_filler: Option<InputFiller>,
 }
 
 impl RunState {
@@ -177,6 +180,26 @@ impl RunState {
             current: None,
             current_since: None,
             middleware,
+            input_filler: None,
+        }
+    }
+
+    pub(crate) fn give_input_with(&mut self, filler: Option<InputFiller>) {
+        self.input_filler = filler;
+    }
+
+    /// Whether the model still waits for the run's input (before the first node).
+    #[doc(hidden)]
+    #[inline]
+    pub fn wants_input(&self) -> bool {
+        self.input_filler.is_some()
+    }
+
+    /// Gives `model` the run's input, as JSON, once.
+    #[doc(hidden)]
+    pub fn fill_input<M: 'static>(&mut self, model: &mut M, input: serde_json::Value) {
+        if let Some(fill) = self.input_filler.take() {
+            fill(model, input);
         }
     }
 

@@ -263,6 +263,8 @@ impl StromaRunner {
             Arc::clone(&self.inner.middleware),
         );
         let mut cx = Cx::new(state, options.model);
+        cx.state()
+            .give_input_with(crate::model::input_filler::<M>());
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
         let outcome = with_cell(

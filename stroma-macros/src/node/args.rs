@@ -1,4 +1,4 @@
-//! The attribute's arguments: `input = I, output = O, name = "..", crate = path`.
+//! The attribute's arguments: `input = I, output = O, name = "..", updates_context, crate = path`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
@@ -12,6 +12,8 @@ pub(crate) struct NodeArgs {
     pub(crate) output: Option<Type>,
     pub(crate) name: Option<LitStr>,
     pub(crate) krate: Option<Path>,
+    /// `updates_context`: merge the output into the model by field name.
+    pub(crate) updates_context: Option<Path>,
 }
 
 impl NodeArgs {
@@ -39,6 +41,15 @@ impl NodeArgs {
                 } else {
                     set_once(&mut args.name, &key, name)
                 }
+            } else if key.is_ident("updates_context") {
+                if meta.input.peek(syn::Token![=]) {
+                    Err(syn::Error::new_spanned(
+                        &key,
+                        "`updates_context` takes no value: write `#[node(updates_context)]`",
+                    ))
+                } else {
+                    set_once(&mut args.updates_context, &key, key.clone())
+                }
             } else if key.is_ident("crate") {
                 set_once(&mut args.krate, &key, meta.value()?.parse()?)
             } else {
@@ -49,7 +60,8 @@ impl NodeArgs {
                     &key,
                     format!(
                         "unknown `#[node]` argument `{shown}`; \
-                         expected `input = Type`, `output = Type`, `name = \"..\"` or `crate = path`"
+                         expected `input = Type`, `output = Type`, `name = \"..\"`, \
+                         `updates_context` or `crate = path`"
                     ),
                 ))
             };

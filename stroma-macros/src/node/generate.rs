@@ -42,7 +42,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
         ..fn_sig
     };
 
-    let run_impl = run_impl(&ident, &name, sig);
+    let run_impl = run_impl(&ident, &name, sig, args.updates_context.is_some());
 
     quote! {
         #(#docs)*
@@ -90,7 +90,7 @@ fn same_type(declared: &Type, actual: &Type) -> TokenStream {
 }
 
 /// `RunsWith<M>` for every model, or for the one model the function takes.
-fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStream {
+fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: bool) -> TokenStream {
     let input = &sig.input;
     let output = &sig.output;
     let (impl_generics, model_ty) = match &sig.model {
@@ -107,16 +107,63 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStre
         prepare.extend(quote!(let __ctx = __run.node_context(#name);));
         args.push(quote!(&__ctx));
     }
+    let changes_model = matches!(sig.model, Some(ModelParam::Exclusive(_)));
     match &sig.model {
-        Some(ModelParam::Exclusive(_)) => args.push(quote!(__model)),
+        Some(ModelParam::Exclusive(_)) => args.push(quote!(&mut *__model)),
         Some(ModelParam::Shared(_)) => args.push(quote!(&*__model)),
-        None => prepare.extend(quote!(let _ = __model;)),
+        None => {}
     }
     // Spanned at the error type, so an error type that does not convert into
     // a boxed error is reported there.
     let outcome = match sig.error {
         Some(error) => quote_spanned!(error=> __stroma::from_result(__returned)),
         None => quote!(__stroma::ok(__returned)),
+    };
+    let call = quote!(#ident::call(#(#args),*));
+
+    let body = if sig.model.is_none() {
+        quote! {
+            async move {
+                let __returned = #call.await;
+                #outcome
+            }
+        }
+    } else {
+        // A node that may change the model: a panic becomes its error, the
+        // model is validated after it, and any failure puts the model back.
+        let merge = updates.then(|| {
+            quote! {
+                __stroma::merge_fields(&mut *__model, &__output, |__next| {
+                    (&__stroma::ValidateProbe(__next)).stroma_validate()
+                })?;
+            }
+        });
+        let validate = changes_model
+            .then(|| quote!((&__stroma::ValidateProbe(&*__model)).stroma_validate()?;));
+        quote! {
+            async {
+                let __returned = __stroma::catch_panic(#call).await?;
+                let __output = #outcome?;
+                #merge
+                #validate
+                ::core::result::Result::Ok(__output)
+            }
+        }
+    };
+    let run = if changes_model || updates {
+        // Spanned at the model's type: a model that cannot be copied is reported there.
+        let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
+        let snapshot = quote_spanned!(model_span=> __stroma::Snapshot::snapshot(&*__model));
+        quote! {
+            let __saved = #snapshot;
+            let __result = __run.run_node(#name, #body).await;
+            if __result.is_err() {
+                *__model = __saved;
+            }
+            __result
+        }
+    } else {
+        quote!(__run.run_node(#name, #body).await)
     };
 
     quote! {
@@ -127,15 +174,15 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature) -> TokenStre
                 cx: &'a mut __stroma::Cx<#model_ty>,
             ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
                    + ::core::marker::Send + 'a {
+                #[allow(unused_imports)]
+                use __stroma::{InputAsJson as _, InputNotJson as _, ValidateAlways as _, ValidateWithModel as _};
                 async move {
                     let (__run, __model) = cx.split();
+                    if __run.wants_input() {
+                        __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
+                    }
                     #prepare
-                    __run
-                        .run_node(#name, async move {
-                            let __returned = #ident::call(#(#args),*).await;
-                            #outcome
-                        })
-                        .await
+                    #run
                 }
             }
         }

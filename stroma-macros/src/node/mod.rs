@@ -26,7 +26,16 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
         Err(err) => return with_errors(item, err),
     };
-    let signature = signature::NodeSignature::read(&item_fn.sig);
+    let signature = signature::NodeSignature::read(&item_fn.sig).and_then(|signature| {
+        match (&parsed_args, &signature.model) {
+            (Ok(args), None) if args.updates_context.is_some() => Err(syn::Error::new_spanned(
+                args.updates_context.as_ref(),
+                "an `updates_context` node merges its output into the model, so it takes \
+                 the model: add a parameter `model: &M` (or `&mut M`) naming the model's type",
+            )),
+            _ => Ok(signature),
+        }
+    });
     match (parsed_args, signature) {
         (Ok(args), Ok(signature)) => generate::node(&args, &signature, item_fn),
         (Err(mut a), Err(b)) => {

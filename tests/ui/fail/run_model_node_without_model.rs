@@ -1,6 +1,6 @@
 use stroma::prelude::*;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Tally {
     seen: u32,
 }

@@ -1,0 +1,305 @@
+//! The typed run model: [`PipelineContext`] with its built-in fields, the
+//! [`ModelValidate`] hook, and construction from partial initial data.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::{LazyLock, RwLock};
+use std::time::SystemTime;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// A check a model runs after every change a node makes to it.
+///
+/// Implement it to keep a model consistent: when `validate` errs after a
+/// node changed the model, the node fails with the message and the model is
+/// put back as it was before that node. Models that do not implement it are
+/// always valid.
+///
+/// ```
+/// use stroma_core::ModelValidate;
+///
+/// #[derive(Clone)]
+/// struct Budget { spent: u32, limit: u32 }
+///
+/// impl ModelValidate for Budget {
+///     fn validate(&self) -> Result<(), String> {
+///         if self.spent > self.limit {
+///             return Err(format!("spent {} over the limit of {}", self.spent, self.limit));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait ModelValidate {
+    /// `Ok` when the model is consistent; otherwise what is wrong.
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// A question put to a person during a run, and the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HumanInteraction {
+    /// When the question was asked.
+    pub asked_at: SystemTime,
+    /// When the answer came, if it has.
+    pub answered_at: Option<SystemTime>,
+    /// What was asked.
+    pub prompt: String,
+    /// What the person answered, if they have.
+    pub response: Option<String>,
+}
+
+/// A command a run issued, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutedCommandLog {
+    /// When the command started.
+    pub started_at: SystemTime,
+    /// When it finished.
+    pub finished_at: SystemTime,
+    /// The command, as issued.
+    pub command: String,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+    /// What it printed or returned, or why it failed.
+    pub outcome: String,
+}
+
+/// A typed run model: the user's fields `T` beside built-in fields the
+/// runner and nodes share.
+///
+/// The user's fields are reached through `Deref`: `model.is_clear` reads
+/// `T::is_clear`. Serialized, `T`'s fields stand beside the built-ins as
+/// top-level keys, so a node updating the model by field name
+/// (`#[node(updates_context)]`) names them directly.
+///
+/// `initial_input` is filled by the runner with the run's input, as JSON,
+/// before the first node runs (when the input type is `Serialize`).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use serde_json::json;
+/// use stroma_core::PipelineContext;
+///
+/// #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// struct Discovery { frontier: Vec<u32>, seen: Vec<u32> }
+///
+/// let ctx = PipelineContext::<Discovery>::from_initial(json!({"frontier": [123]})).unwrap();
+/// assert_eq!(ctx.frontier, [123]);        // by Deref
+/// assert!(ctx.seen.is_empty());            // missing: the default
+///
+/// let err = PipelineContext::<Discovery>::from_initial(json!({"frontier": [1], "sen": []}));
+/// assert!(err.unwrap_err().to_string().contains("`sen`"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PipelineContext<T> {
+    /// The run's input, as JSON (filled by the runner).
+    pub initial_input: Value,
+    /// Free-form notes nodes share.
+    pub scratchpad: Map<String, Value>,
+    /// Every question put to a person, in order.
+    pub hitl_history: Vec<HumanInteraction>,
+    /// Every command the run issued, in order.
+    pub command_log: Vec<ExecutedCommandLog>,
+    /// The user's fields.
+    #[serde(flatten)]
+    pub data: T,
+}
+
+/// The built-in keys, which [`PipelineContext::from_initial`] accepts beside `T`'s.
+const BUILT_IN: [&str; 4] = ["initial_input", "scratchpad", "hitl_history", "command_log"];
+
+/// Partial initial data did not make a model: which key, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelDataError {
+    key: Option<String>,
+    message: String,
+}
+
+impl ModelDataError {
+    /// The offending key, when one key is at fault.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+impl fmt::Display for ModelDataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(key) => write!(f, "model field `{key}`: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ModelDataError {}
+
+impl<T> PipelineContext<T> {
+    /// A model holding `data` and empty built-ins.
+    pub fn new(data: T) -> Self
+    where
+        T: 'static,
+    {
+        register_input_filler::<T>();
+        PipelineContext {
+            initial_input: Value::Null,
+            scratchpad: Map::new(),
+            hitl_history: Vec::new(),
+            command_log: Vec::new(),
+            data,
+        }
+    }
+}
+
+impl<T: Default + Serialize + DeserializeOwned + 'static> PipelineContext<T> {
+    /// A model from partial data: a JSON object with some of `T`'s fields
+    /// and of the built-ins. Missing fields take `T::default()`'s values; an
+    /// unknown key, or a value of the wrong type, is an error naming it.
+    pub fn from_initial(data: Value) -> Result<Self, ModelDataError> {
+        let Value::Object(given) = data else {
+            return Err(ModelDataError {
+                key: None,
+                message: format!("initial model data must be a JSON object, not `{data}`"),
+            });
+        };
+        let mut merged = match serde_json::to_value(Self::new(T::default())) {
+            Ok(Value::Object(defaults)) => defaults,
+            _ => {
+                return Err(ModelDataError {
+                    key: None,
+                    message: "the model's fields must serialize as a JSON object".into(),
+                });
+            }
+        };
+        for (key, _) in &given {
+            if !merged.contains_key(key) {
+                let mut known: Vec<&str> = merged
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !BUILT_IN.contains(k))
+                    .collect();
+                known.sort_unstable();
+                return Err(ModelDataError {
+                    key: Some(key.clone()),
+                    message: format!("no such field; the model's fields are {known:?}"),
+                });
+            }
+        }
+        let defaults = merged.clone();
+        merged.extend(given.clone());
+        match serde_json::from_value::<Self>(Value::Object(merged)) {
+            Ok(model) => Ok(model),
+            // Find the key at fault: apply the given keys one at a time.
+            Err(err) => Err(given
+                .into_iter()
+                .find_map(|(key, value)| {
+                    let mut one = defaults.clone();
+                    one.insert(key.clone(), value);
+                    serde_json::from_value::<Self>(Value::Object(one))
+                        .err()
+                        .map(|err| ModelDataError {
+                            key: Some(key),
+                            message: err.to_string(),
+                        })
+                })
+                .unwrap_or(ModelDataError {
+                    key: None,
+                    message: err.to_string(),
+                })),
+        }
+    }
+}
+
+impl<T: Default + 'static> Default for PipelineContext<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T> Deref for PipelineContext<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T> DerefMut for PipelineContext<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T: ModelValidate> ModelValidate for PipelineContext<T> {
+    fn validate(&self) -> Result<(), String> {
+        self.data.validate()
+    }
+}
+
+impl<'de, T: Deserialize<'de> + 'static> Deserialize<'de> for PipelineContext<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The same shape, derived; the public type adds the registration.
+        #[derive(Deserialize)]
+        struct Shape<T> {
+            #[serde(default)]
+            initial_input: Value,
+            #[serde(default)]
+            scratchpad: Map<String, Value>,
+            #[serde(default)]
+            hitl_history: Vec<HumanInteraction>,
+            #[serde(default)]
+            command_log: Vec<ExecutedCommandLog>,
+            #[serde(flatten)]
+            data: T,
+        }
+        let shape = Shape::<T>::deserialize(deserializer)?;
+        let mut model = PipelineContext::new(shape.data);
+        model.initial_input = shape.initial_input;
+        model.scratchpad = shape.scratchpad;
+        model.hitl_history = shape.hitl_history;
+        model.command_log = shape.command_log;
+        Ok(model)
+    }
+}
+
+/// Sets a model's `initial_input`, for model types that have one.
+pub(crate) type InputFiller = fn(&mut dyn Any, Value);
+
+/// Which model types take the run's input, by `TypeId`: filled as
+/// `PipelineContext<T>`s are made, read once per run.
+static INPUT_FILLERS: LazyLock<RwLock<HashMap<TypeId, InputFiller>>> =
+    LazyLock::new(Default::default);
+
+fn register_input_filler<T: 'static>() {
+    fn fill<T: 'static>(model: &mut dyn Any, input: Value) {
+        if let Some(model) = model.downcast_mut::<PipelineContext<T>>() {
+            model.initial_input = input;
+        }
+    }
+    let key = TypeId::of::<PipelineContext<T>>();
+    let known = INPUT_FILLERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&key);
+    if !known {
+        INPUT_FILLERS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, fill::<T>);
+    }
+}
+
+/// How to give a model of type `M` the run's input, if it takes it.
+pub(crate) fn input_filler<M: 'static>() -> Option<InputFiller> {
+    if TypeId::of::<M>() == TypeId::of::<()>() {
+        return None;
+    }
+    INPUT_FILLERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&TypeId::of::<M>())
+        .copied()
+}
