@@ -34,6 +34,26 @@ impl NodeFailure {
         }
     }
 
+    /// The same failure with its cause wrapped by `wrap`.
+    pub(crate) fn map_cause(self, wrap: impl FnOnce(BoxError) -> BoxError) -> Self {
+        NodeFailure {
+            cause: wrap(self.cause),
+            ..self
+        }
+    }
+
+    /// Whether the cause, or any error under it, is a panic.
+    pub(crate) fn is_panic(&self) -> bool {
+        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.cause);
+        while let Some(current) = error {
+            if current.is::<NodePanic>() {
+                return true;
+            }
+            error = current.source();
+        }
+        false
+    }
+
     /// The failing node's name.
     pub fn node(&self) -> &'static str {
         self.node
@@ -48,6 +68,9 @@ impl NodeFailure {
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.cause.is::<NodePanic>() {
+            return write!(f, "node `{}` {}", self.node, self.cause);
+        }
+        if self.is_panic() {
             return write!(f, "node `{}` {}", self.node, self.cause);
         }
         if self.whole_run {

@@ -7,8 +7,10 @@
 
 mod context;
 mod error;
+mod event;
 mod execution;
 mod failure;
+mod looping;
 mod middleware;
 mod model;
 mod named;
@@ -27,8 +29,10 @@ pub mod __private;
 
 pub use context::Context;
 pub use error::{BoxError, ContextError, NodeError};
+pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
 pub use failure::{NodeFailure, NodePanic};
+pub use looping::{LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until};
 pub use middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
 };
@@ -45,5 +49,5 @@ pub use propagation::{
 pub use record::{NodeRecord, NodeStatus};
 pub use run_context::RunContext;
 pub use run_id::RunId;
-pub use runner::{RunConfig, RunOptions, StromaRunner};
+pub use runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
 pub use update::ModelUpdateError;

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use crate::context::Context;
 use crate::error::BoxError;
+use crate::event::{Event, EventSink};
 use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, NodeCall, around};
 use crate::model::InputFiller;
@@ -158,6 +159,8 @@ pub struct RunState {
     middleware: Arc<[Arc<dyn Middleware>]>,
     /// Gives the model the run's input before the first node; taken then.
     input_filler: Option<InputFiller>,
+    /// Where events go, when the run is streamed.
+    events: Option<EventSink>,
 }
 
 impl RunState {
@@ -181,6 +184,20 @@ impl RunState {
             current_since: None,
             middleware,
             input_filler: None,
+            events: None,
+        }
+    }
+
+    pub(crate) fn stream_to(&mut self, sink: EventSink) {
+        self.events = Some(sink);
+    }
+
+    /// Reports `event` when the run is streamed.
+    #[inline]
+    pub(crate) fn emit(&self, event: Event) {
+        if let Some(sink) = &self.events {
+            // A consumer that stopped listening does not stop the run.
+            let _ = sink.unbounded_send(event);
         }
     }
 
@@ -220,9 +237,10 @@ impl RunState {
         body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, NodeFailure> {
         self.current = Some(name);
-        let started = if self.recording {
+        let started = if self.recording || self.events.is_some() {
             let now = Instant::now();
             self.current_since = Some(now);
+            self.emit(Event::NodeStarted { name });
             Some(now)
         } else {
             None
@@ -235,14 +253,25 @@ impl RunState {
             Box::pin(self.run_in_middleware(name, body)).await
         };
         if let Some(at) = started {
-            self.records.push(NodeRecord {
-                name,
-                status: if outcome.is_ok() {
-                    NodeStatus::Completed
-                } else {
-                    NodeStatus::Failed
+            let duration = at.elapsed();
+            if self.recording {
+                self.records.push(NodeRecord {
+                    name,
+                    status: if outcome.is_ok() {
+                        NodeStatus::Completed
+                    } else {
+                        NodeStatus::Failed
+                    },
+                    duration,
+                });
+            }
+            self.emit(match &outcome {
+                Ok(_) => Event::NodeCompleted { name, duration },
+                Err(err) => Event::NodeFailed {
+                    name,
+                    duration,
+                    error: err.to_string(),
                 },
-                duration: at.elapsed(),
             });
         }
         outcome.map_err(|cause| NodeFailure::error(name, cause))
@@ -270,11 +299,21 @@ impl RunState {
     /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
         if let (Some(name), Some(at)) = (self.current, self.current_since) {
-            self.records.push(NodeRecord {
+            let duration = at.elapsed();
+            if self.recording {
+                self.records.push(NodeRecord {
+                    name,
+                    status: NodeStatus::Failed,
+                    duration,
+                });
+            }
+            self.emit(Event::NodeFailed {
                 name,
-                status: NodeStatus::Failed,
-                duration: at.elapsed(),
+                duration,
+                error: "panicked".into(),
             });
+            // Reported once, even if an enclosing loop and the runner both catch it.
+            self.current_since = None;
         }
     }
 

@@ -5,7 +5,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use crate::context::Context;
-use crate::failure::{NodeFailure, NodePanic};
+use crate::failure::NodeFailure;
 use crate::record::NodeRecord;
 use crate::run_id::RunId;
 
@@ -79,7 +79,7 @@ impl RunError {
 
     /// Whether the node panicked (rather than returned an error).
     pub fn is_panic(&self) -> bool {
-        self.inner.failure.cause.is::<NodePanic>()
+        self.inner.failure.is_panic()
     }
 
     /// The node's error.

@@ -1,14 +1,19 @@
 //! [`StromaRunner`] and its [`RunConfig`]: what starts runs.
 
 use std::fmt;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::FutureExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::future::Either;
+use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::context::{Context, SharedEntries};
 use crate::error::BoxError;
+use crate::event::{Event, EventSink};
 use crate::execution::ExecutionContext;
 use crate::failure::{NodeFailure, NodePanic};
 use crate::middleware::{HookArg, Middleware, around};
@@ -239,6 +244,75 @@ impl StromaRunner {
         P: RunsWith<M>,
         M: Send + 'static,
     {
+        self.run_reporting(pipeline, input, options, None).await
+    }
+
+    /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
+    /// what happens as it happens: a stream of [`RunEvent::Event`]s (run
+    /// started, each node started and completed or failed with its duration,
+    /// each loop iteration, in order), then one [`RunEvent::Finished`] with
+    /// the run's result.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use stroma_core::{RunEvent, StromaRunner};
+    ///
+    /// # async fn show<P: stroma_core::RunsWith<(), Input = u32>>(p: P) where P::Output: std::fmt::Debug {
+    /// let runner = StromaRunner::quick();
+    /// let mut events = std::pin::pin!(runner.stream(&p, 1));
+    /// while let Some(item) = events.next().await {
+    ///     match item {
+    ///         RunEvent::Event(event) => println!("{event:?}"),
+    ///         RunEvent::Finished(result) => println!("done: {:?}", result.map(|r| r.final_state)),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn stream<'a, P>(
+        &'a self,
+        pipeline: &'a P,
+        input: P::Input,
+    ) -> impl Stream<Item = RunEvent<P::Output>> + Send + 'a
+    where
+        P: RunsWith<()>,
+    {
+        self.stream_with(pipeline, input, RunOptions::new())
+    }
+
+    /// [`stream`](Self::stream) with per-run options, as [`run_with`](Self::run_with).
+    pub fn stream_with<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
+        input: P::Input,
+        options: RunOptions<M>,
+    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'a
+    where
+        P: RunsWith<M>,
+        M: Send + 'static,
+    {
+        let (sink, events) = futures::channel::mpsc::unbounded();
+        let run = Box::pin(self.run_reporting(pipeline, input, options, Some(sink)));
+        futures::stream::unfold(
+            Streaming {
+                run: Some(run),
+                events,
+                result: None,
+            },
+            Streaming::next,
+        )
+    }
+
+    async fn run_reporting<P, M>(
+        &self,
+        pipeline: &P,
+        input: P::Input,
+        options: RunOptions<M>,
+        sink: Option<EventSink>,
+    ) -> Result<RunResult<P::Output, M>, RunError>
+    where
+        P: RunsWith<M>,
+        M: Send + 'static,
+    {
         let run_id = RunId::new();
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let cell = new_cell(execution.clone());
@@ -265,6 +339,14 @@ impl StromaRunner {
         let mut cx = Cx::new(state, options.model);
         cx.state()
             .give_input_with(crate::model::input_filler::<M>());
+        if let Some(sink) = sink {
+            let state = cx.state();
+            state.stream_to(sink);
+            state.emit(Event::RunStarted {
+                run_id,
+                graph_id: pipeline.name(),
+            });
+        }
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
         let outcome = with_cell(
@@ -341,6 +423,48 @@ where
             // A run hook stopped the run: no node to blame, the pipeline is named.
             Err(cause) => NodeFailure::run_stopped(run.graph_id, cause),
         })
+}
+
+/// What [`StromaRunner::stream`] yields: events as they happen, then the result.
+#[derive(Debug)]
+pub enum RunEvent<O, M = ()> {
+    /// Something happened.
+    Event(Event),
+    /// The run ended; always the last item.
+    Finished(Result<RunResult<O, M>, RunError>),
+}
+
+/// A streamed run: its future, the events it reports, and its result once in.
+struct Streaming<F: Future> {
+    run: Option<Pin<Box<F>>>,
+    events: UnboundedReceiver<Event>,
+    result: Option<F::Output>,
+}
+
+impl<F, O, M> Streaming<F>
+where
+    F: Future<Output = Result<RunResult<O, M>, RunError>>,
+{
+    /// The next item: an event while the run goes on (the run is driven while
+    /// waiting for one), then the events still queued, then the result.
+    async fn next(mut self) -> Option<(RunEvent<O, M>, Self)> {
+        if let Some(run) = self.run.as_mut() {
+            match futures::future::select(self.events.next(), run.as_mut()).await {
+                Either::Left((Some(event), _)) => return Some((RunEvent::Event(event), self)),
+                Either::Left((None, _)) => {
+                    let result = run.as_mut().await;
+                    self.result = Some(result);
+                }
+                Either::Right((result, _)) => self.result = Some(result),
+            }
+            self.run = None;
+        }
+        if let Ok(event) = self.events.try_recv() {
+            return Some((RunEvent::Event(event), self));
+        }
+        let result = self.result.take()?;
+        Some((RunEvent::Finished(result), self))
+    }
 }
 
 /// Per-run options for [`StromaRunner::run_with`]: the model and the execution context.

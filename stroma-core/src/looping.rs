@@ -1,0 +1,273 @@
+//! [`loop_until`]: run a node again and again on its own output, each
+//! iteration on a copy of the model that is kept only if the iteration succeeds.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+
+use crate::error::BoxError;
+use crate::event::Event;
+use crate::failure::{NodeFailure, NodePanic};
+use crate::node::{Accepts, Cx, Node, RunsWith};
+
+/// A node that can be a loop's body: its output type is its input type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a loop body: its output type must be its input type",
+    label = "the output of this node is not its input",
+    note = "`loop_until` feeds each iteration's output to the next iteration"
+)]
+pub trait LoopBody: Node {
+    /// Passes an iteration's output on as the next iteration's input.
+    fn feed(output: Self::Output) -> Self::Input;
+}
+
+impl<B: Node + Accepts<<B as Node>::Output>> LoopBody for B {
+    #[inline(always)]
+    fn feed(output: Self::Output) -> Self::Input {
+        B::accept(output)
+    }
+}
+
+/// Runs `body` on its own output until `until(output, model)` says done.
+///
+/// Each iteration runs on a copy of the model that is kept only if the
+/// iteration succeeds; a failed iteration leaves the model as the previous
+/// one left it and fails the loop, naming the iteration. Reaching the cap
+/// ([`max_loops`](LoopUntil::max_loops), 10 unless set) without `until`
+/// saying done is an error naming the loop and its cap, or, with
+/// [`return_last_on_cap`](LoopUntil::return_last_on_cap), returns the last
+/// output.
+///
+/// ```
+/// use stroma_core::loop_until;
+/// # use stroma_core::__private as _;
+/// # fn doc<B: stroma_core::Node<Input = String, Output = String>>(refine: B) {
+/// let refinement = loop_until(refine, |text: &String, _model: &()| text.len() > 40)
+///     .max_loops(5)
+///     .named("refinement");
+/// # let _ = refinement;
+/// # }
+/// ```
+pub fn loop_until<B, F, M>(body: B, until: F) -> LoopUntil<B, F, M>
+where
+    B: LoopBody,
+    F: Fn(&B::Output, &M) -> bool,
+{
+    LoopUntil {
+        body,
+        until,
+        max_loops: 10,
+        name: "loop_until",
+        on_cap: OnCap::Fail,
+        model: PhantomData,
+    }
+}
+
+/// A loop; see [`loop_until`].
+pub struct LoopUntil<B, F, M> {
+    body: B,
+    until: F,
+    max_loops: u32,
+    name: &'static str,
+    on_cap: OnCap,
+    model: PhantomData<fn(&M)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnCap {
+    Fail,
+    ReturnLast,
+}
+
+impl<B, F, M> LoopUntil<B, F, M> {
+    /// At most `n` iterations (at least one runs).
+    pub fn max_loops(mut self, n: u32) -> Self {
+        self.max_loops = n.max(1);
+        self
+    }
+
+    /// The loop's name, shown in errors, events and spans.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// At the cap, return the last iteration's output instead of failing.
+    pub fn return_last_on_cap(mut self) -> Self {
+        self.on_cap = OnCap::ReturnLast;
+        self
+    }
+}
+
+impl<B: Clone, F: Clone, M> Clone for LoopUntil<B, F, M> {
+    fn clone(&self) -> Self {
+        LoopUntil {
+            body: self.body.clone(),
+            until: self.until.clone(),
+            max_loops: self.max_loops,
+            name: self.name,
+            on_cap: self.on_cap,
+            model: PhantomData,
+        }
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<B, F, M> Node for LoopUntil<B, F, M>
+where
+    B: LoopBody,
+    F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
+    M: 'static,
+{
+    type Input = B::Input;
+    type Output = B::Output;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn leaf_count(&self) -> usize {
+        self.body.leaf_count()
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<B, F, M> Accepts<B::Input> for LoopUntil<B, F, M>
+where
+    B: LoopBody,
+    F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
+    M: 'static,
+{
+    type Checked = Self;
+
+    #[inline(always)]
+    fn accept(value: B::Input) -> B::Input {
+        value
+    }
+}
+
+impl<B, F, M> RunsWith<M> for LoopUntil<B, F, M>
+where
+    B: LoopBody + RunsWith<M>,
+    F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
+    M: Clone + Send + 'static,
+{
+    // Written out: the trait promises a `Send` future, which this states.
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        async move {
+            let mut value = input;
+            for iteration in 1..=self.max_loops {
+                cx.state().emit(Event::LoopIteration {
+                    name: self.name,
+                    iteration,
+                });
+                let kept = cx.model().clone();
+                let outcome = AssertUnwindSafe(self.body.run(value, cx))
+                    .catch_unwind()
+                    .await;
+                let failure = match outcome {
+                    Ok(Ok(output)) => {
+                        if (self.until)(&output, cx.model()) {
+                            return Ok(output);
+                        }
+                        if iteration == self.max_loops {
+                            return match self.on_cap {
+                                OnCap::ReturnLast => Ok(output),
+                                OnCap::Fail => Err(NodeFailure::error(
+                                    self.name,
+                                    Box::new(LoopCapReached {
+                                        name: self.name,
+                                        max_loops: self.max_loops,
+                                    }),
+                                )),
+                            };
+                        }
+                        value = B::feed(output);
+                        continue;
+                    }
+                    Ok(Err(failure)) => failure,
+                    Err(payload) => {
+                        let state = cx.state();
+                        state.record_panic();
+                        let node = state.current_node().unwrap_or(self.name);
+                        NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
+                    }
+                };
+                // The failed iteration's changes are discarded.
+                *cx.model_mut() = kept;
+                return Err(failure.map_cause(|cause| {
+                    Box::new(LoopIterationFailed {
+                        name: self.name,
+                        iteration,
+                        cause,
+                    })
+                }));
+            }
+            unreachable!("max_loops is at least 1, and the last iteration returns")
+        }
+    }
+}
+
+/// A loop ran `max_loops` iterations without its exit condition holding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopCapReached {
+    name: &'static str,
+    max_loops: u32,
+}
+
+impl fmt::Display for LoopCapReached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loop `{}` reached its cap of {} iterations without its exit condition holding; \
+             raise `max_loops`, or use `return_last_on_cap()` to take the last output",
+            self.name, self.max_loops
+        )
+    }
+}
+
+impl std::error::Error for LoopCapReached {}
+
+/// An iteration of a loop failed; its changes to the model were discarded.
+#[derive(Debug)]
+pub struct LoopIterationFailed {
+    name: &'static str,
+    iteration: u32,
+    cause: BoxError,
+}
+
+impl LoopIterationFailed {
+    /// Which iteration failed, from 1.
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+
+    /// The loop's name.
+    pub fn loop_name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Display for LoopIterationFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (in iteration {} of loop `{}`, whose changes were discarded)",
+            self.cause, self.iteration, self.name
+        )
+    }
+}
+
+impl std::error::Error for LoopIterationFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.cause)
+    }
+}
