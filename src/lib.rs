@@ -101,11 +101,43 @@ pub use stroma_macros::node;
 /// with `crate = path;` when the `stroma` crate is reachable under another path.
 pub use stroma_macros::pipeline;
 
+/// Runs nodes concurrently on one input: `parallel![a, b, c]`.
+///
+/// Every branch gets a clone of the input; all run concurrently in the same
+/// task (no `'static` bound, no spawn); the output is the tuple of the
+/// branches' outputs, in declaration order. Every branch takes the same
+/// input type, which the compiler checks, pointing at a branch that does not.
+///
+/// Each branch works on its own copy of the run's model. When all succeed,
+/// the copies are merged into the model field by field, in declaration order
+/// whatever order the branches finished in: a field one branch changed takes
+/// its value; two branches writing different values to one field is an error
+/// naming the field, unless the field is an [`Append`], a [`Sum`] or a
+/// [`Reduce`]. When any branch fails (or panics), the whole fails, the error
+/// reports every branch's outcome, and the model is left as it was. Merging
+/// needs a model that is `Clone`, `Serialize` and `Deserialize`, nothing more.
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// #[node]
+/// async fn double(n: u32) -> u32 { n * 2 }
+/// #[node]
+/// async fn describe(n: u32) -> String { format!("#{n}") }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let both = parallel![double, describe];
+/// let result = StromaRunner::quick().run(&both, 21).await.unwrap();
+/// assert_eq!(result.final_state, (42, "#21".to_string()));
+/// # });
+/// ```
+pub use stroma_macros::parallel;
+
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Context, ExecutionContext, Node, NodeError, NodeExt, RunConfig, RunError, RunOptions,
-        RunResult, StromaRunner, node, pipeline,
+        Context, ExecutionContext, Node, NodeError, NodeExt, PipelineContext, RunConfig, RunError,
+        RunOptions, RunResult, StromaRunner, for_each, loop_until, node, parallel, pipeline,
     };
     pub use serde::{Deserialize, Serialize};
 }

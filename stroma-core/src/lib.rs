@@ -5,12 +5,14 @@
 
 #![warn(missing_docs)]
 
+mod branches;
 mod context;
 mod error;
 mod event;
 mod execution;
 mod failure;
 mod looping;
+mod merge;
 mod middleware;
 mod model;
 mod named;
@@ -27,12 +29,14 @@ mod update;
 #[doc(hidden)]
 pub mod __private;
 
+pub use branches::{BranchOf, BranchesFailed, ForEach, for_each};
 pub use context::Context;
 pub use error::{BoxError, ContextError, NodeError};
 pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
 pub use failure::{NodeFailure, NodePanic};
 pub use looping::{LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until};
+pub use merge::{Append, MergeConflict, Mergeable, Reduce, Reducer, Sum};
 pub use middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
 };

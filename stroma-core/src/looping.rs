@@ -16,8 +16,8 @@ use crate::node::{Accepts, Cx, Node, RunsWith};
 /// A node that can be a loop's body: its output type is its input type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a loop body: its output type must be its input type",
-    label = "the output of this node is not its input",
-    note = "`loop_until` feeds each iteration's output to the next iteration"
+    label = "this node's output type is not its input type",
+    note = "`loop_until` feeds each iteration's output to the next iteration as its input"
 )]
 pub trait LoopBody: Node {
     /// Passes an iteration's output on as the next iteration's input.
@@ -43,8 +43,7 @@ impl<B: Node + Accepts<<B as Node>::Output>> LoopBody for B {
 ///
 /// ```
 /// use stroma_core::loop_until;
-/// # use stroma_core::__private as _;
-/// # fn doc<B: stroma_core::Node<Input = String, Output = String>>(refine: B) {
+/// # fn doc<B: stroma_core::LoopBody<Input = String, Output = String>>(refine: B) {
 /// let refinement = loop_until(refine, |text: &String, _model: &()| text.len() > 40)
 ///     .max_loops(5)
 ///     .named("refinement");

@@ -139,6 +139,10 @@ impl<M> Cx<M> {
         &mut self.state
     }
 
+    pub(crate) fn state_ref(&self) -> &RunState {
+        &self.state
+    }
+
     pub(crate) fn into_parts(self) -> (RunState, M) {
         (self.state, self.model)
     }
@@ -185,6 +189,31 @@ impl RunState {
             middleware,
             input_filler: None,
             events: None,
+        }
+    }
+
+    /// A branch's state: same context, run, middleware and event sink;
+    /// records of its own, joined back with [`join`](Self::join).
+    pub(crate) fn fork(&self) -> RunState {
+        RunState {
+            context: self.context.clone(),
+            run: self.run.clone(),
+            records: Vec::new(),
+            recording: self.recording,
+            current: None,
+            current_since: None,
+            middleware: Arc::clone(&self.middleware),
+            input_filler: self.input_filler,
+            events: self.events.clone(),
+        }
+    }
+
+    /// Takes a finished branch's records.
+    pub(crate) fn join(&mut self, branch: RunState) {
+        self.records.extend(branch.records);
+        if branch.input_filler.is_none() {
+            // The branch's first node gave the model its input: the merge carries it.
+            self.input_filler = None;
         }
     }
 

@@ -203,9 +203,9 @@ impl<I> InputNotJson for &InputProbe<'_, I> {
 /// A model a node may change must be `Clone`: the run keeps a copy to put
 /// back when the node fails.
 #[diagnostic::on_unimplemented(
-    message = "the model `{Self}` must be `Clone` for a node to take it as `&mut {Self}`",
-    label = "a node that fails leaves the model as it was before it, from a copy",
-    note = "add `#[derive(Clone)]` to `{Self}`"
+    message = "the model `{Self}` must be `Clone` for a node that changes it",
+    label = "a node that changes the model keeps a copy of it, to put back if the node fails",
+    note = "a node changes the model when it takes `&mut {Self}` or is marked `updates_context`"
 )]
 pub trait Snapshot: Sized {
     /// A copy to roll back to.

@@ -12,3 +12,13 @@ pub(crate) const ACCEPTED_FORMS: &str = "\
 pub(crate) fn default_crate_path() -> syn::Path {
     syn::parse_quote!(::stroma)
 }
+
+/// A node expression as its name: the source text, spaced as people write it.
+pub(crate) fn display_name(node: &syn::Expr) -> String {
+    quote::ToTokens::to_token_stream(node)
+        .to_string()
+        .replace(" ,", ",")
+        .replace("! [", "![")
+        .replace(" (", "(")
+        .replace(" . ", ".")
+}

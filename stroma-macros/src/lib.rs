@@ -7,6 +7,7 @@
 mod debug;
 mod forms;
 mod node;
+mod parallel;
 mod pipeline;
 
 use proc_macro::TokenStream;
@@ -16,6 +17,14 @@ use proc_macro::TokenStream;
 pub fn node(args: TokenStream, item: TokenStream) -> TokenStream {
     let expanded = node::expand(args.into(), item.into());
     debug::print("#[node]", &expanded);
+    expanded.into()
+}
+
+/// Runs nodes concurrently on one input. Documented in the `stroma` crate.
+#[proc_macro]
+pub fn parallel(input: TokenStream) -> TokenStream {
+    let expanded = parallel::expand(input.into());
+    debug::print("parallel!", &expanded);
     expanded.into()
 }
 

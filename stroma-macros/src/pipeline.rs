@@ -8,12 +8,12 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, Path, Token};
 
-use crate::forms::default_crate_path;
+use crate::forms::{default_crate_path, display_name};
 
-/// `[crate = path;] node, node, ...`
-struct PipelineInput {
-    krate: Path,
-    nodes: Punctuated<Expr, Token![,]>,
+/// `[crate = path;] node, node, ...`: also what `parallel!` takes.
+pub(crate) struct PipelineInput {
+    pub(crate) krate: Path,
+    pub(crate) nodes: Punctuated<Expr, Token![,]>,
 }
 
 impl Parse for PipelineInput {
@@ -59,11 +59,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
     // The default name lists the nodes as written: `fetch > parse > store`.
     let default_name = nodes
         .iter()
-        .map(|node| {
-            quote::ToTokens::to_token_stream(node)
-                .to_string()
-                .replace(" ,", ",")
-        })
+        .map(|node| display_name(node))
         .collect::<Vec<_>>()
         .join(" > ");
     let first = &params[0];

@@ -1,0 +1,539 @@
+//! Merging copies of the model that concurrent branches changed, field by
+//! field, and the wrapper types that let a field say how to combine.
+//!
+//! The rule, per field (fields of nested structs and maps count as fields):
+//! compared with the model before the branches, a field no branch changed
+//! keeps its value; a field one branch changed takes that value; a field
+//! several branches changed to one same value takes it; a field branches
+//! changed to different values is a conflict, an error naming the field,
+//! unless the field is an [`Append`], a [`Sum`] or a [`Reduce`], which
+//! combine the changes in declaration order. Branches are merged in the
+//! order they are declared, never in the order they finish, and the merge
+//! is associative: merging branches one group at a time gives the same
+//! model as merging them all at once.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use serde::de::DeserializeOwned;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Number, Value};
+
+/// A model that concurrent branches can each change and have merged: any
+/// type that is `Clone`, `Serialize` and `Deserialize`. No derive or impl needed.
+#[diagnostic::on_unimplemented(
+    message = "the model `{Self}` cannot be shared by concurrent branches",
+    label = "branches work on copies of this model that are merged field by field",
+    note = "derive `Clone`, `Serialize` and `Deserialize` for `{Self}`"
+)]
+pub trait Mergeable: Clone + Serialize + DeserializeOwned + Send + 'static {}
+
+impl<M: Clone + Serialize + DeserializeOwned + Send + 'static> Mergeable for M {}
+
+/// Branches changed one field to different values, and the field does not say how to combine them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MergeConflict {
+    field: String,
+    values: Vec<Value>,
+}
+
+impl MergeConflict {
+    /// The field, as a path: `stats.count`.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+}
+
+impl fmt::Display for MergeConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "branches wrote different values to the model field `{}`:",
+            self.field
+        )?;
+        for value in &self.values {
+            write!(f, " {value};")?;
+        }
+        write!(
+            f,
+            " make the field an `Append`, a `Sum` or a `Reduce` to combine them, \
+             or let one branch write it"
+        )
+    }
+}
+
+impl std::error::Error for MergeConflict {}
+
+/// Merges the models `branches` left, each started from a copy of `base`,
+/// in the order given. See the module's rule.
+pub(crate) fn merge_models<M: Mergeable>(base: &M, branches: Vec<M>) -> Result<M, BoxedMergeError> {
+    if std::mem::size_of::<M>() == 0 || branches.is_empty() {
+        // Nothing to merge: a zero-sized model has no fields.
+        return Ok(branches.into_iter().last().unwrap_or_else(|| base.clone()));
+    }
+    let _mode = MergeMode::enter();
+    let base_value = serde_json::to_value(base)?;
+    let branch_values = branches
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()?;
+    let changed: Vec<&Value> = branch_values.iter().collect();
+    let merged = merge_value(String::new(), &base_value, &changed)?;
+    drop(_mode);
+    Ok(serde_json::from_value(merged)?)
+}
+
+pub(crate) type BoxedMergeError = Box<dyn std::error::Error + Send + Sync>;
+
+fn merge_value(path: String, base: &Value, branches: &[&Value]) -> Result<Value, BoxedMergeError> {
+    if let Some((kind, base_inner)) = reducer_of(base) {
+        let inners: Vec<&Value> = branches
+            .iter()
+            .map(|b| reducer_of(b).map_or(*b, |(_, inner)| inner))
+            .collect();
+        return reduce(&path, kind, base_inner, &inners);
+    }
+    if let Value::Object(base_fields) = base
+        && branches.iter().all(|b| b.is_object())
+    {
+        let mut keys: Vec<&String> = base_fields.keys().collect();
+        for branch in branches {
+            for key in branch.as_object().expect("checked above").keys() {
+                if !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        let mut merged = Map::new();
+        for key in keys {
+            let field_path = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let base_field = base_fields.get(key).unwrap_or(&Value::Null);
+            let branch_fields: Vec<&Value> = branches
+                .iter()
+                .map(|b| b.get(key).unwrap_or(&Value::Null))
+                .collect();
+            let value = merge_value(field_path, base_field, &branch_fields)?;
+            if base_fields.contains_key(key) || !value.is_null() {
+                merged.insert(key.clone(), value);
+            }
+        }
+        return Ok(Value::Object(merged));
+    }
+    let mut changes = branches.iter().filter(|b| **b != base);
+    let Some(first) = changes.next() else {
+        return Ok(strip(base));
+    };
+    let others: Vec<&&Value> = changes.filter(|b| **b != *first).collect();
+    if others.is_empty() {
+        return Ok(strip(first));
+    }
+    let mut values = vec![(*first).clone()];
+    values.extend(others.into_iter().map(|v| (*v).clone()));
+    Err(Box::new(MergeConflict {
+        field: if path.is_empty() {
+            "(the whole model)".into()
+        } else {
+            path
+        },
+        values,
+    }))
+}
+
+/// Combines a reducer field's changes in declaration order.
+fn reduce(
+    path: &str,
+    kind: &Value,
+    base: &Value,
+    branches: &[&Value],
+) -> Result<Value, BoxedMergeError> {
+    let reducer_error =
+        |message: String| -> BoxedMergeError { format!("model field `{path}`: {message}").into() };
+    match kind {
+        Value::String(kind) if kind == "append" => {
+            let base_items = base
+                .as_array()
+                .ok_or_else(|| reducer_error("an `Append` must serialize as a list".into()))?;
+            let mut merged = base_items.clone();
+            for branch in branches {
+                let items = branch
+                    .as_array()
+                    .ok_or_else(|| reducer_error("an `Append` must serialize as a list".into()))?;
+                if !items.starts_with(base_items) {
+                    return Err(reducer_error(
+                        "a branch changed items already in an `Append` list; branches may only add to its end".into(),
+                    ));
+                }
+                merged.extend(items[base_items.len()..].iter().cloned());
+            }
+            Ok(Value::Array(merged))
+        }
+        Value::String(kind) if kind == "sum" => {
+            let as_number = |v: &Value| {
+                v.as_number()
+                    .cloned()
+                    .ok_or_else(|| reducer_error("a `Sum` must serialize as a number".into()))
+            };
+            let base_number = as_number(base)?;
+            let numbers = branches
+                .iter()
+                .map(|b| as_number(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            if let (Some(b), Some(all)) = (
+                base_number.as_i64(),
+                numbers
+                    .iter()
+                    .map(Number::as_i64)
+                    .collect::<Option<Vec<_>>>(),
+            ) {
+                let total = all
+                    .iter()
+                    .try_fold(b, |acc, n| acc.checked_add(n.checked_sub(b)?));
+                if let Some(total) = total {
+                    return Ok(Value::from(total));
+                }
+            }
+            let b = base_number.as_f64().unwrap_or(0.0);
+            let total = numbers
+                .iter()
+                .fold(b, |acc, n| acc + (n.as_f64().unwrap_or(0.0) - b));
+            Ok(Value::from(total))
+        }
+        Value::Number(id) => {
+            let id = id.as_u64().unwrap_or(u64::MAX) as usize;
+            let combine = CUSTOM
+                .with(|table| table.borrow().get(id).copied())
+                .ok_or_else(|| reducer_error("unknown reducer".into()))?;
+            let changed: Vec<Value> = branches
+                .iter()
+                .filter(|b| **b != base)
+                .map(|b| (*b).clone())
+                .collect();
+            combine(base, &changed).map_err(reducer_error)
+        }
+        other => Err(reducer_error(format!("unknown reducer `{other}`"))),
+    }
+}
+
+/// A value without reducer marks.
+fn strip(value: &Value) -> Value {
+    if let Some((_, inner)) = reducer_of(value) {
+        return strip(inner);
+    }
+    match value {
+        Value::Object(fields) => {
+            Value::Object(fields.iter().map(|(k, v)| (k.clone(), strip(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+        other => other.clone(),
+    }
+}
+
+const MARK: &str = "$stroma_reducer";
+
+fn reducer_of(value: &Value) -> Option<(&Value, &Value)> {
+    let fields = value.as_object()?;
+    if fields.len() == 2 {
+        Some((fields.get(MARK)?, fields.get("value")?))
+    } else {
+        None
+    }
+}
+
+type CustomReducer = fn(&Value, &[Value]) -> Result<Value, String>;
+
+thread_local! {
+    /// Whether serialization is for a merge: reducer fields then mark themselves.
+    static MERGING: Cell<bool> = const { Cell::new(false) };
+    /// The custom reducers met during this merge's serialization.
+    static CUSTOM: RefCell<Vec<CustomReducer>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Serialization for a merge, for as long as it lives (on this thread).
+struct MergeMode;
+
+impl MergeMode {
+    fn enter() -> Self {
+        MERGING.with(|m| m.set(true));
+        CUSTOM.with(|c| c.borrow_mut().clear());
+        MergeMode
+    }
+}
+
+impl Drop for MergeMode {
+    fn drop(&mut self) {
+        MERGING.with(|m| m.set(false));
+    }
+}
+
+fn serialize_marked<S: Serializer, T: Serialize>(
+    serializer: S,
+    kind: impl Serialize,
+    value: &T,
+) -> Result<S::Ok, S::Error> {
+    if !MERGING.with(Cell::get) {
+        return value.serialize(serializer);
+    }
+    let mut map = serializer.serialize_map(Some(2))?;
+    map.serialize_entry(MARK, &kind)?;
+    map.serialize_entry("value", value)?;
+    map.end()
+}
+
+/// A list that concurrent branches each add to: their additions are
+/// appended in declaration order, instead of conflicting.
+///
+/// Serializes as a plain list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Append<T>(pub Vec<T>);
+
+/// A number that concurrent branches each change: the changes add up
+/// (the base plus each branch's difference), instead of conflicting.
+///
+/// Serializes as a plain number.
+#[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd)]
+pub struct Sum<T>(pub T);
+
+/// How to combine a [`Reduce`] field that several branches changed.
+pub trait Reducer<T>: 'static {
+    /// `base` is the value before the branches; `changed` holds the values
+    /// of the branches that changed it, in declaration order.
+    fn reduce(base: &T, changed: Vec<T>) -> T;
+}
+
+/// A field combined by a custom [`Reducer`] `R` when several branches change it.
+///
+/// Serializes as the plain `T`.
+///
+/// ```
+/// use stroma_core::{Reduce, Reducer};
+///
+/// /// Keeps the highest score any branch reached.
+/// struct Highest;
+/// impl Reducer<u32> for Highest {
+///     fn reduce(base: &u32, changed: Vec<u32>) -> u32 {
+///         changed.into_iter().fold(*base, u32::max)
+///     }
+/// }
+///
+/// let best: Reduce<u32, Highest> = Reduce::new(0);
+/// assert_eq!(*best, 0);
+/// ```
+pub struct Reduce<T, R> {
+    value: T,
+    reducer: PhantomData<fn() -> R>,
+}
+
+impl<T, R> Reduce<T, R> {
+    /// Wraps `value`.
+    pub fn new(value: T) -> Self {
+        Reduce {
+            value,
+            reducer: PhantomData,
+        }
+    }
+
+    /// The value.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T: Clone, R> Clone for Reduce<T, R> {
+    fn clone(&self) -> Self {
+        Reduce::new(self.value.clone())
+    }
+}
+
+impl<T: fmt::Debug, R> fmt::Debug for Reduce<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Reduce").field(&self.value).finish()
+    }
+}
+
+impl<T: Default, R> Default for Reduce<T, R> {
+    fn default() -> Self {
+        Reduce::new(T::default())
+    }
+}
+
+impl<T: PartialEq, R> PartialEq for Reduce<T, R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+}
+
+macro_rules! deref_to_inner {
+    ($wrapper:ident<$t:ident $(, $r:ident)?>, $inner:ty, $($field:tt)+) => {
+        impl<$t $(, $r)?> Deref for $wrapper<$t $(, $r)?> {
+            type Target = $inner;
+            fn deref(&self) -> &$inner {
+                &self.$($field)+
+            }
+        }
+        impl<$t $(, $r)?> DerefMut for $wrapper<$t $(, $r)?> {
+            fn deref_mut(&mut self) -> &mut $inner {
+                &mut self.$($field)+
+            }
+        }
+    };
+}
+
+deref_to_inner!(Append<T>, Vec<T>, 0);
+deref_to_inner!(Sum<T>, T, 0);
+deref_to_inner!(Reduce<T, R>, T, value);
+
+impl<T: Serialize> Serialize for Append<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_marked(serializer, "append", &self.0)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Append<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::deserialize(deserializer).map(Append)
+    }
+}
+
+impl<T: Serialize> Serialize for Sum<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_marked(serializer, "sum", &self.0)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sum<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Sum)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, R: Reducer<T>> Serialize for Reduce<T, R> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !MERGING.with(Cell::get) {
+            return self.value.serialize(serializer);
+        }
+        fn combine<T: Serialize + DeserializeOwned, R: Reducer<T>>(
+            base: &Value,
+            changed: &[Value],
+        ) -> Result<Value, String> {
+            let base: T = T::deserialize(base).map_err(|e| e.to_string())?;
+            let changed = changed
+                .iter()
+                .map(|v| T::deserialize(v).map_err(|e| e.to_string()))
+                .collect::<Result<Vec<T>, String>>()?;
+            serde_json::to_value(R::reduce(&base, changed)).map_err(|e| e.to_string())
+        }
+        let id = CUSTOM.with(|table| {
+            let mut table = table.borrow_mut();
+            let f: CustomReducer = combine::<T, R>;
+            match table.iter().position(|g| std::ptr::fn_addr_eq(*g, f)) {
+                Some(id) => id,
+                None => {
+                    table.push(f);
+                    table.len() - 1
+                }
+            }
+        });
+        serialize_marked(serializer, id, &self.value)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, R> Deserialize<'de> for Reduce<T, R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Reduce::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Model {
+        plain: u32,
+        name: String,
+        log: Append<String>,
+        total: Sum<i64>,
+        nested: Nested,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Nested {
+        a: u32,
+        b: u32,
+    }
+
+    #[test]
+    fn each_branch_keeps_its_own_fields_and_reducers_combine_in_order() {
+        let base = Model {
+            log: Append(vec!["start".into()]),
+            total: Sum(10),
+            ..Model::default()
+        };
+        let mut one = base.clone();
+        one.plain = 1;
+        one.log.push("one".into());
+        *one.total += 5;
+        one.nested.a = 7;
+        let mut two = base.clone();
+        two.name = "two".into();
+        two.log.push("two".into());
+        *two.total -= 2;
+        two.nested.b = 8;
+        let merged = merge_models(&base, vec![one.clone(), two.clone()]).unwrap();
+        assert_eq!(merged.plain, 1);
+        assert_eq!(merged.name, "two");
+        assert_eq!(merged.log.0, ["start", "one", "two"]);
+        assert_eq!(merged.total.0, 13);
+        assert_eq!(merged.nested, Nested { a: 7, b: 8 });
+        // Associative: merging in groups gives the same model.
+        let first = merge_models(&base, vec![one]).unwrap();
+        let stepwise = merge_models(
+            &first,
+            vec![{
+                let mut two_on_first = first.clone();
+                two_on_first.name = two.name.clone();
+                two_on_first.log.push("two".into());
+                *two_on_first.total -= 2;
+                two_on_first.nested.b = 8;
+                two_on_first
+            }],
+        )
+        .unwrap();
+        assert_eq!(stepwise, merged);
+        // Outside a merge, wrappers serialize as their plain values.
+        assert_eq!(
+            serde_json::to_value(&merged.log).unwrap(),
+            serde_json::json!(["start", "one", "two"])
+        );
+    }
+
+    #[test]
+    fn different_writes_to_one_plain_field_conflict_naming_it() {
+        let base = Model::default();
+        let mut one = base.clone();
+        one.nested.a = 1;
+        let mut two = base.clone();
+        two.nested.a = 2;
+        let err = merge_models(&base, vec![one, two]).unwrap_err();
+        let conflict = err.downcast_ref::<MergeConflict>().unwrap();
+        assert_eq!(conflict.field(), "nested.a");
+        // The same value written twice is no conflict.
+        let mut same = base.clone();
+        same.nested.a = 3;
+        assert_eq!(
+            merge_models(&base, vec![same.clone(), same])
+                .unwrap()
+                .nested
+                .a,
+            3
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! `parallel![a, b, c]`: one generated struct whose async body runs every
+//! branch concurrently on a copy of the input and joins them in declaration order.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Expr;
+use syn::spanned::Spanned;
+
+use crate::forms::display_name;
+use crate::pipeline::PipelineInput;
+
+pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
+    match syn::parse2::<PipelineInput>(tokens) {
+        Ok(input) if input.nodes.is_empty() => syn::Error::new(
+            Span::call_site(),
+            "`parallel![]` needs at least one branch: `parallel![fetch_a, fetch_b]`",
+        )
+        .to_compile_error(),
+        Ok(input) => generate(&input),
+        Err(err) => err.to_compile_error(),
+    }
+}
+
+fn generate(input: &PipelineInput) -> TokenStream {
+    let krate = &input.krate;
+    let nodes: Vec<&Expr> = input.nodes.iter().collect();
+    let count = nodes.len();
+    let params: Vec<_> = (0..count).map(|i| format_ident!("N{}", i)).collect();
+    let values: Vec<_> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| format_ident!("__node{}", i, span = node.span()))
+        .collect();
+    let forks: Vec<_> = (0..count).map(|i| format_ident!("__branch{}", i)).collect();
+    let outcomes: Vec<_> = (0..count)
+        .map(|i| format_ident!("__outcome{}", i))
+        .collect();
+    let outputs: Vec<_> = (0..count).map(|i| format_ident!("__output{}", i)).collect();
+    let failures: Vec<_> = (0..count)
+        .map(|i| format_ident!("__failure{}", i))
+        .collect();
+    let fields: Vec<_> = (0..count).map(syn::Index::from).collect();
+    // The default name lists the branches as written: `a | b | c`.
+    let default_name = nodes
+        .iter()
+        .map(|node| display_name(node))
+        .collect::<Vec<_>>()
+        .join(" | ");
+    let first = &params[0];
+
+    let run_bounds = params.iter().enumerate().map(|(i, param)| {
+        if i == 0 {
+            quote!(#param: __stroma::RunsWith<__M>)
+        } else {
+            quote!(#param: __stroma::RunsWith<__M> + __stroma::Accepts<<#first as __stroma::Node>::Input>)
+        }
+    });
+    // Every branch but the last gets a clone of the input; the last takes it.
+    let inputs = params.iter().enumerate().map(|(i, param)| {
+        let value = if i + 1 == count {
+            quote!(input)
+        } else {
+            quote!(::core::clone::Clone::clone(&input))
+        };
+        if i == 0 {
+            value
+        } else {
+            quote!(<#param as __stroma::Accepts<<#first as __stroma::Node>::Input>>::accept(#value))
+        }
+    });
+    let lets = values
+        .iter()
+        .zip(&nodes)
+        .map(|(value, node)| quote!(let #value = #node;));
+    let checks = nodes.iter().enumerate().skip(1).map(|(i, node)| {
+        let head = &values[0];
+        let this = &values[i];
+        quote_spanned! {node.span()=> let #this = __stroma::branch(&#head, #this);}
+    });
+
+    quote! {{
+        use #krate::__private as __stroma;
+
+        #[derive(Clone, Copy)]
+        struct __StromaParallel<#(#params),*>(#(#params),*);
+
+        #[diagnostic::do_not_recommend]
+        impl<#(#params: __stroma::Node),*> __stroma::Node for __StromaParallel<#(#params),*> {
+            type Input = <#first as __stroma::Node>::Input;
+            type Output = (#(<#params as __stroma::Node>::Output,)*);
+            #[inline]
+            fn name(&self) -> &'static str {
+                #default_name
+            }
+            #[inline]
+            fn leaf_count(&self) -> usize {
+                0 #(+ self.#fields.leaf_count())*
+            }
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<__T, #(#params: __stroma::Node),*> __stroma::Accepts<__T>
+            for __StromaParallel<#(#params),*>
+        where
+            #first: __stroma::Accepts<__T>,
+        {
+            type Checked = Self;
+            #[inline(always)]
+            fn accept(value: __T) -> <#first as __stroma::Node>::Input {
+                <#first as __stroma::Accepts<__T>>::accept(value)
+            }
+        }
+
+        impl<__M: __stroma::Mergeable, #(#run_bounds),*> __stroma::RunsWith<__M>
+            for __StromaParallel<#(#params),*>
+        where
+            <#first as __stroma::Node>::Input: ::core::clone::Clone,
+        {
+            fn run<'a>(
+                &'a self,
+                input: <#first as __stroma::Node>::Input,
+                cx: &'a mut __stroma::Cx<__M>,
+            ) -> impl __stroma::Future<
+                Output = ::core::result::Result<
+                    (#(<#params as __stroma::Node>::Output,)*),
+                    __stroma::NodeFailure,
+                >,
+            > + ::core::marker::Send + 'a {
+                async move {
+                    #(let mut #forks = cx.fork();)*
+                    let (#(#outcomes,)*) = __stroma::join!(
+                        #(__stroma::run_branch(&self.#fields, #inputs, &mut #forks)),*
+                    );
+                    #(let (#outputs, #failures) = __stroma::split_outcome(#outcomes);)*
+                    __stroma::settle(cx, __stroma::Node::name(self), ::std::vec![
+                        #(__stroma::Settled {
+                            name: __stroma::Node::name(&self.#fields),
+                            cx: #forks,
+                            failure: #failures,
+                        }),*
+                    ])?;
+                    ::core::result::Result::Ok((#(__stroma::settled_output(#outputs),)*))
+                }
+            }
+        }
+
+        #(#lets)*
+        #(#checks)*
+        __StromaParallel(#(#values),*)
+    }}
+}
