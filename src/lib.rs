@@ -59,8 +59,50 @@ pub use stroma_core::*;
 ///
 /// Arguments, all optional: `input = Type` and `output = Type` (checked
 /// against the signature), `name = "..."` (shown in errors, records and spans;
-/// default: the function's name), `crate = path` (where the `stroma` crate is,
-/// for code that depends on it under another name).
+/// default: the function's name), `updates_context` (see below), `crate =
+/// path` (where the `stroma` crate is, for code that depends on it under
+/// another name).
+///
+/// # Nodes that change the model
+///
+/// A node taking `&mut M` changes the run's model in place. If it fails
+/// (error or panic), or the model's [`ModelValidate`] check refuses the
+/// result, the model is put back as it was before the node; for that the
+/// model must be `Clone`.
+///
+/// `#[node(updates_context)]` also merges the node's output into the model
+/// by field name (the output serializes as a struct or map whose fields the
+/// model has; the model is `Serialize` and `Deserialize`), all or nothing: a
+/// field the model lacks, or a value of the wrong type, fails the node with
+/// an error naming the field, and nothing is written. Such a node takes the
+/// model (`&M` or `&mut M`), which names the model's type.
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// struct Review { is_clear: bool, rounds: u32 }
+///
+/// #[derive(Serialize)]
+/// struct Verdict { is_clear: bool }
+///
+/// #[node(updates_context)]
+/// async fn assess(text: String, review: &mut PipelineContext<Review>) -> Verdict {
+///     review.rounds += 1;
+///     Verdict { is_clear: text.contains("clear") }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let model = PipelineContext::new(Review::default());
+/// let result = StromaRunner::quick()
+///     .run_with_model(&assess, "clear enough".to_string(), model)
+///     .await
+///     .unwrap();
+/// assert!(result.model.is_clear);
+/// assert_eq!(result.model.rounds, 1);
+/// assert_eq!(result.model.initial_input, "clear enough");
+/// # });
+/// ```
 ///
 /// # Calling a node without a runner
 ///

@@ -41,6 +41,9 @@ impl<B: Node + Accepts<<B as Node>::Output>> LoopBody for B {
 /// [`return_last_on_cap`](LoopUntil::return_last_on_cap), returns the last
 /// output.
 ///
+/// The condition names the model's type (`|output, model: &M| ..`), since
+/// the loop runs with that model; `&()` when the run has none.
+///
 /// ```
 /// use stroma_core::loop_until;
 /// # fn doc<B: stroma_core::LoopBody<Input = String, Output = String>>(refine: B) {

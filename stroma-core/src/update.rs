@@ -24,7 +24,7 @@ pub enum ModelUpdateError {
         /// The field.
         field: String,
         /// The model's type.
-        model: &'static str,
+        model: String,
     },
     /// The node's output gives a field a value of the wrong type.
     WrongType {
@@ -64,6 +64,24 @@ impl fmt::Display for ModelUpdateError {
 
 impl std::error::Error for ModelUpdateError {}
 
+/// `T`'s name without module paths: `PipelineContext<Refinement>`.
+pub(crate) fn short_type_name<T: ?Sized>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut short = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            short.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(segment.rsplit("::").next().unwrap_or(&segment));
+    short
+}
+
 /// Merges `output`'s fields into `model` by name, all or nothing: every field
 /// must exist in the model and take the output's value, and the model must
 /// then validate (through `validate`).
@@ -93,7 +111,7 @@ where
             return Err(Box::new(ModelUpdateError::NotFields {
                 message: format!(
                     "the model `{}` must serialize as a struct or map of fields",
-                    std::any::type_name::<M>()
+                    short_type_name::<M>()
                 ),
             }));
         }
@@ -101,7 +119,7 @@ where
     if let Some(field) = fields.keys().find(|k| !current.contains_key(*k)) {
         return Err(Box::new(ModelUpdateError::UnknownField {
             field: field.clone(),
-            model: std::any::type_name::<M>(),
+            model: short_type_name::<M>(),
         }));
     }
     let updated = with_fields(&current, &fields);
@@ -215,5 +233,17 @@ pub trait Snapshot: Sized {
 impl<M: Clone> Snapshot for M {
     fn snapshot(&self) -> Self {
         self.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_type_names_drop_module_paths() {
+        struct Local;
+        assert_eq!(
+            super::short_type_name::<crate::PipelineContext<Vec<Local>>>(),
+            "PipelineContext<Vec<Local>>"
+        );
     }
 }
