@@ -131,9 +131,11 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     } else {
         // A node that may change the model: a panic becomes its error, the
         // model is validated after it, and any failure puts the model back.
+        // The types are written out so that a model or output that cannot be
+        // merged is reported at its type in the signature.
         let merge = updates.then(|| {
             quote! {
-                __stroma::merge_fields(&mut *__model, &__output, |__next| {
+                __stroma::merge_fields::<#model_ty, #output>(&mut *__model, &__output, |__next| {
                     (&__stroma::ValidateProbe(__next)).stroma_validate()
                 })?;
             }
@@ -153,7 +155,8 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     let run = if changes_model || updates {
         // Spanned at the model's type: a model that cannot be copied is reported there.
         let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
-        let snapshot = quote_spanned!(model_span=> __stroma::Snapshot::snapshot(&*__model));
+        let snapshot =
+            quote_spanned!(model_span=> <#model_ty as __stroma::Snapshot>::snapshot(&*__model));
         quote! {
             let __saved = #snapshot;
             let __result = __run.run_node(#name, #body).await;

@@ -1,0 +1,5 @@
+use stroma::prelude::*;
+
+fn main() {
+    let _ = parallel![];
+}
