@@ -1,6 +1,6 @@
 //! Concurrent branches: `parallel![..]` and [`for_each`]. Each branch runs on
 //! its own copy of the model; when all succeed the copies are merged back in
-//! declaration order (see the merge rule in [`Append`](crate::Append)'s module);
+//! declaration order (see the merge rule on [`Mergeable`](crate::Mergeable));
 //! when any fails, the whole fails, reporting every branch, and the model is
 //! left as it was.
 

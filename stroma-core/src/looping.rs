@@ -37,7 +37,8 @@ impl<B: Node + Accepts<<B as Node>::Output>> LoopBody for B {
 /// iteration succeeds; a failed iteration leaves the model as the previous
 /// one left it and fails the loop, naming the iteration. Reaching the cap
 /// ([`max_loops`](LoopUntil::max_loops), 10 unless set) without `until`
-/// saying done is an error naming the loop and its cap, or, with
+/// saying done is an error naming the loop and its cap (the iterations that
+/// completed keep their changes to the model), or, with
 /// [`return_last_on_cap`](LoopUntil::return_last_on_cap), returns the last
 /// output.
 ///

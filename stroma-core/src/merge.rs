@@ -24,6 +24,17 @@ use serde_json::{Map, Number, Value};
 
 /// A model that concurrent branches can each change and have merged: any
 /// type that is `Clone`, `Serialize` and `Deserialize`. No derive or impl needed.
+///
+/// The merge rule, per field (fields of nested structs and maps count as
+/// fields): compared with the model before the branches, a field no branch
+/// changed keeps its value; a field one branch changed takes that value; a
+/// field several branches changed to one same value takes it; a field
+/// branches changed to different values is a [`MergeConflict`] naming the
+/// field, unless the field is an [`Append`] (additions appended in
+/// declaration order), a [`Sum`] (differences added up) or a [`Reduce`] (a
+/// custom [`Reducer`]). Branches merge in declaration order, never in the
+/// order they finish, and merging is associative: merging branches one group
+/// at a time gives the same model as merging them all at once.
 #[diagnostic::on_unimplemented(
     message = "the model `{Self}` cannot be shared by concurrent branches",
     label = "branches work on copies of this model that are merged field by field",

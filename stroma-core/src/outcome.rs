@@ -28,7 +28,7 @@ pub struct RunResult<O, M = ()> {
 /// A failed run: which node failed and why, and everything the run had done before.
 ///
 /// Its message names the node; [`source`](StdError::source) is the node's
-/// error (or a [`NodePanic`] for a panic). The records of the nodes that
+/// error (or a [`NodePanic`](crate::NodePanic) for a panic). The records of the nodes that
 /// finished, the context the run wrote and the model are all kept.
 pub struct RunError {
     inner: Box<Failed>,
