@@ -10,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::{FutureExt, StreamExt};
 
-use crate::failure::{NodeFailure, NodePanic};
+use crate::failure::NodeFailure;
 use crate::merge::{Mergeable, merge_models};
 use crate::node::{Accepts, Cx, Node, RunsWith};
 
@@ -36,15 +36,7 @@ where
 {
     match AssertUnwindSafe(node.run(input, cx)).catch_unwind().await {
         Ok(outcome) => outcome,
-        Err(payload) => {
-            let state = cx.state();
-            state.record_panic();
-            let at = state.current_node().unwrap_or(node.name());
-            Err(NodeFailure::error(
-                at,
-                Box::new(NodePanic::from_payload(&*payload)),
-            ))
-        }
+        Err(payload) => Err(cx.state().panic_failure(payload, node.name())),
     }
 }
 

@@ -10,7 +10,7 @@ use futures::FutureExt;
 
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::failure::{NodeFailure, NodePanic};
+use crate::failure::NodeFailure;
 use crate::node::{Accepts, Cx, Node, RunsWith};
 
 /// A node that can be a loop's body: its output type is its input type.
@@ -197,12 +197,7 @@ where
                         continue;
                     }
                     Ok(Err(failure)) => failure,
-                    Err(payload) => {
-                        let state = cx.state();
-                        state.record_panic();
-                        let node = state.current_node().unwrap_or(self.name);
-                        NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
-                    }
+                    Err(payload) => cx.state().panic_failure(payload, self.name),
                 };
                 // The failed iteration's changes are discarded.
                 *cx.model_mut() = kept;

@@ -11,7 +11,7 @@ use tracing::Instrument;
 use crate::context::Context;
 use crate::error::BoxError;
 use crate::event::{Event, EventSink};
-use crate::failure::NodeFailure;
+use crate::failure::{NodeFailure, NodePanic};
 use crate::middleware::{HookArg, Middleware, NodeCall, around};
 use crate::model::InputFiller;
 use crate::record::{NodeRecord, NodeStatus};
@@ -320,9 +320,16 @@ impl RunState {
         around(&self.middleware, HookArg::Node(&call), body).await
     }
 
-    /// The node that started last: the one a panic came from.
-    pub(crate) fn current_node(&self) -> Option<&'static str> {
-        self.current
+    /// A panic caught around some nodes, as the failure of the node it came
+    /// from (the one that started last; `outer` if none did), recorded.
+    pub(crate) fn panic_failure(
+        &mut self,
+        payload: Box<dyn std::any::Any + Send>,
+        outer: &'static str,
+    ) -> NodeFailure {
+        self.record_panic();
+        let node = self.current.unwrap_or(outer);
+        NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
     }
 
     /// Records a panic of the running node, which never finished.

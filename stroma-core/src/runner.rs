@@ -15,7 +15,7 @@ use crate::context::{Context, SharedEntries};
 use crate::error::BoxError;
 use crate::event::{Event, EventSink};
 use crate::execution::ExecutionContext;
-use crate::failure::{NodeFailure, NodePanic};
+use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, around};
 use crate::node::{Cx, RunState, RunsWith};
 use crate::outcome::{RunError, RunResult};
@@ -367,12 +367,7 @@ impl StromaRunner {
                 });
             }
             Ok(Err(failure)) => failure,
-            Err(payload) => {
-                let state = cx.state();
-                state.record_panic();
-                let node = state.current_node().unwrap_or(pipeline.name());
-                NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
-            }
+            Err(payload) => cx.state().panic_failure(payload, pipeline.name()),
         };
         tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
         let (state, model) = cx.into_parts();

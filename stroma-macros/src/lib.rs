@@ -7,6 +7,7 @@
 mod debug;
 mod forms;
 mod node;
+mod node_list;
 mod parallel;
 mod pipeline;
 

@@ -1,36 +1,29 @@
 //! `parallel![a, b, c]`: one generated struct whose async body runs every
 //! branch concurrently on a copy of the input and joins them in declaration order.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::Expr;
 use syn::spanned::Spanned;
 
-use crate::forms::display_name;
-use crate::pipeline::PipelineInput;
+use crate::node_list::{self, NodeList};
 
 pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
-    match syn::parse2::<PipelineInput>(tokens) {
-        Ok(input) if input.nodes.is_empty() => syn::Error::new(
-            Span::call_site(),
-            "`parallel![]` needs at least one branch: `parallel![fetch_a, fetch_b]`",
-        )
-        .to_compile_error(),
-        Ok(input) => generate(&input),
-        Err(err) => err.to_compile_error(),
-    }
+    node_list::expand(
+        tokens,
+        "`parallel![]` needs at least one branch: `parallel![fetch_a, fetch_b]`",
+        generate,
+    )
 }
 
-fn generate(input: &PipelineInput) -> TokenStream {
-    let krate = &input.krate;
-    let nodes: Vec<&Expr> = input.nodes.iter().collect();
+fn generate(list: &NodeList) -> TokenStream {
+    let NodeList {
+        krate,
+        nodes,
+        params,
+        values,
+        fields,
+    } = list;
     let count = nodes.len();
-    let params: Vec<_> = (0..count).map(|i| format_ident!("N{}", i)).collect();
-    let values: Vec<_> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| format_ident!("__node{}", i, span = node.span()))
-        .collect();
     let forks: Vec<_> = (0..count).map(|i| format_ident!("__branch{}", i)).collect();
     let outcomes: Vec<_> = (0..count)
         .map(|i| format_ident!("__outcome{}", i))
@@ -39,13 +32,8 @@ fn generate(input: &PipelineInput) -> TokenStream {
     let failures: Vec<_> = (0..count)
         .map(|i| format_ident!("__failure{}", i))
         .collect();
-    let fields: Vec<_> = (0..count).map(syn::Index::from).collect();
     // The default name lists the branches as written: `a | b | c`.
-    let default_name = nodes
-        .iter()
-        .map(|node| display_name(node))
-        .collect::<Vec<_>>()
-        .join(" | ");
+    let default_name = list.name(" | ");
     let first = &params[0];
 
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
@@ -70,7 +58,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
     });
     let lets = values
         .iter()
-        .zip(&nodes)
+        .zip(nodes.iter())
         .map(|(value, node)| quote!(let #value = #node;));
     let checks = nodes.iter().enumerate().skip(1).map(|(i, node)| {
         let head = &values[0];

@@ -1,67 +1,31 @@
 //! `pipeline![a, b, c]`: one generated struct and one async body per pipeline,
 //! with a link check placed on each node after the first.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Expr, Path, Token};
 
-use crate::forms::{default_crate_path, display_name};
-
-/// `[crate = path;] node, node, ...`: also what `parallel!` takes.
-pub(crate) struct PipelineInput {
-    pub(crate) krate: Path,
-    pub(crate) nodes: Punctuated<Expr, Token![,]>,
-}
-
-impl Parse for PipelineInput {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
-            input.parse::<Token![crate]>()?;
-            input.parse::<Token![=]>()?;
-            let path = input.parse()?;
-            input.parse::<Token![;]>()?;
-            path
-        } else {
-            default_crate_path()
-        };
-        let nodes = Punctuated::parse_terminated(input)?;
-        Ok(PipelineInput { krate, nodes })
-    }
-}
+use crate::node_list::{self, NodeList};
 
 pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
-    match syn::parse2::<PipelineInput>(tokens) {
-        Ok(input) if input.nodes.is_empty() => syn::Error::new(
-            Span::call_site(),
-            "`pipeline![]` needs at least one node: `pipeline![fetch, parse, store]`",
-        )
-        .to_compile_error(),
-        Ok(input) => generate(&input),
-        Err(err) => err.to_compile_error(),
-    }
+    node_list::expand(
+        tokens,
+        "`pipeline![]` needs at least one node: `pipeline![fetch, parse, store]`",
+        generate,
+    )
 }
 
-fn generate(input: &PipelineInput) -> TokenStream {
-    let krate = &input.krate;
-    let nodes: Vec<&Expr> = input.nodes.iter().collect();
+fn generate(list: &NodeList) -> TokenStream {
+    let NodeList {
+        krate,
+        nodes,
+        params,
+        values,
+        fields,
+    } = list;
     let count = nodes.len();
-    let params: Vec<_> = (0..count).map(|i| format_ident!("N{}", i)).collect();
-    // Spanned at the node, so an error about a value points at that node.
-    let values: Vec<_> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| format_ident!("__node{}", i, span = node.span()))
-        .collect();
-    let fields: Vec<_> = (0..count).map(syn::Index::from).collect();
     // The default name lists the nodes as written: `fetch > parse > store`.
-    let default_name = nodes
-        .iter()
-        .map(|node| display_name(node))
-        .collect::<Vec<_>>()
-        .join(" > ");
+    let default_name = list.name(" > ");
     let first = &params[0];
     let last = &params[count - 1];
 
@@ -74,7 +38,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
             quote!(#param: __stroma::RunsWith<__M> + __stroma::Accepts<<#prev as __stroma::Node>::Output>)
         }
     });
-    let steps = params.iter().zip(&fields).enumerate().map(|(i, (param, field))| {
+    let steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
         if i == 0 {
             quote!(let __value = self.#field.run(input, cx).await?;)
         } else {
@@ -91,7 +55,7 @@ fn generate(input: &PipelineInput) -> TokenStream {
     // by its link (`Accepts` implies `Node`), so each is reported once.
     let lets = values
         .iter()
-        .zip(&nodes)
+        .zip(nodes.iter())
         .enumerate()
         .map(|(i, (value, node))| {
             if i == 0 {
