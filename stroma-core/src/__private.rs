@@ -9,7 +9,7 @@ pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
 pub use crate::merge::Mergeable;
-pub use crate::node::{Accepts, Cx, Node, RunState, RunsWith};
+pub use crate::node::{Accepts, Cx, LeafName, Node, RunState, RunsWith};
 pub use crate::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,

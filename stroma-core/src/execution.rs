@@ -33,9 +33,47 @@ impl std::error::Error for MetadataTypeError {}
 /// Keys are `Cow` so the built-in keys cost no allocation.
 type Key = Cow<'static, str>;
 
+/// A few keys and values, sorted by key: one small allocation where a
+/// `BTreeMap` would make a node of a dozen entries for each run.
+#[derive(Clone, Default, PartialEq)]
+struct SortedMap(Vec<(Key, Value)>);
+
+impl SortedMap {
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(key))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.find(key).ok().map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    fn insert(&mut self, key: Key, value: Value) {
+        match self.find(&key) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (key, value)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
 #[derive(Clone, Default, PartialEq)]
 struct Metadata {
-    values: BTreeMap<Key, Value>,
+    values: SortedMap,
     /// Keys whose values `Debug` must not show.
     secrets: BTreeSet<Key>,
 }
@@ -219,7 +257,7 @@ impl ExecutionContext {
             return nearer.clone();
         }
         let mut metadata = (*self.inner).clone();
-        for (key, value) in &nearer.inner.values {
+        for (key, value) in nearer.inner.values.iter() {
             metadata.secrets.remove(key);
             metadata.values.insert(key.clone(), value.clone());
         }
@@ -252,7 +290,7 @@ impl fmt::Debug for ExecutionContext {
             }
         }
         let mut map = f.debug_map();
-        for (key, value) in &self.inner.values {
+        for (key, value) in self.inner.values.iter() {
             if self.inner.secrets.contains(key) {
                 map.entry(key, &Redacted);
             } else {
@@ -268,7 +306,7 @@ impl fmt::Debug for ExecutionContext {
 /// read back has no secret marks.
 impl Serialize for ExecutionContext {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.inner.values.serialize(serializer)
+        serializer.collect_map(self.inner.values.iter())
     }
 }
 
@@ -277,10 +315,13 @@ impl<'de> Deserialize<'de> for ExecutionContext {
         let values = BTreeMap::<String, Value>::deserialize(deserializer)?;
         Ok(ExecutionContext {
             inner: Arc::new(Metadata {
-                values: values
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Owned(k), v))
-                    .collect(),
+                // A BTreeMap's order is already sorted.
+                values: SortedMap(
+                    values
+                        .into_iter()
+                        .map(|(k, v)| (Cow::Owned(k), v))
+                        .collect(),
+                ),
                 secrets: BTreeSet::new(),
             }),
         })

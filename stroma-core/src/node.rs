@@ -148,6 +148,13 @@ impl<M> Cx<M> {
     }
 }
 
+/// A `#[node]` function's name, as a constant.
+#[doc(hidden)]
+pub trait LeafName {
+    /// The name.
+    const NAME: &'static str;
+}
+
 /// The run's machinery: context, identity, records, middleware. Used by
 /// generated code through [`Cx::split`].
 #[doc(hidden)]
@@ -256,15 +263,18 @@ impl RunState {
         self.context.for_node(name)
     }
 
-    /// Runs the body of the node `name`: in its span, inside the middleware,
+    /// Runs the body of the node `L`: in its span, inside the middleware,
     /// recorded, its error tagged with its name.
+    ///
+    /// The name comes from `L`'s constant rather than an argument, so it is
+    /// never stored in the future only to be read back at once.
     #[doc(hidden)]
     #[inline]
-    pub async fn run_node<O: Send>(
+    pub async fn run_node<L: LeafName, O: Send>(
         &mut self,
-        name: &'static str,
         body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, NodeFailure> {
+        let name = L::NAME;
         self.current = Some(name);
         let started = if self.recording || self.events.is_some() {
             let now = Instant::now();
@@ -274,12 +284,15 @@ impl RunState {
         } else {
             None
         };
-        let body = body.instrument(crate::__private::node_span(name));
-        let outcome = if self.middleware.is_empty() {
+        let span = crate::__private::node_span(name);
+        let outcome = if !self.middleware.is_empty() {
+            // Boxed, so the plain path's future does not carry the chain's state.
+            Box::pin(self.run_in_middleware(name, body.instrument(span))).await
+        } else if span.is_disabled() {
+            // No subscriber wants the span: no wrapper to move and poll through.
             body.await
         } else {
-            // Boxed, so the plain path's future does not carry the chain's state.
-            Box::pin(self.run_in_middleware(name, body)).await
+            body.instrument(span).await
         };
         if let Some(at) = started {
             let duration = at.elapsed();

@@ -3,13 +3,15 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Identifies one run. Displays as a UUID (version 4 layout).
 ///
-/// Ids are unique within a process (a counter is part of them) and
-/// unpredictable across processes (the rest comes from the randomly keyed
-/// std hasher), without a system call per run.
+/// Ids are unique within a process (each mixes a counter through a
+/// bijection) and differ across processes (the mix is seeded once from the
+/// randomly keyed std hasher), without a system call per run. They are not
+/// secrets: do not use them as tokens.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RunId(u128);
 
@@ -17,13 +19,19 @@ impl RunId {
     /// A new id, different from every other id of this process.
     pub fn new() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static SEED: LazyLock<(u64, u64)> = LazyLock::new(|| {
+            let keys = RandomState::new();
+            let mut a = keys.build_hasher();
+            a.write_u64(0x5eed);
+            let mut b = keys.build_hasher();
+            b.write_u64(!0x5eed);
+            (a.finish(), b.finish())
+        });
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let keys = RandomState::new();
-        let mut high = keys.build_hasher();
-        high.write_u64(count);
-        let mut low = keys.build_hasher();
-        low.write_u64(!count);
-        let raw = (u128::from(high.finish()) << 64) | u128::from(low.finish() ^ count);
+        let (high_seed, low_seed) = *SEED;
+        // `mix` is a bijection, so distinct counts give distinct low halves.
+        let raw = (u128::from(mix(count ^ high_seed)) << 64)
+            | u128::from(mix(count.wrapping_add(low_seed)));
         // Version 4, variant 1 bits, so tools that parse UUIDs accept it.
         let raw = (raw & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
         RunId(raw)
@@ -46,16 +54,25 @@ impl RunId {
     fn as_text(self) -> IdText {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [b'-'; 36];
-        let mut nibble = 0;
-        for (i, byte) in out.iter_mut().enumerate() {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                continue;
+        let mut at = 0;
+        for (i, byte) in self.0.to_be_bytes().into_iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
             }
-            *byte = HEX[((self.0 >> (124 - 4 * nibble)) & 0xf) as usize];
-            nibble += 1;
+            out[at] = HEX[usize::from(byte >> 4)];
+            out[at + 1] = HEX[usize::from(byte & 0xf)];
+            at += 2;
         }
         IdText(out)
     }
+}
+
+/// splitmix64's finalizer: a bijection on `u64` that scatters its input's bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// A run id's text, on the stack.

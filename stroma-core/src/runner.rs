@@ -349,12 +349,15 @@ impl StromaRunner {
         }
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
-        let outcome = with_cell(
+        let guarded = with_cell(
             cell,
             AssertUnwindSafe(guarded(pipeline, input, &mut cx)).catch_unwind(),
-        )
-        .instrument(span)
-        .await;
+        );
+        let outcome = if span.is_disabled() {
+            guarded.await
+        } else {
+            guarded.instrument(span).await
+        };
         let failure = match outcome {
             Ok(Ok(final_state)) => {
                 let (state, model) = cx.into_parts();

@@ -65,8 +65,12 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                 type Output = #output;
                 #[inline]
                 fn name(&self) -> &'static str {
-                    #name
+                    <Self as __stroma::LeafName>::NAME
                 }
+            }
+
+            impl __stroma::LeafName for #ident {
+                const NAME: &'static str = #name;
             }
 
             impl __stroma::Accepts<#input> for #ident {
@@ -159,14 +163,14 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             quote_spanned!(model_span=> <#model_ty as __stroma::Snapshot>::snapshot(&*__model));
         quote! {
             let __saved = #snapshot;
-            let __result = __run.run_node(#name, #body).await;
+            let __result = __run.run_node::<#ident, _>(#body).await;
             if __result.is_err() {
                 *__model = __saved;
             }
             __result
         }
     } else {
-        quote!(__run.run_node(#name, #body).await)
+        quote!(__run.run_node::<#ident, _>(#body).await)
     };
 
     quote! {
