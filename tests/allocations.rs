@@ -1,5 +1,6 @@
-//! Heap allocations of one run of a plain chain, counted exactly by a global
-//! allocator, since counts are exact where times are noisy.
+//! Heap allocations of one run (plain chains, middleware, `parallel!`,
+//! `loop_until`, `for_each`), counted exactly by a global allocator, since
+//! counts are exact where times are noisy.
 //!
 //! Only the thread that turns counting on is counted, so tests running in
 //! parallel on other threads do not disturb the figures. Each run is driven
@@ -8,10 +9,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stroma::prelude::*;
-use stroma::{NodeRecord, RunsWith};
+use stroma::{Middleware, NodeRecord, RunsWith};
 use tokio::runtime::{Builder, Runtime};
 
 struct Counting;
@@ -120,8 +122,8 @@ fn runtime() -> Runtime {
         .expect("a tokio runtime")
 }
 
-/// What one run of `pipeline` allocates, counted after a first, uncounted run
-/// (one-time setup, such as tracing registering its callsites, stays out).
+/// What one run of `pipeline` allocates (see [`per_run`]), checking its
+/// output and its records.
 fn run_allocations<P>(
     rt: &Runtime,
     runner: &StromaRunner,
@@ -131,21 +133,53 @@ fn run_allocations<P>(
 where
     P: RunsWith<(), Input = u64, Output = u64>,
 {
-    // `futures`' executor polls the run in place; tokio's `block_on` would box
-    // a future this large in debug builds, and that box is not the run's.
-    let _tokio = rt.enter();
-    let run =
-        || futures::executor::block_on(runner.run(pipeline, 0)).expect("trivial nodes never fail");
-    drop(run());
-    let (allocations, bytes, result) = measure(run);
-    assert_eq!(result.final_state, nodes);
     let expected_records = if runner.config().keeps_records() {
         nodes
     } else {
         0
     };
-    assert_eq!(result.records.len() as u64, expected_records);
-    (allocations, bytes)
+    per_run(
+        rt,
+        || 0,
+        |x| runner.run(pipeline, x),
+        |result| {
+            let result = result.expect("trivial nodes never fail");
+            assert_eq!(result.final_state, nodes);
+            assert_eq!(result.records.len() as u64, expected_records);
+        },
+    )
+}
+
+/// What one run allocates, counted after a first, uncounted run (one-time
+/// setup, such as tracing registering its callsites, stays out), then three
+/// times, which must agree. `input` is made before counting starts, so only
+/// the run's own allocations count; `check` looks at each run's outcome.
+fn per_run<I, F>(
+    rt: &Runtime,
+    input: impl Fn() -> I,
+    run: impl Fn(I) -> F,
+    check: impl Fn(F::Output),
+) -> (usize, usize)
+where
+    F: Future,
+{
+    // `futures`' executor polls the run in place; tokio's `block_on` would box
+    // a future this large in debug builds, and that box is not the run's.
+    let _tokio = rt.enter();
+    check(futures::executor::block_on(run(input())));
+    let counts: Vec<(usize, usize)> = (0..3)
+        .map(|_| {
+            let input = input();
+            let (allocations, bytes, output) = measure(|| futures::executor::block_on(run(input)));
+            check(output);
+            (allocations, bytes)
+        })
+        .collect();
+    assert!(
+        counts.iter().all(|c| *c == counts[0]),
+        "runs allocated differently: {counts:?}"
+    );
+    counts[0]
 }
 
 #[test]
@@ -210,4 +244,268 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
         assert_eq!(on.0, off.0 + 1, "records on, {nodes} nodes");
         assert_eq!(on.1, off.1 + nodes * record, "records on, {nodes} nodes");
     }
+}
+
+/// A middleware with both hooks left as they are: it only calls `next`.
+struct PassThrough;
+
+impl Middleware for PassThrough {}
+
+#[test]
+fn a_pass_through_middleware_costs_three_allocations_per_node_and_two_per_run() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let wrapped = StromaRunner::new(
+        RunConfig::default()
+            .records(false)
+            .with_middleware(PassThrough),
+    );
+    let bare_10 = run_allocations(&rt, &lean, &pipeline_10(), 10);
+    let bare_100 = run_allocations(&rt, &lean, &pipeline_100(), 100);
+    let with_10 = run_allocations(&rt, &wrapped, &pipeline_10(), 10);
+    let with_100 = run_allocations(&rt, &wrapped, &pipeline_100(), 100);
+    for (what, (allocations, bytes)) in [
+        ("no middleware,  10 nodes", bare_10),
+        ("no middleware, 100 nodes", bare_100),
+        ("pass-through,   10 nodes", with_10),
+        ("pass-through,  100 nodes", with_100),
+    ] {
+        println!("{what}: {allocations} allocations, {bytes} bytes");
+    }
+
+    // Per node, three boxed futures, made and freed as the node runs:
+    // 1. `RunState::run_node` boxes the node's trip through the middleware,
+    //    so a chain without middleware does not carry its state;
+    // 2. `around` starts the chain with `Next::run`, which boxes the step
+    //    that calls the middleware's `on_node`;
+    // 3. the default `on_node` returns `next.run()`: `Next::run` boxes again
+    //    for the step that, the chain being done, awaits the node's body.
+    // The node's context handle and its `NodeCall` borrow or clone
+    // reference-counted handles: no allocation.
+    assert_eq!((with_100.0 - with_10.0) % 90, 0);
+    assert_eq!((with_100.0 - with_10.0) / 90, 3);
+    // Per run, beside the nodes, two: the run hook's chain, the same two
+    // boxes of `Next::run` (2 and 3 above). The `RunContext` it is given is
+    // cloned from reference-counted handles.
+    assert_eq!(bare_10.0, 5);
+    assert_eq!(bare_100, bare_10);
+    assert_eq!(with_10.0, bare_10.0 + 2 + 3 * 10);
+    assert_eq!(with_100.0, bare_100.0 + 2 + 3 * 100);
+}
+
+#[test]
+fn parallel_branches_of_a_unit_model_allocate_two_buffers_per_run_whatever_their_number() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let four = parallel![inc, inc, inc, inc];
+    let one = parallel![inc];
+    let plain = pipeline_1();
+
+    let run_alone = per_run(
+        &rt,
+        || 0,
+        |x| lean.run(&plain, x),
+        |r| assert_eq!(r.expect("trivial").final_state, 1),
+    );
+    let one_branch = per_run(
+        &rt,
+        || 0,
+        |x| lean.run(&one, x),
+        |r| assert_eq!(r.expect("trivial").final_state, (1,)),
+    );
+    let four_branches = per_run(
+        &rt,
+        || 0,
+        |x| lean.run(&four, x),
+        |r| assert_eq!(r.expect("trivial").final_state, (1, 1, 1, 1)),
+    );
+    for (what, (allocations, bytes)) in [
+        ("one plain node     ", run_alone),
+        ("parallel, 1 branch ", one_branch),
+        ("parallel, 4 branches", four_branches),
+    ] {
+        println!("{what}: {allocations} allocations, {bytes} bytes");
+    }
+
+    // Beside the run's own five, `parallel!` allocates two buffers of one
+    // slot per branch: the `Vec` of settled branches its generated code
+    // hands to `settle`, and, in `settle`, the list of each branch's
+    // outcome, kept to report them should one fail. A branch itself costs nothing:
+    // its fork clones reference-counted handles and an empty record list,
+    // `join!` polls the branches in place, and a `()` model has no fields to
+    // merge (nor does its `Vec` of copies take memory).
+    assert_eq!(one_branch.0, run_alone.0 + 2);
+    assert_eq!(four_branches.0, one_branch.0);
+}
+
+/// Two numbers: a model whose copies own no heap memory.
+#[derive(Clone, Serialize, Deserialize)]
+struct Pair {
+    a: u64,
+    b: u64,
+}
+
+#[node]
+async fn tally(x: u64, pair: &mut Pair) -> u64 {
+    pair.a += 1;
+    x + 1
+}
+
+#[test]
+fn a_loop_iteration_allocates_nothing() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let to_ten = loop_until(tally, |x: &u64, _: &Pair| *x >= 10);
+    let iterations = |start: u64| {
+        per_run(
+            &rt,
+            || start,
+            |x| lean.run_with_model(&to_ten, x, Pair { a: 0, b: 0 }),
+            |r| {
+                let r = r.expect("trivial");
+                assert_eq!(r.final_state, 10);
+                assert_eq!(r.model.a, 10 - start);
+                assert_eq!(r.model.b, 0);
+            },
+        )
+    };
+
+    let once = iterations(9);
+    let ten_times = iterations(0);
+    println!(
+        "loop,  1 iteration : {} allocations, {} bytes",
+        once.0, once.1
+    );
+    println!(
+        "loop, 10 iterations: {} allocations, {} bytes",
+        ten_times.0, ten_times.1
+    );
+
+    // A run's own five and nothing more, however many iterations. Each
+    // iteration copies the model twice, the loop's copy to fall back on and
+    // the node's snapshot for rollback, and a `Pair` copies bit for bit,
+    // with no heap memory to duplicate.
+    assert_eq!(once.0, 5);
+    assert_eq!(ten_times, once);
+}
+
+/// Four fields, one for each branch to write.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Quad {
+    a: u64,
+    b: u64,
+    c: u64,
+    d: u64,
+}
+
+#[node]
+async fn set_a(x: u64, quad: &mut Quad) -> u64 {
+    quad.a = x + 1;
+    x
+}
+
+#[node]
+async fn set_b(x: u64, quad: &mut Quad) -> u64 {
+    quad.b = x + 2;
+    x
+}
+
+#[node]
+async fn set_c(x: u64, quad: &mut Quad) -> u64 {
+    quad.c = x + 3;
+    x
+}
+
+#[node]
+async fn set_d(x: u64, quad: &mut Quad) -> u64 {
+    quad.d = x + 4;
+    x
+}
+
+#[test]
+fn merging_four_branches_that_each_write_a_field_goes_through_json() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let fields = parallel![set_a, set_b, set_c, set_d];
+    let (allocations, bytes) = per_run(
+        &rt,
+        || 0,
+        |x| lean.run_with_model(&fields, x, Quad::default()),
+        |r| {
+            let r = r.expect("branches write different fields");
+            assert_eq!(r.final_state, (0, 0, 0, 0));
+            assert_eq!(
+                r.model,
+                Quad {
+                    a: 1,
+                    b: 2,
+                    c: 3,
+                    d: 4
+                }
+            );
+        },
+    );
+    println!("parallel, 4 branches writing a field each: {allocations} allocations, {bytes} bytes");
+
+    // The run's own 5; `settle`'s buffers: the settled branches, the copies
+    // of the model (a `Quad` takes memory, unlike `()`) and the outcomes: 3.
+    // Then `merge_models`, which compares the models as JSON:
+    // - 25 to turn the base and the 4 copies into JSON objects: 5 each, the
+    //   object's map node and its 4 keys;
+    // - 2 lists of the copies' JSON (owned, then borrowed);
+    // - 14 to merge the objects: the list of keys, the merged map's node,
+    //   and per field 3: its path, the list of the copies' values, the
+    //   merged map's key;
+    // reading the merged object back into a `Quad` allocates nothing.
+    // Copies and snapshots of the model cost nothing.
+    assert_eq!(allocations, 5 + 3 + 25 + 2 + 14);
+}
+
+/// How many allocations a `Vec` filled one item at a time makes to hold `n`
+/// items: it starts with room for 4 and doubles.
+fn growths(n: usize) -> usize {
+    let (mut capacity, mut times) = (0, 0);
+    while capacity < n {
+        capacity = (capacity * 2).max(4);
+        times += 1;
+    }
+    times
+}
+
+#[test]
+fn for_each_allocates_one_task_per_item_plus_a_growing_list() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let each = for_each(inc).concurrency(4);
+    let items = |n: u64| {
+        per_run(
+            &rt,
+            || vec![0; n as usize],
+            |items| lean.run(&each, items),
+            move |r| assert_eq!(r.expect("trivial").final_state, vec![1; n as usize]),
+        )
+    };
+
+    let ten = items(10);
+    let hundred = items(100);
+    println!(
+        "for_each,  10 items: {} allocations, {} bytes",
+        ten.0, ten.1
+    );
+    println!(
+        "for_each, 100 items: {} allocations, {} bytes",
+        hundred.0, hundred.1
+    );
+
+    // Per item, one: `buffered` keeps its futures in a `FuturesUnordered`,
+    // which puts each in a reference-counted task. The item's fork of the run
+    // clones handles only, and a `()` model has nothing to merge.
+    // Per run, beside the run's own five: the `FuturesUnordered`'s stub task
+    // and queue (2); the list the finished items are collected into, which
+    // starts empty and doubles from 4 slots (3 allocations to reach 16 for
+    // 10 items, 6 to reach 128 for 100); and three lists sized to the items
+    // (`outputs`, `settled` and, in `settle`, the outcomes).
+    let expected = |n: usize| 5 + 2 + n + growths(n) + 3;
+    assert_eq!(ten.0, expected(10));
+    assert_eq!(hundred.0, expected(100));
 }
