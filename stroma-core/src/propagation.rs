@@ -25,8 +25,14 @@ pub(crate) fn read_cell(cell: &ExecutionCell) -> ExecutionContext {
 }
 
 /// Runs `future` with `cell` as the current execution context.
-pub(crate) async fn with_cell<F: Future>(cell: ExecutionCell, future: F) -> F::Output {
-    CURRENT.scope(cell, future).await
+///
+/// A plain function, not an `async fn`: an `async fn` would hold `future`
+/// twice in its state (once as its argument, once inside the scope).
+pub(crate) fn with_cell<F: Future>(
+    cell: ExecutionCell,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    CURRENT.scope(cell, future)
 }
 
 impl ExecutionContext {

@@ -194,32 +194,33 @@ impl StromaRunner {
     ///
     /// Errors with a [`RunError`] naming the node that failed or panicked; the
     /// runner stays usable either way.
-    pub async fn run<P>(
-        &self,
-        pipeline: &P,
+    // The `run*` entry points return the one inner future rather than being
+    // `async fn`s each wrapping the next: every run's future stays smaller.
+    pub fn run<'a, P>(
+        &'a self,
+        pipeline: &'a P,
         input: P::Input,
-    ) -> Result<RunResult<P::Output>, RunError>
+    ) -> impl Future<Output = Result<RunResult<P::Output>, RunError>> + Send + 'a
     where
         P: RunsWith<()>,
     {
-        self.run_with_model(pipeline, input, ()).await
+        self.run_reporting(pipeline, input, RunOptions::new(), None)
     }
 
     /// Runs `pipeline` on `input` with `model` as the run's typed model; the
     /// model as the run leaves it is in [`RunResult::model`] (or, on failure,
     /// [`RunError::into_model`]).
-    pub async fn run_with_model<P, M>(
-        &self,
-        pipeline: &P,
+    pub fn run_with_model<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
         input: P::Input,
         model: M,
-    ) -> Result<RunResult<P::Output, M>, RunError>
+    ) -> impl Future<Output = Result<RunResult<P::Output, M>, RunError>> + Send + 'a
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_with(pipeline, input, RunOptions::new().model(model))
-            .await
+        self.run_reporting(pipeline, input, RunOptions::new().model(model), None)
     }
 
     /// Runs `pipeline` on `input` with per-run `options`: the model, and an
@@ -234,17 +235,17 @@ impl StromaRunner {
     /// // runner.run_with(&pipeline, input, options).await
     /// # let _ = options;
     /// ```
-    pub async fn run_with<P, M>(
-        &self,
-        pipeline: &P,
+    pub fn run_with<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
         input: P::Input,
         options: RunOptions<M>,
-    ) -> Result<RunResult<P::Output, M>, RunError>
+    ) -> impl Future<Output = Result<RunResult<P::Output, M>, RunError>> + Send + 'a
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(pipeline, input, options, None).await
+        self.run_reporting(pipeline, input, options, None)
     }
 
     /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
@@ -408,10 +409,23 @@ where
     P: RunsWith<M>,
     M: Send + 'static,
 {
-    let middleware = Arc::clone(cx.state().middleware());
-    if middleware.is_empty() {
+    if cx.state().middleware().is_empty() {
         return pipeline.run(input, cx).await;
     }
+    // Boxed, so runs without middleware do not carry the chain's state.
+    Box::pin(guarded_by_middleware(pipeline, input, cx)).await
+}
+
+async fn guarded_by_middleware<P, M>(
+    pipeline: &P,
+    input: P::Input,
+    cx: &mut Cx<M>,
+) -> Result<P::Output, NodeFailure>
+where
+    P: RunsWith<M>,
+    M: Send + 'static,
+{
+    let middleware = Arc::clone(cx.state().middleware());
     let run = cx.run_context().clone();
     let body = async { pipeline.run(input, cx).await.map_err(BoxError::from) };
     around(&middleware, HookArg::Run(&run), body)
