@@ -217,15 +217,18 @@ impl Context {
     /// Errors when the name is absent, or holds a value of another type (the
     /// error names both types).
     pub fn get_named<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>, ContextError> {
-        let slot = {
-            let own = self.own();
-            own.by_name.get(name).cloned()
+        // Typed while borrowed: one reference-count increment, on the value returned.
+        let typed = |slot: &Slot| {
+            slot.downcast::<T>()
+                .ok_or_else(|| self.wrong_type::<T>(name, slot.type_name))
         };
-        let slot = slot
-            .or_else(|| self.layers.base.by_name.get(name).cloned())
-            .ok_or_else(|| self.missing_name(name))?;
-        slot.downcast::<T>()
-            .ok_or_else(|| self.wrong_type::<T>(name, slot.type_name))
+        if let Some(slot) = self.own().by_name.get(name) {
+            return typed(slot);
+        }
+        match self.layers.base.by_name.get(name) {
+            Some(slot) => typed(slot),
+            None => Err(self.missing_name(name)),
+        }
     }
 
     /// Whether `name` holds a value of any type.
