@@ -463,19 +463,8 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     assert_eq!(allocations, 5 + 3 + 25 + 2 + 14);
 }
 
-/// How many allocations a `Vec` filled one item at a time makes to hold `n`
-/// items: it starts with room for 4 and doubles.
-fn growths(n: usize) -> usize {
-    let (mut capacity, mut times) = (0, 0);
-    while capacity < n {
-        capacity = (capacity * 2).max(4);
-        times += 1;
-    }
-    times
-}
-
 #[test]
-fn for_each_allocates_one_task_per_item_plus_a_growing_list() {
+fn for_each_allocates_one_task_per_item_and_reserves_its_lists() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
     let each = for_each(inc).concurrency(4);
@@ -503,11 +492,9 @@ fn for_each_allocates_one_task_per_item_plus_a_growing_list() {
     // which puts each in a reference-counted task. The item's fork of the run
     // clones handles only, and a `()` model has nothing to merge.
     // Per run, beside the run's own five: the `FuturesUnordered`'s stub task
-    // and queue (2); the list the finished items are collected into, which
-    // starts empty and doubles from 4 slots (3 allocations to reach 16 for
-    // 10 items, 6 to reach 128 for 100); and three lists sized to the items
-    // (`outputs`, `settled` and, in `settle`, the outcomes).
-    let expected = |n: usize| 5 + 2 + n + growths(n) + 3;
+    // and queue (2); and four lists reserved at the item count (the finished
+    // items, `outputs`, `settled` and, in `settle`, the outcomes).
+    let expected = |n: usize| 5 + 2 + n + 4;
     assert_eq!(ten.0, expected(10));
     assert_eq!(hundred.0, expected(100));
 }

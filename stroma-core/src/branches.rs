@@ -196,19 +196,22 @@ where
             // Forks are made from an owned template, so the stream holds no
             // shared borrow of the model across awaits (which would need `M: Sync`).
             let template = cx.fork();
-            let finished: Vec<Finished<N::Output, M>> = {
-                futures::stream::iter(input)
-                    .map(move |item| {
-                        let mut branch = template.fork();
-                        async move {
-                            let outcome = run_branch(&self.node, item, &mut branch).await;
-                            (outcome, branch)
-                        }
-                    })
-                    .buffered(self.concurrency)
-                    .collect()
-                    .await
-            };
+            // Reserved at the item count: collecting would grow it by doubling.
+            let mut finished: Vec<Finished<N::Output, M>> = Vec::with_capacity(input.len());
+            futures::stream::iter(input)
+                .map(move |item| {
+                    let mut branch = template.fork();
+                    async move {
+                        let outcome = run_branch(&self.node, item, &mut branch).await;
+                        (outcome, branch)
+                    }
+                })
+                .buffered(self.concurrency)
+                .for_each(|done| {
+                    finished.push(done);
+                    std::future::ready(())
+                })
+                .await;
             let mut outputs = Vec::with_capacity(finished.len());
             let mut settled = Vec::with_capacity(finished.len());
             for (outcome, branch) in finished {
