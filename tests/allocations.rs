@@ -296,7 +296,7 @@ fn a_pass_through_middleware_costs_three_allocations_per_node_and_three_per_run(
 }
 
 #[test]
-fn parallel_branches_of_a_unit_model_allocate_two_buffers_per_run_whatever_their_number() {
+fn parallel_branches_of_a_unit_model_allocate_nothing_beyond_the_run() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
     let four = parallel![inc, inc, inc, inc];
@@ -329,14 +329,13 @@ fn parallel_branches_of_a_unit_model_allocate_two_buffers_per_run_whatever_their
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Beside the run's own five, `parallel!` allocates two buffers of one
-    // slot per branch: the `Vec` of settled branches its generated code
-    // hands to `settle`, and, in `settle`, the list of each branch's
-    // outcome, kept to report them should one fail. A branch itself costs nothing:
-    // its fork clones reference-counted handles and an empty record list,
-    // `join!` polls the branches in place, and a `()` model has no fields to
-    // merge (nor does its `Vec` of copies take memory).
-    assert_eq!(one_branch.0, run_alone.0 + 2);
+    // Beside the run's own five, `parallel!` allocates nothing: its generated
+    // code hands `settle` an array of the settled branches, `settle` lists
+    // the branches' outcomes only when one failed, a branch's fork clones
+    // reference-counted handles and an empty record list, `join!` polls the
+    // branches in place, and a `()` model has no fields to merge (nor does
+    // its `Vec` of copies take memory).
+    assert_eq!(one_branch.0, run_alone.0);
     assert_eq!(four_branches.0, one_branch.0);
 }
 
@@ -449,8 +448,8 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     );
     println!("parallel, 4 branches writing a field each: {allocations} allocations, {bytes} bytes");
 
-    // The run's own 5; `settle`'s buffers: the settled branches, the copies
-    // of the model (a `Quad` takes memory, unlike `()`) and the outcomes: 3.
+    // The run's own 5; `settle`'s list of the copies of the model (a `Quad`
+    // takes memory, unlike `()`): 1.
     // Then `merge_models`, which compares the models as JSON:
     // - 25 to turn the base and the 4 copies into JSON objects: 5 each, the
     //   object's map node and its 4 keys;
@@ -460,7 +459,7 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     //   merged map's key;
     // reading the merged object back into a `Quad` allocates nothing.
     // Copies and snapshots of the model cost nothing.
-    assert_eq!(allocations, 5 + 3 + 25 + 2 + 14);
+    assert_eq!(allocations, 5 + 1 + 25 + 2 + 14);
 }
 
 #[test]
@@ -492,9 +491,10 @@ fn for_each_allocates_one_task_per_item_and_reserves_its_lists() {
     // which puts each in a reference-counted task. The item's fork of the run
     // clones handles only, and a `()` model has nothing to merge.
     // Per run, beside the run's own five: the `FuturesUnordered`'s stub task
-    // and queue (2); and four lists reserved at the item count (the finished
-    // items, `outputs`, `settled` and, in `settle`, the outcomes).
-    let expected = |n: usize| 5 + 2 + n + 4;
+    // and queue (2); and three lists reserved at the item count (the
+    // finished items, `outputs` and `settled`; with a `()` model, `settle`'s
+    // copies take no memory, and it lists outcomes only after a failure).
+    let expected = |n: usize| 5 + 2 + n + 3;
     assert_eq!(ten.0, expected(10));
     assert_eq!(hundred.0, expected(100));
 }

@@ -52,24 +52,27 @@ pub struct Settled<M> {
 /// records, then (if all succeeded) their models, merged. If any failed,
 /// fails naming every branch's outcome and leaves the model as it was.
 #[doc(hidden)]
-pub fn settle<M: Mergeable>(
-    cx: &mut Cx<M>,
-    name: &'static str,
-    branches: Vec<Settled<M>>,
-) -> Result<(), NodeFailure> {
-    let mut models = Vec::with_capacity(branches.len());
-    let mut outcomes = Vec::with_capacity(branches.len());
-    let mut first_failed = None;
+pub fn settle<M, B>(cx: &mut Cx<M>, name: &'static str, branches: B) -> Result<(), NodeFailure>
+where
+    M: Mergeable,
+    B: AsRef<[Settled<M>]> + IntoIterator<Item = Settled<M>>,
+{
+    // Looked at first, so a run whose branches all succeeded builds no list
+    // of outcomes, and one that failed keeps no models.
+    let any_failed = branches.as_ref().iter().any(|b| b.failure.is_some());
+    let count = branches.as_ref().len();
+    let mut models = Vec::with_capacity(if any_failed { 0 } else { count });
+    let mut outcomes = Vec::with_capacity(if any_failed { count } else { 0 });
     for branch in branches {
         let (state, model) = branch.cx.into_parts();
         cx.state().join(state);
-        models.push(model);
-        if branch.failure.is_some() && first_failed.is_none() {
-            first_failed = Some(outcomes.len());
+        if any_failed {
+            outcomes.push((branch.name, branch.failure));
+        } else {
+            models.push(model);
         }
-        outcomes.push((branch.name, branch.failure));
     }
-    if first_failed.is_some() {
+    if any_failed {
         return Err(NodeFailure::error(
             name,
             Box::new(BranchesFailed { name, outcomes }),

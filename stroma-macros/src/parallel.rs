@@ -120,7 +120,7 @@ fn generate(list: &NodeList) -> TokenStream {
                         #(__stroma::run_branch(&self.#fields, #inputs, &mut #forks)),*
                     );
                     #(let (#outputs, #failures) = __stroma::split_outcome(#outcomes);)*
-                    __stroma::settle(cx, __stroma::Node::name(self), ::std::vec![
+                    __stroma::settle(cx, __stroma::Node::name(self), [
                         #(__stroma::Settled {
                             name: __stroma::Node::name(&self.#fields),
                             cx: #forks,
