@@ -80,6 +80,7 @@ where
     }
     let merged =
         merge_models(cx.model(), models).map_err(|cause| NodeFailure::error(name, cause))?;
+    cx.state().clock_moved();
     *cx.model_mut() = merged;
     Ok(())
 }

@@ -173,12 +173,15 @@ where
                     iteration,
                 });
                 let kept = cx.model().clone();
+                cx.state().clock_moved();
                 let outcome = AssertUnwindSafe(self.body.run(value, cx))
                     .catch_unwind()
                     .await;
                 let failure = match outcome {
                     Ok(Ok(output)) => {
-                        if (self.until)(&output, cx.model()) {
+                        let done = (self.until)(&output, cx.model());
+                        cx.state().clock_moved();
+                        if done {
                             return Ok(output);
                         }
                         if iteration == self.max_loops {

@@ -167,6 +167,9 @@ pub struct RunState {
     /// as two fields written whole: the lean path writes only the name.
     current: Option<&'static str>,
     current_since: Option<Instant>,
+    /// When the last node ended, if nothing but pipeline glue ran since: the
+    /// next node starts then, which saves it a clock read.
+    last_end: Option<Instant>,
     middleware: Arc<[Arc<dyn Middleware>]>,
     /// Gives the model the run's input before the first node; taken then.
     input_filler: Option<InputFiller>,
@@ -193,6 +196,7 @@ impl RunState {
             recording,
             current: None,
             current_since: None,
+            last_end: None,
             middleware,
             input_filler: None,
             events: None,
@@ -209,6 +213,7 @@ impl RunState {
             recording: self.recording,
             current: None,
             current_since: None,
+            last_end: None,
             middleware: Arc::clone(&self.middleware),
             input_filler: self.input_filler,
             events: self.events.clone(),
@@ -277,7 +282,7 @@ impl RunState {
         let name = L::NAME;
         self.current = Some(name);
         let started = if self.recording || self.events.is_some() {
-            let now = Instant::now();
+            let now = self.last_end.take().unwrap_or_else(Instant::now);
             self.current_since = Some(now);
             self.emit(Event::NodeStarted { name });
             Some(now)
@@ -295,7 +300,9 @@ impl RunState {
             body.instrument(span).await
         };
         if let Some(at) = started {
-            let duration = at.elapsed();
+            let end = Instant::now();
+            let duration = end.duration_since(at);
+            self.last_end = Some(end);
             if self.recording {
                 self.records.push(NodeRecord {
                     name,
@@ -331,6 +338,12 @@ impl RunState {
             context: &context,
         };
         around(&self.middleware, HookArg::Node(&call), body).await
+    }
+
+    /// Code other than pipeline glue ran since the last node ended (a loop's
+    /// condition, a merge): the next node reads the clock for its start.
+    pub(crate) fn clock_moved(&mut self) {
+        self.last_end = None;
     }
 
     /// A panic caught around some nodes, as the failure of the node it came
