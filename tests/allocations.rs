@@ -252,7 +252,7 @@ struct PassThrough;
 impl Middleware for PassThrough {}
 
 #[test]
-fn a_pass_through_middleware_costs_three_allocations_per_node_and_three_per_run() {
+fn a_pass_through_middleware_costs_two_allocations_per_node_and_two_per_run() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
     let wrapped = StromaRunner::new(
@@ -273,26 +273,25 @@ fn a_pass_through_middleware_costs_three_allocations_per_node_and_three_per_run(
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Per node, three boxed futures, made and freed as the node runs:
+    // Per node, two boxed futures, made and freed as the node runs:
     // 1. `RunState::run_node` boxes the node's trip through the middleware,
     //    so a chain without middleware does not carry its state;
-    // 2. `around` starts the chain with `Next::run`, which boxes the step
-    //    that calls the middleware's `on_node`;
-    // 3. the default `on_node` returns `next.run()`: `Next::run` boxes again
-    //    for the step that, the chain being done, awaits the node's body.
+    // 2. the default `on_node` returns `next.run()`, which boxes the step
+    //    that, the chain being done, awaits the node's body.
+    // (`around` awaits the chain's first step, the one calling `on_node`, in place.)
     // The node's context handle and its `NodeCall` borrow or clone
     // reference-counted handles: no allocation.
     assert_eq!((with_100.0 - with_10.0) % 90, 0);
-    assert_eq!((with_100.0 - with_10.0) / 90, 3);
-    // Per run, beside the nodes, three, the same three as a node's: the
-    // runner boxes the run's trip through the middleware (so runs without
-    // middleware do not carry its state), and the run hook's chain makes the
-    // two boxes of `Next::run`. The `RunContext` it is given is cloned from
-    // reference-counted handles.
+    assert_eq!((with_100.0 - with_10.0) / 90, 2);
+    // Per run, beside the nodes, two, the same two as a node's: the runner
+    // boxes the run's trip through the middleware (so runs without
+    // middleware do not carry its state), and the default `on_run`'s
+    // `next.run()` boxes the step that runs the pipeline. The `RunContext`
+    // it is given is cloned from reference-counted handles.
     assert_eq!(bare_10.0, 5);
     assert_eq!(bare_100, bare_10);
-    assert_eq!(with_10.0, bare_10.0 + 3 + 3 * 10);
-    assert_eq!(with_100.0, bare_100.0 + 3 + 3 * 100);
+    assert_eq!(with_10.0, bare_10.0 + 2 + 2 * 10);
+    assert_eq!(with_100.0, bare_100.0 + 2 + 2 * 100);
 }
 
 #[test]

@@ -101,7 +101,12 @@ enum Hook<'a> {
 impl<'a> Next<'a> {
     /// Goes on: to the next middleware, or to the run or node itself.
     pub fn run(self) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move {
+        Box::pin(self.go_on())
+    }
+
+    /// What [`run`](Self::run) boxes; awaited in place by the chain's first step.
+    async fn go_on(self) -> Result<(), BoxError> {
+        {
             let Some((first, rest)) = self.chain.split_first() else {
                 self.state.reached.store(true, Ordering::Relaxed);
                 let outcome = self.target.await;
@@ -121,7 +126,7 @@ impl<'a> Next<'a> {
                 Hook::Node(node) => first.on_node(node, next).await,
             };
             self.state.attribute(outcome, &**first)
-        })
+        }
     }
 }
 
@@ -217,13 +222,14 @@ pub(crate) async fn around<'a, O: Send>(
             HookArg::Run(run) => Hook::Run(run),
             HookArg::Node(node) => Hook::Node(node),
         };
+        // The first step is awaited in place: only hooks' own `next.run()` box.
         Next {
             chain,
             hook,
             target,
             state: &state,
         }
-        .run()
+        .go_on()
         .await
     };
     match (outcome, output) {
