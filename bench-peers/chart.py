@@ -13,8 +13,8 @@ FIGURES = {
     "hand-written .await": {10: 0.48, 100: 0.31},
     "tower 0.5 and_then": {10: 3.1},
     "boxed dyn Fn loop": {10: 14.0, 100: 12.3},
-    "stroma lean": {10: 50.4, 100: 23.5},
-    "stroma default": {10: 78.1, 100: 53.3},
+    "stroma lean": {10: 47.6, 100: 20.3},
+    "stroma default": {10: 77.6, 100: 48.8},
     "graph-flow 0.8": {10: 241.8, 100: 223.2},
     "LangGraph 1.2 (Python)": {10: 169_500.0, 100: 152_100.0},
 }

@@ -175,6 +175,8 @@ pub struct RunState {
     input_filler: Option<InputFiller>,
     /// Where events go, when the run is streamed.
     events: Option<EventSink>,
+    /// No records, no events, no middleware: nodes need no bookkeeping.
+    plain: bool,
 }
 
 impl RunState {
@@ -197,6 +199,7 @@ impl RunState {
             current: None,
             current_since: None,
             last_end: None,
+            plain: !recording && middleware.is_empty(),
             middleware,
             input_filler: None,
             events: None,
@@ -217,6 +220,7 @@ impl RunState {
             middleware: Arc::clone(&self.middleware),
             input_filler: self.input_filler,
             events: self.events.clone(),
+            plain: self.plain,
         }
     }
 
@@ -231,6 +235,7 @@ impl RunState {
 
     pub(crate) fn stream_to(&mut self, sink: EventSink) {
         self.events = Some(sink);
+        self.plain = false;
     }
 
     /// Reports `event` when the run is streamed.
@@ -281,6 +286,10 @@ impl RunState {
     ) -> Result<O, NodeFailure> {
         let name = L::NAME;
         self.current = Some(name);
+        if self.plain && !tracing::level_enabled!(tracing::Level::INFO) {
+            // Nothing records, streams, wraps or traces this node: just run it.
+            return body.await.map_err(|cause| NodeFailure::error(name, cause));
+        }
         let started = if self.recording || self.events.is_some() {
             let now = self.last_end.take().unwrap_or_else(Instant::now);
             self.current_since = Some(now);
