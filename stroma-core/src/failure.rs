@@ -67,9 +67,6 @@ impl NodeFailure {
 
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.cause.is::<NodePanic>() {
-            return write!(f, "node `{}` {}", self.node, self.cause);
-        }
         if self.is_panic() {
             return write!(f, "node `{}` {}", self.node, self.cause);
         }

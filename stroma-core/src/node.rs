@@ -2,6 +2,7 @@
 //! a model) and [`Accepts`] (the compile-time link check), and [`Cx`], the
 //! per-run state a node executes against.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -309,28 +310,8 @@ impl RunState {
             body.instrument(span).await
         };
         if let Some(at) = started {
-            let end = Instant::now();
-            let duration = end.duration_since(at);
-            self.last_end = Some(end);
-            if self.recording {
-                self.records.push(NodeRecord {
-                    name,
-                    status: if outcome.is_ok() {
-                        NodeStatus::Completed
-                    } else {
-                        NodeStatus::Failed
-                    },
-                    duration,
-                });
-            }
-            self.emit(match &outcome {
-                Ok(_) => Event::NodeCompleted { name, duration },
-                Err(err) => Event::NodeFailed {
-                    name,
-                    duration,
-                    error: err.to_string(),
-                },
-            });
+            let error = outcome.as_ref().err().map(|err| err as &dyn fmt::Display);
+            self.last_end = Some(self.finish_node(name, at, error));
         }
         outcome.map_err(|cause| NodeFailure::error(name, cause))
     }
@@ -370,22 +351,45 @@ impl RunState {
     /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
         if let (Some(name), Some(at)) = (self.current, self.current_since) {
-            let duration = at.elapsed();
-            if self.recording {
-                self.records.push(NodeRecord {
-                    name,
-                    status: NodeStatus::Failed,
-                    duration,
-                });
-            }
-            self.emit(Event::NodeFailed {
-                name,
-                duration,
-                error: "panicked".into(),
-            });
+            self.finish_node(name, at, Some(&"panicked"));
             // Reported once, even if an enclosing loop and the runner both catch it.
             self.current_since = None;
         }
+    }
+
+    /// Records the end of the node `name`, begun `at`, and reports it to a
+    /// stream; `error` is its failure, if it failed. Returns when it ended.
+    fn finish_node(
+        &mut self,
+        name: &'static str,
+        at: Instant,
+        error: Option<&dyn fmt::Display>,
+    ) -> Instant {
+        let end = Instant::now();
+        let duration = end.duration_since(at);
+        if self.recording {
+            self.records.push(NodeRecord {
+                name,
+                status: if error.is_none() {
+                    NodeStatus::Completed
+                } else {
+                    NodeStatus::Failed
+                },
+                duration,
+            });
+        }
+        if self.events.is_some() {
+            // The error's text is made only for a stream that shows it.
+            self.emit(match error {
+                None => Event::NodeCompleted { name, duration },
+                Some(error) => Event::NodeFailed {
+                    name,
+                    duration,
+                    error: error.to_string(),
+                },
+            });
+        }
+        end
     }
 
     pub(crate) fn middleware(&self) -> &Arc<[Arc<dyn Middleware>]> {

@@ -54,8 +54,11 @@ impl ExecutionContext {
     /// assert_eq!(current_tenant_id(), None, "outside the scope there is none");
     /// # });
     /// ```
-    pub async fn scope<F: Future>(context: ExecutionContext, future: F) -> F::Output {
-        with_cell(new_cell(context), future).await
+    pub fn scope<F: Future>(
+        context: ExecutionContext,
+        future: F,
+    ) -> impl Future<Output = F::Output> {
+        with_cell(new_cell(context), future)
     }
 }
 

@@ -39,7 +39,8 @@ pub struct RunConfig {
     context: Context,
     records: bool,
     execution: ExecutionContext,
-    middleware: Vec<Arc<dyn Middleware>>,
+    /// Shared as is with every run.
+    middleware: Arc<[Arc<dyn Middleware>]>,
 }
 
 impl Default for RunConfig {
@@ -48,7 +49,7 @@ impl Default for RunConfig {
             context: Context::new(),
             records: true,
             execution: ExecutionContext::new(),
-            middleware: Vec::new(),
+            middleware: Arc::new([]),
         }
     }
 }
@@ -94,7 +95,8 @@ impl RunConfig {
 
     /// Adds `middleware` around every run and node; the first added is the outermost.
     pub fn with_middleware(mut self, middleware: impl Middleware) -> Self {
-        self.middleware.push(Arc::new(middleware));
+        let added: Arc<dyn Middleware> = Arc::new(middleware);
+        self.middleware = self.middleware.iter().cloned().chain([added]).collect();
         self
     }
 
@@ -132,7 +134,6 @@ pub struct StromaRunner {
 struct Shared {
     config: RunConfig,
     entries: SharedEntries,
-    middleware: Arc<[Arc<dyn Middleware>]>,
 }
 
 impl std::fmt::Debug for StromaRunner {
@@ -158,13 +159,8 @@ impl StromaRunner {
     /// A runner with `config`.
     pub fn new(config: RunConfig) -> Self {
         let entries = config.context.freeze();
-        let middleware = config.middleware.iter().cloned().collect();
         StromaRunner {
-            inner: Arc::new(Shared {
-                config,
-                entries,
-                middleware,
-            }),
+            inner: Arc::new(Shared { config, entries }),
         }
     }
 
@@ -335,7 +331,7 @@ impl StromaRunner {
             run,
             self.inner.config.records,
             pipeline.leaf_count(),
-            Arc::clone(&self.inner.middleware),
+            Arc::clone(&self.inner.config.middleware),
         );
         let mut cx = Cx::new(state, options.model);
         cx.state()
