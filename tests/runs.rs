@@ -182,3 +182,40 @@ async fn many_concurrent_runs_on_one_runner_keep_their_writes_apart() {
         "runner-level entries are read-only for runs"
     );
 }
+
+#[tokio::test]
+async fn with_records_off_a_failing_or_panicking_node_is_still_named() {
+    // Runs that record nothing take the plain path: the node must still be known.
+    let runner = StromaRunner::new(RunConfig::default().records(false));
+    let err = runner
+        .run(&pipeline![add_one, fail_on_odd], 4)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "node `fail_on_odd` failed: 5 is odd");
+    let err = runner
+        .run(&pipeline![add_one, add_one, panic_on_three], 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.node(), "panic_on_three");
+    assert!(err.records().is_empty());
+}
+
+#[tokio::test]
+async fn time_spent_outside_nodes_is_not_counted_in_the_next_nodes_record() {
+    // A node's record starts where the previous node ended only when nothing
+    // else ran between; a slow loop condition must not land in the body's record.
+    let slow_until = |n: &u64, _: &()| {
+        std::thread::sleep(Duration::from_millis(20));
+        *n >= 3
+    };
+    let result = StromaRunner::quick()
+        .run(&stroma::loop_until(add_one, slow_until), 0)
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, 3);
+    assert_eq!(result.records.len(), 3);
+    for record in &result.records {
+        assert!(record.duration < Duration::from_millis(20), "{record:?}");
+    }
+}
