@@ -201,6 +201,40 @@ async fn with_records_off_a_failing_or_panicking_node_is_still_named() {
     assert!(err.records().is_empty());
 }
 
+#[node]
+async fn needs_limit(n: u64, ctx: &Context) -> Result<u64, NodeError> {
+    struct Limit;
+    ctx.require::<Limit>()?;
+    Ok(n)
+}
+
+#[tokio::test]
+async fn with_records_off_nested_context_and_model_nodes_behave_as_with_records() {
+    let runner = StromaRunner::new(RunConfig::default().records(false));
+    // A context-taking node's own context error names it.
+    let err = runner
+        .run(&pipeline![add_one, needs_limit], 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.node(), "needs_limit");
+    assert!(err.to_string().contains("needs_limit"), "{err}");
+    // A panic deep in a named, nested pipeline names the leaf that panicked.
+    let inner = pipeline![add_one, panic_on_three].named("inner");
+    let err = runner
+        .run(&pipeline![add_one, inner, add_one], 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(err.node(), "panic_on_three");
+    // A model node on the plain path keeps its write; the later failure names its node.
+    let err = runner
+        .run_with_model(&pipeline![bump, add_one, fail_on_odd], 2, vec![7])
+        .await
+        .unwrap_err();
+    assert_eq!(err.node(), "fail_on_odd");
+    assert_eq!(err.into_model::<Vec<u64>>().unwrap(), [7, 2]);
+}
+
 #[tokio::test]
 async fn time_spent_outside_nodes_is_not_counted_in_the_next_nodes_record() {
     // A node's record starts where the previous node ended only when nothing

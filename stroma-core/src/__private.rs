@@ -26,6 +26,53 @@ pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, BoxError> {
         .map_err(|payload| Box::new(crate::failure::NodePanic::from_payload(&*payload)) as BoxError)
 }
 
+/// A node's outcome as its failure names it: the node `L`.
+#[inline(always)]
+pub fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFailure> {
+    outcome.map_err(|cause| NodeFailure::error(L::NAME, cause))
+}
+
+pin_project_lite::pin_project! {
+    /// A plain node's future: the function's own future and what turns its
+    /// output into the node's outcome. Nothing else, and polled inline, so a
+    /// chain of them folds like hand-written `.await`s.
+    pub struct PlainNode<F, C> {
+        #[pin]
+        future: F,
+        outcome: C,
+    }
+}
+
+/// The plain future of a node whose function returns `future`; `outcome`
+/// (a closure without captures) makes the node's outcome of its output.
+#[inline(always)]
+pub fn plain_node<F, C, O>(future: F, outcome: C) -> PlainNode<F, C>
+where
+    F: Future,
+    C: Fn(F::Output) -> Result<O, NodeFailure>,
+{
+    PlainNode { future, outcome }
+}
+
+impl<F, C, O> Future for PlainNode<F, C>
+where
+    F: Future,
+    C: Fn(F::Output) -> Result<O, NodeFailure>,
+{
+    type Output = Result<O, NodeFailure>;
+
+    #[inline(always)]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        this.future
+            .poll(cx)
+            .map(|returned| (this.outcome)(returned))
+    }
+}
+
 /// The span every node runs in.
 #[inline]
 pub fn node_span(name: &'static str) -> tracing::Span {

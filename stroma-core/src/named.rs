@@ -61,4 +61,13 @@ impl<M, N: RunsWith<M>> RunsWith<M> for Named<N> {
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         self.node.run(input, cx)
     }
+
+    #[inline]
+    fn run_plain<'a>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        self.node.run_plain(input, cx)
+    }
 }

@@ -65,6 +65,20 @@ pub trait RunsWith<M>: Node {
         input: Self::Input,
         cx: &'a mut Cx<M>,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
+
+    /// Runs the node when nothing watches the run (see [`Cx::is_plain`]):
+    /// no records, events, middleware or enabled spans. `#[node]` and
+    /// `pipeline!` implement it with no bookkeeping around the node's own
+    /// future, so the compiler can fold a chain as if written by hand.
+    #[doc(hidden)]
+    #[inline]
+    fn run_plain<'a>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        self.run(input, cx)
+    }
 }
 
 /// "This node takes `T` as input": the bound `pipeline!` checks on every link.
@@ -126,6 +140,15 @@ impl<M> Cx<M> {
     /// The run: pipeline name, id, and the execution context it started with.
     pub fn run_context(&self) -> &RunContext {
         &self.state.run
+    }
+
+    /// Whether nothing watches this run now: no records, events or
+    /// middleware, and no tracing subscriber that wants node spans. Nodes
+    /// may then run through [`RunsWith::run_plain`].
+    #[doc(hidden)]
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        self.state.is_plain()
     }
 
     /// The run's machinery and its model, borrowed apart so a node's body
@@ -267,6 +290,19 @@ impl RunState {
         }
     }
 
+    /// See [`Cx::is_plain`].
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        self.plain && !tracing::level_enabled!(tracing::Level::INFO)
+    }
+
+    /// Marks the node `L` as running, so a panic is attributed to it.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn enter<L: LeafName>(&mut self) {
+        self.current = Some(L::NAME);
+    }
+
     /// The context as the node `name` sees it: errors it returns name the node.
     #[doc(hidden)]
     #[inline]
@@ -287,7 +323,7 @@ impl RunState {
     ) -> Result<O, NodeFailure> {
         let name = L::NAME;
         self.current = Some(name);
-        if self.plain && !tracing::level_enabled!(tracing::Level::INFO) {
+        if self.is_plain() {
             // Nothing records, streams, wraps or traces this node: just run it.
             return body.await.map_err(|cause| NodeFailure::error(name, cause));
         }

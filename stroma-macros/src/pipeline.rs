@@ -51,6 +51,19 @@ fn generate(list: &NodeList) -> TokenStream {
             }
         }
     });
+    let plain_steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
+        if i == 0 {
+            quote!(let __value = self.#field.run_plain(input, cx).await?;)
+        } else {
+            let prev = &params[i - 1];
+            quote! {
+                let __value = self.#field.run_plain(
+                    <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
+                    cx,
+                ).await?;
+            }
+        }
+    });
     // Every element must be a node: the first is checked here, each other one
     // by its link (`Accepts` implies `Node`), so each is reported once.
     let lets = values
@@ -139,7 +152,25 @@ fn generate(list: &NodeList) -> TokenStream {
                 Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
             > + ::core::marker::Send + 'a {
                 async move {
+                    if cx.is_plain() {
+                        // Checked once per pipeline: nothing to record or wrap per node.
+                        return self.run_plain(input, cx).await;
+                    }
                     #(#steps)*
+                    ::core::result::Result::Ok(__value)
+                }
+            }
+
+            #[inline]
+            fn run_plain<'a>(
+                &'a self,
+                input: <#first as __stroma::Node>::Input,
+                cx: &'a mut __stroma::Cx<__M>,
+            ) -> impl __stroma::Future<
+                Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
+            > + ::core::marker::Send + 'a {
+                async move {
+                    #(#plain_steps)*
                     ::core::result::Result::Ok(__value)
                 }
             }

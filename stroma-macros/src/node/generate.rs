@@ -173,6 +173,43 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         quote!(__run.run_node::<#ident, _>(#body).await)
     };
 
+    let run_plain = sig.model.is_none().then(|| {
+        let plain = if sig.takes_context {
+            quote! {
+                let __ctx = __run.node_context(#name);
+                async move {
+                    let __returned = #ident::call(input, &__ctx).await;
+                    __stroma::tagged::<#ident, _>(#outcome)
+                }
+            }
+        } else {
+            // No state of its own: the function's future, its outcome mapped.
+            quote! {
+                __stroma::plain_node(#ident::call(input), |__returned| {
+                    __stroma::tagged::<#ident, _>(#outcome)
+                })
+            }
+        };
+        quote! {
+            #[inline(always)]
+            fn run_plain<'a>(
+                &'a self,
+                input: #input,
+                cx: &'a mut __stroma::Cx<#model_ty>,
+            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
+                   + ::core::marker::Send + 'a {
+                #[allow(unused_imports)]
+                use __stroma::{InputAsJson as _, InputNotJson as _};
+                let (__run, __model) = cx.split();
+                if __run.wants_input() {
+                    __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
+                }
+                __run.enter::<#ident>();
+                #plain
+            }
+        }
+    });
+
     quote! {
         impl #impl_generics __stroma::RunsWith<#model_ty> for #ident {
             fn run<'a>(
@@ -192,6 +229,8 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                     #run
                 }
             }
+
+            #run_plain
         }
     }
 }
