@@ -16,6 +16,14 @@ use stroma::prelude::*;
 use stroma::{Middleware, NodeRecord, RunsWith};
 use tokio::runtime::{Builder, Runtime};
 
+/// What every run allocates when it starts, whatever its pipeline:
+/// 1. its context's storage (`Context::for_run`), which also holds the
+///    run's execution context and is what the run's task-local shares, so
+///    an enrichment by a node reaches later nodes;
+/// 2. its execution context, whose correlation id is the run id (kept as
+///    the id; it becomes text only if something reads it).
+const RUN_OWN: usize = 2;
+
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
@@ -221,14 +229,9 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Records off: a run allocates the same whatever the chain's length: five
-    // allocations, all made once when the run starts:
-    // 1. the run's own writable context layer (`Context::for_run`);
-    // 2. the cell holding the run's execution context, shared with nodes so
-    //    an enrichment reaches later nodes;
-    // 3-5. the execution context itself, which gains the run id as its
-    //    correlation id: its `Arc`, its map's node and the id's text.
-    assert_eq!(off_1.0, 5);
+    // Records off: a run allocates the same whatever the chain's length: the
+    // run's own `RUN_OWN`, made once when it starts.
+    assert_eq!(off_1.0, RUN_OWN);
     assert_eq!(off_10, off_1);
     assert_eq!(off_100, off_1);
 
@@ -288,7 +291,7 @@ fn a_pass_through_middleware_costs_two_allocations_per_node_and_two_per_run() {
     // middleware do not carry its state), and the default `on_run`'s
     // `next.run()` boxes the step that runs the pipeline. The `RunContext`
     // it is given is cloned from reference-counted handles.
-    assert_eq!(bare_10.0, 5);
+    assert_eq!(bare_10.0, RUN_OWN);
     assert_eq!(bare_100, bare_10);
     assert_eq!(with_10.0, bare_10.0 + 2 + 2 * 10);
     assert_eq!(with_100.0, bare_100.0 + 2 + 2 * 100);
@@ -328,7 +331,7 @@ fn parallel_branches_of_a_unit_model_allocate_nothing_beyond_the_run() {
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Beside the run's own five, `parallel!` allocates nothing: its generated
+    // Beside the run's own `RUN_OWN`, `parallel!` allocates nothing: its generated
     // code hands `settle` an array of the settled branches, `settle` lists
     // the branches' outcomes only when one failed, a branch's fork clones
     // reference-counted handles and an empty record list, `join!` polls the
@@ -381,11 +384,11 @@ fn a_loop_iteration_allocates_nothing() {
         ten_times.0, ten_times.1
     );
 
-    // A run's own five and nothing more, however many iterations. Each
+    // A run's own `RUN_OWN` and nothing more, however many iterations. Each
     // iteration copies the model twice, the loop's copy to fall back on and
     // the node's snapshot for rollback, and a `Pair` copies bit for bit,
     // with no heap memory to duplicate.
-    assert_eq!(once.0, 5);
+    assert_eq!(once.0, RUN_OWN);
     assert_eq!(ten_times, once);
 }
 
@@ -447,7 +450,7 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     );
     println!("parallel, 4 branches writing a field each: {allocations} allocations, {bytes} bytes");
 
-    // The run's own 5; `settle`'s list of the copies of the model (a `Quad`
+    // The run's own `RUN_OWN`; `settle`'s list of the copies of the model (a `Quad`
     // takes memory, unlike `()`): 1.
     // Then `merge_models`, which compares the models as JSON:
     // - 25 to turn the base and the 4 copies into JSON objects: 5 each, the
@@ -458,7 +461,7 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     //   merged map's key;
     // reading the merged object back into a `Quad` allocates nothing.
     // Copies and snapshots of the model cost nothing.
-    assert_eq!(allocations, 5 + 1 + 25 + 2 + 14);
+    assert_eq!(allocations, RUN_OWN + 1 + 25 + 2 + 14);
 }
 
 #[test]
@@ -489,11 +492,11 @@ fn for_each_allocates_one_task_per_item_and_reserves_its_lists() {
     // Per item, one: `buffered` keeps its futures in a `FuturesUnordered`,
     // which puts each in a reference-counted task. The item's fork of the run
     // clones handles only, and a `()` model has nothing to merge.
-    // Per run, beside the run's own five: the `FuturesUnordered`'s stub task
+    // Per run, beside the run's own `RUN_OWN`: the `FuturesUnordered`'s stub task
     // and queue (2); and three lists reserved at the item count (the
     // finished items, `outputs` and `settled`; with a `()` model, `settle`'s
     // copies take no memory, and it lists outcomes only after a failure).
-    let expected = |n: usize| 5 + 2 + n + 3;
+    let expected = |n: usize| RUN_OWN + 2 + n + 3;
     assert_eq!(ten.0, expected(10));
     assert_eq!(hundred.0, expected(100));
 }

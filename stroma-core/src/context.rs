@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ContextError;
 use crate::execution::ExecutionContext;
-use crate::propagation::{ExecutionCell, new_cell, read_cell};
+use crate::propagation::ExecutionCell;
 use crate::type_map::TypeIdMap;
 
 type Shared = Arc<dyn Any + Send + Sync>;
@@ -57,13 +57,27 @@ impl Entries {
     }
 }
 
-struct Layers {
+/// A context's storage, shared by its handles. The run's task-local shares it
+/// too (as its [`ExecutionCell`]), so one allocation serves both.
+pub(crate) struct Layers {
     /// Entries given to the runner: shared by every run, never written during one.
     base: Arc<Entries>,
     /// The run's execution context, which nodes may enrich for later nodes.
-    execution: ExecutionCell,
+    execution: RwLock<ExecutionContext>,
     /// Entries written by this context's owner: one run, or the caller building a context.
     own: RwLock<Entries>,
+}
+
+impl Layers {
+    /// The execution context now.
+    pub(crate) fn execution(&self) -> ExecutionContext {
+        self.read_execution(ExecutionContext::clone)
+    }
+
+    /// Reads the execution context in place, without cloning it.
+    pub(crate) fn read_execution<R>(&self, read: impl FnOnce(&ExecutionContext) -> R) -> R {
+        read(&self.execution.read().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// Resources and values shared by the nodes of a run.
@@ -116,14 +130,14 @@ impl Context {
     }
 
     fn layered(base: Arc<Entries>) -> Self {
-        Self::layered_with(base, new_cell(ExecutionContext::new()))
+        Self::layered_with(base, ExecutionContext::new())
     }
 
-    fn layered_with(base: Arc<Entries>, execution: ExecutionCell) -> Self {
+    fn layered_with(base: Arc<Entries>, execution: ExecutionContext) -> Self {
         Context {
             layers: Arc::new(Layers {
                 base,
-                execution,
+                execution: RwLock::new(execution),
                 own: RwLock::new(Entries::default()),
             }),
             node: None,
@@ -284,7 +298,7 @@ impl Context {
     /// The run's execution context (tenant, user, correlation id, ...), as
     /// enriched so far. Outside a run: an empty one.
     pub fn execution(&self) -> ExecutionContext {
-        read_cell(&self.layers.execution)
+        self.layers.execution()
     }
 
     /// Adds `pairs` to the execution context every later node of the run
@@ -324,8 +338,19 @@ impl Context {
 
     /// A fresh context for one run: `self`'s entries, read-only, under an empty
     /// writable layer.
-    pub(crate) fn for_run(base: &SharedEntries, execution: ExecutionCell) -> Self {
+    pub(crate) fn for_run(base: &SharedEntries, execution: ExecutionContext) -> Self {
         Self::layered_with(Arc::clone(base), execution)
+    }
+
+    /// A context holding only `execution`: what a scope outside any run shares.
+    pub(crate) fn for_scope(execution: ExecutionContext) -> Self {
+        Self::layered_with(Arc::new(Entries::default()), execution)
+    }
+
+    /// The cell a run's task-local shares with this context, so that
+    /// [`enrich`](Self::enrich) reaches code reading the current context.
+    pub(crate) fn cell(&self) -> ExecutionCell {
+        Arc::clone(&self.layers)
     }
 
     /// This context, as seen by `node`: same values, errors name the node.
@@ -441,8 +466,8 @@ mod tests {
     #[test]
     fn own_writes_shadow_base_and_leave_it_alone() {
         let runner_level = Context::new().with(1_u8).with_named("n", 10_i32).freeze();
-        let run_a = Context::for_run(&runner_level, new_cell(ExecutionContext::new()));
-        let run_b = Context::for_run(&runner_level, new_cell(ExecutionContext::new()));
+        let run_a = Context::for_run(&runner_level, ExecutionContext::new());
+        let run_b = Context::for_run(&runner_level, ExecutionContext::new());
         run_a.insert(2_u8);
         run_a.update_named("n", |n: &mut i32| *n += 1).unwrap();
         assert_eq!(*run_a.get::<u8>().unwrap(), 2);

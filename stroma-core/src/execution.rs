@@ -4,11 +4,13 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+
+use crate::run_id::RunId;
 
 /// A metadata value read with [`ExecutionContext::get_as`] did not have the type asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,20 +64,58 @@ impl SortedMap {
         self.0.len()
     }
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 }
 
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 struct Metadata {
     values: SortedMap,
     /// Keys whose values `Debug` must not show.
     secrets: BTreeSet<Key>,
+    /// The run whose id is the correlation id, when `values` has none. Made
+    /// into a value only when read: most runs never read it.
+    run_correlation: Option<RunCorrelation>,
+}
+
+#[derive(Clone)]
+struct RunCorrelation {
+    run_id: RunId,
+    /// `values` with the correlation id added, once something reads them.
+    values: OnceLock<SortedMap>,
+}
+
+impl Metadata {
+    /// Every key and value, the run's correlation id included.
+    fn values(&self) -> &SortedMap {
+        match &self.run_correlation {
+            None => &self.values,
+            Some(run) => run.values.get_or_init(|| {
+                let mut values = self.values.clone();
+                values.insert(
+                    Cow::Borrowed(ExecutionContext::CORRELATION_ID),
+                    Value::String(run.run_id.to_text()),
+                );
+                values
+            }),
+        }
+    }
+
+    /// A copy to change, with the correlation id (if any) as a plain value.
+    fn to_owned_values(&self) -> Metadata {
+        Metadata {
+            values: self.values().clone(),
+            secrets: self.secrets.clone(),
+            run_correlation: None,
+        }
+    }
+}
+
+impl PartialEq for Metadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.values() == other.values() && self.secrets == other.secrets
+    }
 }
 
 /// Immutable metadata about a run: tenant, user, correlation id, and any other
@@ -151,7 +191,7 @@ impl ExecutionContext {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.inner.values.get(key)
+        self.inner.values().get(key)
     }
 
     /// The value under `key` as a `T`: `Ok(None)` when absent, an error (not a
@@ -171,17 +211,19 @@ impl ExecutionContext {
 
     /// Whether `key` is present.
     pub fn contains(&self, key: &str) -> bool {
-        self.inner.values.contains_key(key)
+        // Answered without making the run's correlation id into text.
+        let run_correlation = self.inner.run_correlation.is_some();
+        (run_correlation && key == Self::CORRELATION_ID) || self.inner.values.contains_key(key)
     }
 
     /// How many keys there are.
     pub fn len(&self) -> usize {
-        self.inner.values.len()
+        self.inner.values.len() + usize::from(self.inner.run_correlation.is_some())
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.inner.values.is_empty()
+        self.len() == 0
     }
 
     /// A copy of all keys and values, secrets included.
@@ -193,7 +235,7 @@ impl ExecutionContext {
 
     /// Iterates over keys and values in key order, secrets included.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.inner.values.iter().map(|(k, v)| (k.as_ref(), v))
+        self.inner.values().iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// A new context with `key` set to `value`; `self` is unchanged.
@@ -209,7 +251,7 @@ impl ExecutionContext {
         K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
-        let mut metadata = (*self.inner).clone();
+        let mut metadata = self.inner.to_owned_values();
         for (key, value) in pairs {
             let key = key.into();
             // A plain value replaces a secret one: it is no longer secret.
@@ -234,7 +276,7 @@ impl ExecutionContext {
     #[must_use = "`plus_secret` returns a new context and leaves this one unchanged"]
     pub fn plus_secret(&self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
         let key = key.into();
-        let mut metadata = (*self.inner).clone();
+        let mut metadata = self.inner.to_owned_values();
         metadata.values.insert(key.clone(), value.into());
         metadata.secrets.insert(key);
         ExecutionContext {
@@ -256,8 +298,8 @@ impl ExecutionContext {
         if self.is_empty() {
             return nearer.clone();
         }
-        let mut metadata = (*self.inner).clone();
-        for (key, value) in nearer.inner.values.iter() {
+        let mut metadata = self.inner.to_owned_values();
+        for (key, value) in nearer.inner.values().iter() {
             metadata.secrets.remove(key);
             metadata.values.insert(key.clone(), value.clone());
         }
@@ -266,6 +308,24 @@ impl ExecutionContext {
             .extend(nearer.inner.secrets.iter().cloned());
         ExecutionContext {
             inner: Arc::new(metadata),
+        }
+    }
+
+    /// This context for the run `run_id`: if it has no correlation id, the
+    /// run id is one. Costs one allocation; the id becomes text only if read.
+    pub(crate) fn for_run(&self, run_id: RunId) -> Self {
+        if self.contains(Self::CORRELATION_ID) {
+            return self.clone();
+        }
+        ExecutionContext {
+            inner: Arc::new(Metadata {
+                values: self.inner.values().clone(),
+                secrets: self.inner.secrets.clone(),
+                run_correlation: Some(RunCorrelation {
+                    run_id,
+                    values: OnceLock::new(),
+                }),
+            }),
         }
     }
 
@@ -290,7 +350,7 @@ impl fmt::Debug for ExecutionContext {
             }
         }
         let mut map = f.debug_map();
-        for (key, value) in self.inner.values.iter() {
+        for (key, value) in self.inner.values().iter() {
             if self.inner.secrets.contains(key) {
                 map.entry(key, &Redacted);
             } else {
@@ -306,7 +366,7 @@ impl fmt::Debug for ExecutionContext {
 /// read back has no secret marks.
 impl Serialize for ExecutionContext {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.inner.values.iter())
+        serializer.collect_map(self.inner.values().iter())
     }
 }
 
@@ -323,6 +383,7 @@ impl<'de> Deserialize<'de> for ExecutionContext {
                         .collect(),
                 ),
                 secrets: BTreeSet::new(),
+                run_correlation: None,
             }),
         })
     }
@@ -349,6 +410,29 @@ mod tests {
         assert!(both.is_secret("k") && both.is_secret("token"));
         let replaced = both.plus("k", 2);
         assert!(!replaced.is_secret("k"));
+    }
+
+    #[test]
+    fn a_runs_correlation_id_reads_as_a_plain_value_everywhere() {
+        let run_id = RunId::new();
+        let base = ExecutionContext::of([("tenant_id", "t")]);
+        let lazy = base.for_run(run_id);
+        let eager = base.plus(ExecutionContext::CORRELATION_ID, run_id.to_text());
+        assert_eq!((lazy.len(), lazy.is_empty()), (2, false));
+        assert!(lazy.contains(ExecutionContext::CORRELATION_ID));
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy.correlation_id(), Some(run_id.to_text().as_str()));
+        assert_eq!(lazy.to_map(), eager.to_map());
+        assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+        assert_eq!(
+            serde_json::to_string(&lazy).unwrap(),
+            serde_json::to_string(&eager).unwrap()
+        );
+        // Changing it keeps the id; a context that has one keeps its own.
+        assert_eq!(lazy.plus("n", 1).correlation_id(), eager.correlation_id());
+        let given = base.plus(ExecutionContext::CORRELATION_ID, "c-1");
+        assert_eq!(given.for_run(run_id).correlation_id(), Some("c-1"));
+        assert_eq!(ExecutionContext::new().for_run(run_id).len(), 1);
     }
 
     #[test]

@@ -2,26 +2,24 @@
 //! the `current_*` functions, and [`spawn`], which carries the context into a new task.
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use crate::context::{Context, Layers};
 use crate::execution::ExecutionContext;
 
-/// The execution context of a scope or run. Shared, so that enrichment by a
-/// node reaches every later node of the run.
-pub(crate) type ExecutionCell = Arc<RwLock<ExecutionContext>>;
+/// The execution context of a scope or run: the storage of the run's
+/// [`Context`], so that enrichment by a node reaches every later node and
+/// the run's context and task-local cost one allocation.
+pub(crate) type ExecutionCell = Arc<Layers>;
 
 tokio::task_local! {
     static CURRENT: ExecutionCell;
 }
 
-pub(crate) fn new_cell(context: ExecutionContext) -> ExecutionCell {
-    Arc::new(RwLock::new(context))
-}
-
-pub(crate) fn read_cell(cell: &ExecutionCell) -> ExecutionContext {
-    cell.read().unwrap_or_else(|e| e.into_inner()).clone()
+fn read_cell(cell: &ExecutionCell) -> ExecutionContext {
+    cell.execution()
 }
 
 /// Runs `future` with `cell` as the current execution context.
@@ -58,7 +56,7 @@ impl ExecutionContext {
         context: ExecutionContext,
         future: F,
     ) -> impl Future<Output = F::Output> {
-        with_cell(new_cell(context), future)
+        with_cell(Context::for_scope(context).cell(), future)
     }
 }
 
@@ -90,10 +88,7 @@ pub fn current_correlation_id() -> Option<String> {
 
 fn current_str(read: impl Fn(&ExecutionContext) -> Option<&str>) -> Option<String> {
     CURRENT
-        .try_with(|cell| {
-            let guard = cell.read().unwrap_or_else(|e| e.into_inner());
-            read(&guard).map(str::to_owned)
-        })
+        .try_with(|cell| cell.read_execution(|context| read(context).map(str::to_owned)))
         .ok()
         .flatten()
 }

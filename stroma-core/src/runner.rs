@@ -19,7 +19,7 @@ use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, around};
 use crate::node::{Cx, RunState, RunsWith};
 use crate::outcome::{RunError, RunResult};
-use crate::propagation::{current_execution_context, new_cell, with_cell};
+use crate::propagation::{current_execution_context, with_cell};
 use crate::run_context::RunContext;
 use crate::run_id::RunId;
 
@@ -312,7 +312,7 @@ impl StromaRunner {
     {
         let run_id = RunId::new();
         let execution = self.execution_for(run_id, options.execution.as_ref());
-        let cell = new_cell(execution.clone());
+        let context = Context::for_run(&self.inner.entries, execution.clone());
         let run = RunContext {
             graph_id: pipeline.name(),
             run_id,
@@ -327,7 +327,7 @@ impl StromaRunner {
             correlation = run.context.correlation_id(),
         );
         let state = RunState::new(
-            Context::for_run(&self.inner.entries, cell.clone()),
+            context,
             run,
             self.inner.config.records,
             pipeline.leaf_count(),
@@ -346,6 +346,7 @@ impl StromaRunner {
         }
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
+        let cell = cx.context().cell();
         let guarded = with_cell(
             cell,
             AssertUnwindSafe(guarded(pipeline, input, &mut cx)).catch_unwind(),
@@ -388,10 +389,7 @@ impl StromaRunner {
         if let Some(per_run) = per_run {
             execution = execution.overlaid_with(per_run);
         }
-        if execution.correlation_id().is_none() {
-            execution = execution.plus(ExecutionContext::CORRELATION_ID, run_id.to_text());
-        }
-        execution
+        execution.for_run(run_id)
     }
 }
 
