@@ -317,14 +317,19 @@ impl ExecutionContext {
         if self.contains(Self::CORRELATION_ID) {
             return self.clone();
         }
+        // The usual run inherits nothing: nothing to copy.
+        let inherited = if self.is_empty() {
+            Metadata::default()
+        } else {
+            self.inner.to_owned_values()
+        };
         ExecutionContext {
             inner: Arc::new(Metadata {
-                values: self.inner.values().clone(),
-                secrets: self.inner.secrets.clone(),
                 run_correlation: Some(RunCorrelation {
                     run_id,
                     values: OnceLock::new(),
                 }),
+                ..inherited
             }),
         }
     }

@@ -347,10 +347,15 @@ impl StromaRunner {
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
         let cell = cx.context().cell();
-        let guarded = with_cell(
-            cell,
-            AssertUnwindSafe(guarded(pipeline, input, &mut cx)).catch_unwind(),
-        );
+        // An `async` block holding only the arguments: the pipeline's future
+        // is made inside it when first polled, not made here and then moved
+        // through each wrapper.
+        let cx_ref = &mut cx;
+        let guarded = with_cell(cell, async move {
+            AssertUnwindSafe(guarded(pipeline, input, cx_ref))
+                .catch_unwind()
+                .await
+        });
         let outcome = if span.is_disabled() {
             guarded.await
         } else {
@@ -383,9 +388,16 @@ impl StromaRunner {
 
     /// The execution context of a new run, from the nearest source out.
     fn execution_for(&self, run_id: RunId, per_run: Option<&ExecutionContext>) -> ExecutionContext {
-        let mut execution = current_execution_context()
-            .unwrap_or_default()
-            .overlaid_with(&self.inner.config.execution);
+        let runner = &self.inner.config.execution;
+        // Borrowed where one source alone decides, so the usual run, with
+        // no outer scope and nothing per run, copies no context.
+        let Some(outer) = current_execution_context() else {
+            return match per_run {
+                None => runner.for_run(run_id),
+                Some(per_run) => runner.overlaid_with(per_run).for_run(run_id),
+            };
+        };
+        let mut execution = outer.overlaid_with(runner);
         if let Some(per_run) = per_run {
             execution = execution.overlaid_with(per_run);
         }
