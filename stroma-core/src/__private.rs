@@ -33,31 +33,62 @@ pub fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFai
 }
 
 pin_project_lite::pin_project! {
-    /// A plain node's future: the function's own future and what turns its
-    /// output into the node's outcome. Nothing else, and polled inline, so a
-    /// chain of them folds like hand-written `.await`s.
-    pub struct PlainNode<F, C> {
+    /// A node run directly: the function's own future, what turns its output
+    /// into the node's outcome, and the run, for the record if `R` keeps
+    /// one. Polled inline, so a chain of them folds like hand-written
+    /// `.await`s.
+    pub struct DirectNode<'a, L, R, F, C> {
         #[pin]
         future: F,
         outcome: C,
+        run: &'a mut RunState,
+        started: Option<std::time::Instant>,
+        marker: std::marker::PhantomData<(L, R)>,
     }
 }
 
-/// The plain future of a node whose function returns `future`; `outcome`
-/// (a closure without captures) makes the node's outcome of its output.
-#[inline(always)]
-pub fn plain_node<F, C, O>(future: F, outcome: C) -> PlainNode<F, C>
-where
-    F: Future,
-    C: Fn(F::Output) -> Result<O, NodeFailure>,
-{
-    PlainNode { future, outcome }
+/// Whether a direct node keeps a record, as a type.
+pub struct Records<const RECORD: bool>;
+
+/// See [`Records`].
+pub trait RecordMode {
+    /// Whether a record is kept.
+    const RECORD: bool;
 }
 
-impl<F, C, O> Future for PlainNode<F, C>
+impl<const RECORD: bool> RecordMode for Records<RECORD> {
+    const RECORD: bool = RECORD;
+}
+
+/// The node `L`, run directly on `run`: `future` is its function's future;
+/// `outcome` (a closure without captures) makes its outcome of the output.
+#[inline(always)]
+pub fn direct_node<'a, L, const RECORD: bool, F, C, O>(
+    run: &'a mut RunState,
+    future: F,
+    outcome: C,
+) -> DirectNode<'a, L, Records<RECORD>, F, C>
 where
+    L: LeafName,
     F: Future,
-    C: Fn(F::Output) -> Result<O, NodeFailure>,
+    C: Fn(F::Output) -> Result<O, BoxError>,
+{
+    let started = run.enter::<L, RECORD>();
+    DirectNode {
+        future,
+        outcome,
+        run,
+        started,
+        marker: std::marker::PhantomData,
+    }
+}
+
+impl<L, R, F, C, O> Future for DirectNode<'_, L, R, F, C>
+where
+    L: LeafName,
+    R: RecordMode,
+    F: Future,
+    C: Fn(F::Output) -> Result<O, BoxError>,
 {
     type Output = Result<O, NodeFailure>;
 
@@ -67,9 +98,15 @@ where
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         let this = self.project();
-        this.future
-            .poll(cx)
-            .map(|returned| (this.outcome)(returned))
+        this.future.poll(cx).map(|returned| {
+            let outcome = tagged::<L, O>((this.outcome)(returned));
+            if R::RECORD {
+                if let Some(started) = *this.started {
+                    this.run.leave::<L>(started, outcome.is_err());
+                }
+            }
+            outcome
+        })
     }
 }
 

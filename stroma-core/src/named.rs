@@ -63,11 +63,11 @@ impl<M, N: RunsWith<M>> RunsWith<M> for Named<N> {
     }
 
     #[inline]
-    fn run_plain<'a>(
+    fn run_direct<'a, const RECORD: bool>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        self.node.run_plain(input, cx)
+        self.node.run_direct::<RECORD>(input, cx)
     }
 }

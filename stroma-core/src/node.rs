@@ -66,13 +66,14 @@ pub trait RunsWith<M>: Node {
         cx: &'a mut Cx<M>,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
 
-    /// Runs the node when nothing watches the run (see [`Cx::is_plain`]):
-    /// no records, events, middleware or enabled spans. `#[node]` and
-    /// `pipeline!` implement it with no bookkeeping around the node's own
-    /// future, so the compiler can fold a chain as if written by hand.
+    /// Runs the node when only records, if anything, watch the run (see
+    /// [`Cx::direct`]): no events, middleware or enabled spans. `RECORD`
+    /// says whether the run keeps records. `#[node]` and `pipeline!`
+    /// implement it with no bookkeeping around the node's own future beyond
+    /// its record, so the compiler can fold a chain as if written by hand.
     #[doc(hidden)]
     #[inline]
-    fn run_plain<'a>(
+    fn run_direct<'a, const RECORD: bool>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
@@ -142,13 +143,13 @@ impl<M> Cx<M> {
         &self.state.run
     }
 
-    /// Whether nothing watches this run now: no records, events or
-    /// middleware, and no tracing subscriber that wants node spans. Nodes
-    /// may then run through [`RunsWith::run_plain`].
+    /// Whether nodes may now run through [`RunsWith::run_direct`]: `None`
+    /// when events, middleware or a tracing subscriber that wants node spans
+    /// watch the run; otherwise whether the run keeps records.
     #[doc(hidden)]
     #[inline]
-    pub fn is_plain(&self) -> bool {
-        self.state.is_plain()
+    pub fn direct(&self) -> Option<bool> {
+        self.state.direct()
     }
 
     /// The run's machinery and its model, borrowed apart so a node's body
@@ -290,17 +291,52 @@ impl RunState {
         }
     }
 
-    /// See [`Cx::is_plain`].
+    /// No records, events, middleware, or enabled spans.
     #[inline]
     pub(crate) fn is_plain(&self) -> bool {
         self.plain && !tracing::level_enabled!(tracing::Level::INFO)
     }
 
-    /// Marks the node `L` as running, so a panic is attributed to it.
+    /// See [`Cx::direct`].
+    #[inline]
+    pub(crate) fn direct(&self) -> Option<bool> {
+        let watched = self.events.is_some()
+            || !self.middleware.is_empty()
+            || tracing::level_enabled!(tracing::Level::INFO);
+        (!watched).then_some(self.recording)
+    }
+
+    /// Marks the node `L` as running, so a panic is attributed to it; when
+    /// `RECORD`, also notes when it started, which it returns.
     #[doc(hidden)]
     #[inline(always)]
-    pub fn enter<L: LeafName>(&mut self) {
+    pub fn enter<L: LeafName, const RECORD: bool>(&mut self) -> Option<Instant> {
         self.current = Some(L::NAME);
+        if RECORD {
+            let now = self.last_end.take().unwrap_or_else(Instant::now);
+            self.current_since = Some(now);
+            Some(now)
+        } else {
+            None
+        }
+    }
+
+    /// Records the end of the node `L`, begun `started`, run directly.
+    #[doc(hidden)]
+    #[inline]
+    pub fn leave<L: LeafName>(&mut self, started: Instant, failed: bool) {
+        let end = Instant::now();
+        self.records.push(NodeRecord {
+            name: L::NAME,
+            status: if failed {
+                NodeStatus::Failed
+            } else {
+                NodeStatus::Completed
+            },
+            duration: end.duration_since(started),
+        });
+        self.current_since = None;
+        self.last_end = Some(end);
     }
 
     /// The context as the node `name` sees it: errors it returns name the node.

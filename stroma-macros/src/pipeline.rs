@@ -51,13 +51,13 @@ fn generate(list: &NodeList) -> TokenStream {
             }
         }
     });
-    let plain_steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
+    let direct_steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
         if i == 0 {
-            quote!(let __value = self.#field.run_plain(input, cx).await?;)
+            quote!(let __value = self.#field.run_direct::<RECORD>(input, cx).await?;)
         } else {
             let prev = &params[i - 1];
             quote! {
-                let __value = self.#field.run_plain(
+                let __value = self.#field.run_direct::<RECORD>(
                     <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
                     cx,
                 ).await?;
@@ -152,9 +152,15 @@ fn generate(list: &NodeList) -> TokenStream {
                 Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
             > + ::core::marker::Send + 'a {
                 async move {
-                    if cx.is_plain() {
-                        // Checked once per pipeline: nothing to record or wrap per node.
-                        return self.run_plain(input, cx).await;
+                    // Checked once per pipeline: nothing to wrap per node.
+                    match cx.direct() {
+                        ::core::option::Option::Some(false) => {
+                            return self.run_direct::<false>(input, cx).await;
+                        }
+                        ::core::option::Option::Some(true) => {
+                            return self.run_direct::<true>(input, cx).await;
+                        }
+                        ::core::option::Option::None => {}
                     }
                     #(#steps)*
                     ::core::result::Result::Ok(__value)
@@ -162,7 +168,7 @@ fn generate(list: &NodeList) -> TokenStream {
             }
 
             #[inline]
-            fn run_plain<'a>(
+            fn run_direct<'a, const RECORD: bool>(
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
@@ -170,7 +176,7 @@ fn generate(list: &NodeList) -> TokenStream {
                 Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
             > + ::core::marker::Send + 'a {
                 async move {
-                    #(#plain_steps)*
+                    #(#direct_steps)*
                     ::core::result::Result::Ok(__value)
                 }
             }

@@ -173,26 +173,19 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         quote!(__run.run_node::<#ident, _>(#body).await)
     };
 
-    let run_plain = sig.model.is_none().then(|| {
-        let plain = if sig.takes_context {
-            quote! {
+    let run_direct = sig.model.is_none().then(|| {
+        let future = if sig.takes_context {
+            quote! {{
                 let __ctx = __run.node_context(#name);
-                async move {
-                    let __returned = #ident::call(input, &__ctx).await;
-                    __stroma::tagged::<#ident, _>(#outcome)
-                }
-            }
+                async move { #ident::call(input, &__ctx).await }
+            }}
         } else {
-            // No state of its own: the function's future, its outcome mapped.
-            quote! {
-                __stroma::plain_node(#ident::call(input), |__returned| {
-                    __stroma::tagged::<#ident, _>(#outcome)
-                })
-            }
+            // No state of its own: the function's future itself.
+            quote!(#ident::call(input))
         };
         quote! {
             #[inline(always)]
-            fn run_plain<'a>(
+            fn run_direct<'a, const RECORD: bool>(
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
@@ -204,8 +197,8 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 if __run.wants_input() {
                     __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
                 }
-                __run.enter::<#ident>();
-                #plain
+                let __future = #future;
+                __stroma::direct_node::<#ident, RECORD, _, _, _>(__run, __future, |__returned| #outcome)
             }
         }
     });
@@ -230,7 +223,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 }
             }
 
-            #run_plain
+            #run_direct
         }
     }
 }
