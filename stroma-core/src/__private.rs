@@ -100,10 +100,11 @@ where
         let this = self.project();
         this.future.poll(cx).map(|returned| {
             let outcome = tagged::<L, O>((this.outcome)(returned));
-            if R::RECORD {
-                if let Some(started) = *this.started {
-                    this.run.leave::<L>(started, outcome.is_err());
-                }
+            // `R::RECORD` is a constant: lean runs compile this away.
+            if R::RECORD
+                && let Some(started) = *this.started
+            {
+                this.run.leave::<L>(started, outcome.is_err());
             }
             outcome
         })
