@@ -356,11 +356,9 @@ impl StromaRunner {
                 .catch_unwind()
                 .await
         });
-        let outcome = if span.is_disabled() {
-            guarded.await
-        } else {
-            guarded.instrument(span).await
-        };
+        // One future, instrumented even when the span is disabled: awaiting
+        // it bare in one branch and wrapped in the other would hold it twice.
+        let outcome = guarded.instrument(span).await;
         let failure = match outcome {
             Ok(Ok(final_state)) => {
                 let (state, model) = cx.into_parts();
