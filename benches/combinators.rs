@@ -11,6 +11,12 @@
 //! one field of (stroma merges the 4 copies; the hand-written join copies the
 //! model 4 times and merges by assignment). Throughput is 4 elements: per branch.
 //!
+//! `parallel/4 x10`: a pipeline of 10 steps, each `parallel!` of the same 4
+//! nodes then a node folding the 4 outputs back into one, beside the same 10
+//! `join!`s and folds by hand. A run's fixed cost (its context, its id) is
+//! spread over 10 steps, so this shows mostly the combinator's own cost.
+//! Throughput is 40 elements: per branch.
+//!
 //! `for_each/1000`: `for_each(..).concurrency(16)` over 1,000 items beside
 //! `stream::iter(..).map(..).buffered(16).collect()`. Throughput is 1,000
 //! elements: per item.
@@ -30,6 +36,7 @@ use tokio::runtime::{Builder, Runtime};
 
 const LOOPS: u32 = 10;
 const BRANCHES: u64 = 4;
+const STEPS: u64 = 10;
 const ITEMS: u64 = 1_000;
 const CONCURRENCY: usize = 16;
 
@@ -100,6 +107,57 @@ async fn add3(x: u64) -> u64 {
 #[node]
 async fn add4(x: u64) -> u64 {
     x + 4
+}
+
+/// Folds a `parallel!` step's 4 outputs back into one, for the next step.
+#[node]
+async fn fold(t: (u64, u64, u64, u64)) -> u64 {
+    t.0 + t.1 + t.2 + t.3
+}
+
+/// One step of the amortized case, by hand: what `parallel![add1, add2,
+/// add3, add4]` then `fold` compute.
+async fn join_fold(x: u64) -> u64 {
+    fold::call(futures::join!(
+        add1::call(x),
+        add2::call(x),
+        add3::call(x),
+        add4::call(x)
+    ))
+    .await
+}
+
+/// 10 steps of `join!` then fold, by hand.
+async fn join_fold_10(mut x: u64) -> u64 {
+    for _ in 0..STEPS {
+        x = join_fold(x).await;
+    }
+    x
+}
+
+fn parallel_steps() -> impl RunsWith<(), Input = u64, Output = u64> {
+    pipeline![
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+        parallel![add1, add2, add3, add4],
+        fold,
+    ]
 }
 
 /// One field per branch, so the branches' copies merge without conflict.
@@ -301,6 +359,27 @@ fn parallels(c: &mut Criterion, rt: &Runtime, runner: &StromaRunner) {
             .run_with_model(&writing, black_box(0), black_box(Fields::default()))
             .await;
         result.map(|result| (result.final_state, result.model)).ok()
+    });
+    group.finish();
+
+    let steps = parallel_steps();
+    rt.block_on(async {
+        let expected = join_fold_10(0).await;
+        // Each step maps x to 4x + 10.
+        assert_eq!(expected, (0..STEPS).fold(0, |x, _| 4 * x + 10));
+        let result = runner
+            .run(&steps, 0)
+            .await
+            .expect("trivial nodes never fail");
+        assert_eq!(result.final_state, expected);
+    });
+    let mut group = new_group(c, "parallel/4 x10", BRANCHES * STEPS);
+    bench_async(&mut group, rt, "join! + fold", || {
+        join_fold_10(black_box(0))
+    });
+    bench_async(&mut group, rt, "stroma parallel! + fold", || async {
+        let result = runner.run(&steps, black_box(0)).await;
+        result.map(|result| result.final_state).ok()
     });
     group.finish();
 }

@@ -158,6 +158,8 @@ pub use stroma_macros::pipeline;
 /// [`Reduce`]. When any branch fails (or panics), the whole fails, the error
 /// reports every branch's outcome, and the model is left as it was. Merging
 /// needs a model that is `Clone`, `Serialize` and `Deserialize`, nothing more.
+/// Only copies that can have changed are merged: a branch whose nodes take
+/// the model as `&M` or not at all (and do not `updates_context`) costs no merge.
 ///
 /// ```
 /// use stroma::prelude::*;

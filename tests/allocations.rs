@@ -298,7 +298,7 @@ fn a_pass_through_middleware_costs_two_allocations_per_node_and_two_per_run() {
 }
 
 #[test]
-fn parallel_branches_of_a_unit_model_allocate_nothing_beyond_the_run() {
+fn parallel_branches_of_a_unit_model_allocate_one_shared_state_beyond_the_run() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
     let four = parallel![inc, inc, inc, inc];
@@ -331,13 +331,16 @@ fn parallel_branches_of_a_unit_model_allocate_nothing_beyond_the_run() {
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Beside the run's own `RUN_OWN`, `parallel!` allocates nothing: its generated
-    // code hands `settle` an array of the settled branches, `settle` lists
-    // the branches' outcomes only when one failed, a branch's fork clones
-    // reference-counted handles and an empty record list, `join!` polls the
-    // branches in place, and a `()` model has no fields to merge (nor does
-    // its `Vec` of copies take memory).
-    assert_eq!(one_branch.0, run_alone.0);
+    // Beside the run's own `RUN_OWN`, `parallel!` allocates one thing, once per
+    // run however many branches: when the run forks its first branch, the
+    // part of its state that branches share (context, run, middleware) moves
+    // behind an `Arc`, and each fork counts one more reference to it. The
+    // rest allocates nothing: a fork's record list starts empty, the
+    // generated code polls the branches in place and hands `settle` a
+    // borrowed array of them, `settle` lists the branches' outcomes only
+    // when one failed, and no `()` branch can change the model, so nothing
+    // is merged.
+    assert_eq!(one_branch.0, run_alone.0 + 1);
     assert_eq!(four_branches.0, one_branch.0);
 }
 
@@ -450,53 +453,123 @@ fn merging_four_branches_that_each_write_a_field_goes_through_json() {
     );
     println!("parallel, 4 branches writing a field each: {allocations} allocations, {bytes} bytes");
 
-    // The run's own `RUN_OWN`; `settle`'s list of the copies of the model (a `Quad`
-    // takes memory, unlike `()`): 1.
-    // Then `merge_models`, which compares the models as JSON:
+    // The run's own `RUN_OWN`; the state its branches share, behind an `Arc` once
+    // the run forks: 1.
+    // Then `merge_models`, which compares the models (borrowed) as JSON:
     // - 25 to turn the base and the 4 copies into JSON objects: 5 each, the
     //   object's map node and its 4 keys;
     // - 2 lists of the copies' JSON (owned, then borrowed);
-    // - 14 to merge the objects: the list of keys, the merged map's node,
-    //   and per field 3: its path, the list of the copies' values, the
-    //   merged map's key;
+    // - 6 to merge the objects: the merged map's node, one list of the
+    //   copies' values, refilled field by field, and per field the merged
+    //   map's key (a field's path is written out only for an error);
     // reading the merged object back into a `Quad` allocates nothing.
     // Copies and snapshots of the model cost nothing.
-    assert_eq!(allocations, RUN_OWN + 1 + 25 + 2 + 14);
+    assert_eq!(allocations, RUN_OWN + 1 + 25 + 2 + 6);
+}
+
+/// A model with heap memory: each copy of it allocates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Text {
+    body: String,
+}
+
+/// Reads the model and no more: `#[node]` says it cannot change the model.
+#[node]
+async fn length(x: u64, text: &Text) -> u64 {
+    x + text.body.len() as u64
 }
 
 #[test]
-fn for_each_allocates_one_task_per_item_and_reserves_its_lists() {
+fn parallel_branches_that_only_read_the_model_are_not_merged() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
-    let each = for_each(inc).concurrency(4);
-    let items = |n: u64| {
-        per_run(
-            &rt,
-            || vec![0; n as usize],
-            |items| lean.run(&each, items),
-            move |r| assert_eq!(r.expect("trivial").final_state, vec![1; n as usize]),
-        )
-    };
-
-    let ten = items(10);
-    let hundred = items(100);
-    println!(
-        "for_each,  10 items: {} allocations, {} bytes",
-        ten.0, ten.1
+    let readers = parallel![length, length, length, length];
+    let (allocations, bytes) = per_run(
+        &rt,
+        // The model is made before counting starts, as the input is.
+        || {
+            let text = Text {
+                body: "four".into(),
+            };
+            (1, text)
+        },
+        |(x, text)| lean.run_with_model(&readers, x, text),
+        |r| {
+            let r = r.expect("reading never fails");
+            assert_eq!(r.final_state, (5, 5, 5, 5));
+            assert_eq!(r.model.body, "four");
+        },
     );
-    println!(
-        "for_each, 100 items: {} allocations, {} bytes",
-        hundred.0, hundred.1
-    );
+    println!("parallel, 4 branches reading a model: {allocations} allocations, {bytes} bytes");
 
-    // Per item, one: `buffered` keeps its futures in a `FuturesUnordered`,
-    // which puts each in a reference-counted task. The item's fork of the run
-    // clones handles only, and a `()` model has nothing to merge.
-    // Per run, beside the run's own `RUN_OWN`: the `FuturesUnordered`'s stub task
-    // and queue (2); and three lists reserved at the item count (the
-    // finished items, `outputs` and `settled`; with a `()` model, `settle`'s
-    // copies take no memory, and it lists outcomes only after a failure).
-    let expected = |n: usize| RUN_OWN + 2 + n + 3;
-    assert_eq!(ten.0, expected(10));
-    assert_eq!(hundred.0, expected(100));
+    // The run's own `RUN_OWN`; the state its branches share, behind an `Arc` once
+    // the run forks: 1; each branch's copy of the model, whose `String` is
+    // copied: 4. No branch can change the model, so no copy is merged: a
+    // merge would turn the model and its copies into JSON, dozens more.
+    assert_eq!(allocations, RUN_OWN + 1 + 4);
+}
+
+/// `inc`, after yielding once: its item is in flight while the others start.
+#[node]
+async fn inc_later(x: u64) -> u64 {
+    let mut yielded = false;
+    std::future::poll_fn(|task| {
+        if yielded {
+            return std::task::Poll::Ready(());
+        }
+        yielded = true;
+        task.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+    x + 1
+}
+
+#[test]
+fn for_each_allocates_per_lane_not_per_item() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let at_once = for_each(inc).concurrency(4);
+    let later = for_each(inc_later).concurrency(4);
+    let at_once_10 = items_allocations(&rt, &lean, &at_once, 10);
+    let at_once_100 = items_allocations(&rt, &lean, &at_once, 100);
+    let later_10 = items_allocations(&rt, &lean, &later, 10);
+    let later_100 = items_allocations(&rt, &lean, &later, 100);
+    for (what, (allocations, bytes)) in [
+        ("for_each,  10 items done at once ", at_once_10),
+        ("for_each, 100 items done at once ", at_once_100),
+        ("for_each,  10 items done later   ", later_10),
+        ("for_each, 100 items done later   ", later_100),
+    ] {
+        println!("{what}: {allocations} allocations, {bytes} bytes");
+    }
+
+    // Nothing per item: items run in lanes, at most 4 here, and a lane
+    // keeps its branch, its boxed future (refilled in place) and its waker
+    // from item to item; an item that cannot change the model leaves
+    // nothing to keep once done, and a `()` model has no copies to make.
+    // Per run, beside the run's own `RUN_OWN`: the state its branches share,
+    // behind an `Arc` once the run forks (1); the outputs, reserved at the
+    // item count (1); the list of lanes (1); the waker the lanes' wakers
+    // wake (1); then, per lane opened, its boxed future and its waker (2).
+    let expected = |lanes: usize| RUN_OWN + 1 + 1 + 1 + 1 + 2 * lanes;
+    // An item done at once frees its lane for the next: one lane is enough.
+    assert_eq!(at_once_10.0, expected(1));
+    assert_eq!(at_once_100.0, expected(1));
+    // Items still in flight when the next starts fill all 4 lanes.
+    assert_eq!(later_10.0, expected(4));
+    assert_eq!(later_100.0, expected(4));
+}
+
+/// What one run of `each` over `n` zeros allocates, checking it adds one to each.
+fn items_allocations<E>(rt: &Runtime, runner: &StromaRunner, each: &E, n: usize) -> (usize, usize)
+where
+    E: RunsWith<(), Input = Vec<u64>, Output = Vec<u64>>,
+{
+    per_run(
+        rt,
+        || vec![0; n],
+        |items| runner.run(each, items),
+        |r| assert_eq!(r.expect("trivial").final_state, vec![1; n]),
+    )
 }

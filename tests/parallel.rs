@@ -4,10 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use serde_json::json;
 use stroma::prelude::*;
 use stroma::{
-    Append, BranchesFailed, ExecutionContext, MergeConflict, Reduce, Reducer, Sum,
-    current_tenant_id,
+    Append, BranchesFailed, ExecutionContext, MergeConflict, NodeStatus, Reduce, Reducer, RunsWith,
+    Sum, current_tenant_id,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -323,4 +324,230 @@ async fn for_each_over_no_items_gives_no_outputs() {
         .unwrap();
     assert!(result.final_state.is_empty());
     let _ = Arc::new(());
+}
+
+/// The model after one run of `p` on 1 from the default model.
+async fn model_after<P: RunsWith<Model, Input = u64>>(p: &P) -> Model {
+    StromaRunner::quick()
+        .run_with_model(p, 1, Model::default())
+        .await
+        .unwrap()
+        .model
+}
+
+#[node]
+async fn reads_model(n: u64, model: &Model) -> u64 {
+    n + u64::from(model.a)
+}
+
+#[tokio::test]
+async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
+    // Beside branches that cannot change the model, `set_a` wrapped in a
+    // pipeline, a nested `parallel!`, a loop, `named` and `for_each`: were a
+    // wrapper to say its node cannot change the model, the write would be lost.
+    let wrote_a = |model: Model, what: &str| {
+        assert_eq!(model.a, 1, "{what}");
+        assert_eq!(model.log.0, ["a"], "{what}");
+    };
+    wrote_a(
+        model_after(&parallel![read_only, pipeline![read_only, set_a]]).await,
+        "a nested pipeline",
+    );
+    wrote_a(
+        model_after(&parallel![reads_model, parallel![read_only, set_a]]).await,
+        "a nested parallel!",
+    );
+    wrote_a(
+        model_after(&parallel![
+            read_only,
+            loop_until(set_a, |_: &u64, _: &Model| true)
+        ])
+        .await,
+        "a loop",
+    );
+    wrote_a(
+        model_after(&parallel![read_only, set_a.named("renamed")]).await,
+        "named",
+    );
+    let each = pipeline![for_each(pipeline![read_only, set_a]).concurrency(2), sum_up];
+    let model = StromaRunner::quick()
+        .run_with_model(&each, vec![1, 2, 3], Model::default())
+        .await
+        .unwrap()
+        .model;
+    assert_eq!(model.log.0, ["a", "a", "a"], "for_each");
+    assert_eq!(model.hits.0, 3, "for_each");
+}
+
+#[node]
+async fn sum_up(ns: Vec<u64>) -> u64 {
+    ns.into_iter().sum()
+}
+
+#[node(updates_context)]
+async fn updates_from_output(n: u64, _model: &Model) -> Shared {
+    Shared { shared: n as u32 }
+}
+
+#[derive(Serialize)]
+struct Shared {
+    shared: u32,
+}
+
+/// `N::MAY_CHANGE_MODEL`, for a node value.
+fn may_change<N: Node>(_: &N) -> bool {
+    N::MAY_CHANGE_MODEL
+}
+
+#[test]
+fn nodes_say_whether_they_may_change_the_model() {
+    // `#[node]`: only `&mut M` or `updates_context` may change the model.
+    assert!(!may_change(&read_only));
+    assert!(!may_change(&reads_model));
+    assert!(may_change(&set_a));
+    assert!(may_change(&updates_from_output));
+    // Combinators: any of their nodes.
+    assert!(!may_change(&pipeline![read_only, reads_model]));
+    assert!(may_change(&pipeline![read_only, set_a]));
+    assert!(!may_change(&parallel![read_only, reads_model]));
+    assert!(may_change(&parallel![read_only, set_a]));
+    assert!(!may_change(&for_each(read_only)));
+    assert!(may_change(&for_each(set_a)));
+    assert!(!may_change(&read_only.named("renamed")));
+    assert!(may_change(&set_a.named("renamed")));
+    let never = |_: &u64, _: &Model| false;
+    assert!(!may_change(&loop_until(read_only, never)));
+    assert!(may_change(&loop_until(set_a, never)));
+}
+
+#[tokio::test]
+async fn branches_that_cannot_change_the_model_still_give_it_the_runs_input() {
+    // The branches' first nodes give their copies the run's input; with
+    // nothing else to merge, the merge must still carry it.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Notes {
+        count: u32,
+    }
+    #[node]
+    async fn echo(n: u64) -> u64 {
+        n
+    }
+    #[node]
+    async fn first(pair: (u64, u64)) -> u64 {
+        pair.0
+    }
+    let result = StromaRunner::quick()
+        .run_with_model(
+            &pipeline![parallel![echo, echo], first],
+            7,
+            PipelineContext::new(Notes::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, 7);
+    assert_eq!(result.model.initial_input, json!(7));
+}
+
+#[node]
+async fn first_step(n: u64) -> u64 {
+    jitter(n).await;
+    n
+}
+
+#[node]
+async fn second_step(n: u64) -> u64 {
+    jitter(n.rotate_left(3)).await;
+    n * 10
+}
+
+#[tokio::test]
+async fn for_each_reports_records_in_item_order_whatever_finishes_first() {
+    let items: Vec<u64> = (0..24).collect();
+    let result = StromaRunner::quick()
+        .run(
+            &for_each(pipeline![first_step, second_step]).concurrency(5),
+            items.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result.final_state,
+        items.iter().map(|n| n * 10).collect::<Vec<_>>()
+    );
+    let names: Vec<&str> = result.records.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["first_step", "second_step"].repeat(items.len()));
+
+    // Items whose records differ: odd items fail. Their records must come
+    // in item order, not in the order the items finished.
+    #[node]
+    async fn fail_if_odd(n: u64) -> Result<u64, NodeError> {
+        jitter(n).await;
+        if n % 2 == 1 {
+            return Err(NodeError::msg("odd"));
+        }
+        Ok(n)
+    }
+    let err = StromaRunner::quick()
+        .run(&for_each(fail_if_odd).concurrency(5), items.clone())
+        .await
+        .unwrap_err();
+    let statuses: Vec<NodeStatus> = err.records().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [NodeStatus::Completed, NodeStatus::Failed].repeat(items.len() / 2)
+    );
+}
+
+#[tokio::test]
+async fn for_each_fails_whole_on_a_panicking_item_keeps_every_record_and_the_model() {
+    #[node]
+    async fn count_or_panic(n: u64, model: &mut Model) -> u64 {
+        jitter(n).await;
+        model.a += 1;
+        if n == 2 {
+            panic!("two broke");
+        }
+        n
+    }
+    let err = StromaRunner::quick()
+        .run_with_model(
+            &for_each(count_or_panic).concurrency(3),
+            vec![1, 2, 3, 4, 5],
+            Model::default(),
+        )
+        .await
+        .unwrap_err();
+    let failed = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<BranchesFailed>())
+        .expect("every item's outcome");
+    let outcomes: Vec<(&str, Option<String>)> = failed
+        .outcomes()
+        .map(|(name, failure)| (name, failure.map(|f| f.to_string())))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("count_or_panic", None),
+            (
+                "count_or_panic",
+                Some("node `count_or_panic` panicked: two broke".into())
+            ),
+            ("count_or_panic", None),
+            ("count_or_panic", None),
+            ("count_or_panic", None),
+        ]
+    );
+    let statuses: Vec<NodeStatus> = err.records().iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            NodeStatus::Completed,
+            NodeStatus::Failed,
+            NodeStatus::Completed,
+            NodeStatus::Completed,
+            NodeStatus::Completed,
+        ],
+        "one record per item, in item order"
+    );
+    assert_eq!(err.model::<Model>().unwrap().a, 0, "the model is unchanged");
 }

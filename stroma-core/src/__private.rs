@@ -4,7 +4,9 @@
 pub use std::future::Future;
 pub use tracing::Instrument;
 
-pub use crate::branches::{Settled, branch, run_branch, settle, settled_output, split_outcome};
+pub use crate::branches::{
+    Settled, branch, poll_branch, run_branch, settle, settled_output, split_outcome,
+};
 pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
@@ -14,7 +16,6 @@ pub use crate::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,
 };
-pub use futures::join;
 
 /// Runs `future`, turning a panic inside it into its error, so a node that
 /// changes the model can put the model back before the run reports it.

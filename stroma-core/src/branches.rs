@@ -4,22 +4,30 @@
 //! when any fails, the whole fails, reporting every branch, and the model is
 //! left as it was.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
+use futures::task::AtomicWaker;
 
 use crate::failure::NodeFailure;
 use crate::merge::{Mergeable, merge_models};
-use crate::node::{Accepts, Cx, Node, RunsWith};
+use crate::node::{Accepts, Cx, Node, RunState, RunsWith};
+use crate::record::NodeRecord;
 
 impl<M: Clone> Cx<M> {
     /// A branch of this run: same context, run and middleware, its own copy
     /// of the model and its own records.
     #[doc(hidden)]
-    pub fn fork(&self) -> Cx<M> {
-        Cx::new(self.state_ref().fork(), self.model().clone())
+    pub fn fork(&mut self) -> Cx<M> {
+        let state = self.state().fork();
+        Cx::new(state, self.model().clone())
     }
 }
 
@@ -40,49 +48,64 @@ where
     }
 }
 
-/// One finished branch: its name, its copy of the run, and its failure if it failed.
+/// One finished branch: its name, its copy of the run, whether its node may
+/// change the model ([`Node::MAY_CHANGE_MODEL`]), and its failure if it failed.
 #[doc(hidden)]
-pub struct Settled<M> {
+pub struct Settled<'b, M> {
     pub name: &'static str,
-    pub cx: Cx<M>,
+    pub cx: &'b mut Cx<M>,
+    pub may_change_model: bool,
     pub failure: Option<NodeFailure>,
 }
 
 /// Joins finished branches back into `cx`, in declaration order: their
 /// records, then (if all succeeded) their models, merged. If any failed,
 /// fails naming every branch's outcome and leaves the model as it was.
+///
+/// Only the copies that may differ from the model are merged (an unchanged
+/// copy adds nothing to a merge); when none may, nothing is merged. The
+/// branches are borrowed, not moved: each is a whole run state and a model,
+/// which would be copied on the way in.
 #[doc(hidden)]
-pub fn settle<M, B>(cx: &mut Cx<M>, name: &'static str, branches: B) -> Result<(), NodeFailure>
-where
-    M: Mergeable,
-    B: AsRef<[Settled<M>]> + IntoIterator<Item = Settled<M>>,
-{
-    // Looked at first, so a run whose branches all succeeded builds no list
-    // of outcomes, and one that failed keeps no models.
-    let any_failed = branches.as_ref().iter().any(|b| b.failure.is_some());
-    let count = branches.as_ref().len();
-    let mut models = Vec::with_capacity(if any_failed { 0 } else { count });
-    let mut outcomes = Vec::with_capacity(if any_failed { count } else { 0 });
-    for branch in branches {
-        let (state, model) = branch.cx.into_parts();
-        cx.state().join(state);
-        if any_failed {
-            outcomes.push((branch.name, branch.failure));
-        } else {
-            models.push(model);
-        }
+pub fn settle<M: Mergeable>(
+    cx: &mut Cx<M>,
+    name: &'static str,
+    branches: &mut [Settled<'_, M>],
+) -> Result<(), NodeFailure> {
+    // Looked at before the branches are joined, which may end the wait.
+    let waits_for_input = cx.state_ref().wants_input();
+    for branch in branches.iter_mut() {
+        cx.state().join(branch.cx.state());
     }
-    if any_failed {
+    if branches.iter().any(|b| b.failure.is_some()) {
+        let outcomes = branches
+            .iter_mut()
+            .map(|branch| (branch.name, branch.failure.take()))
+            .collect();
         return Err(NodeFailure::error(
             name,
             Box::new(BranchesFailed { name, outcomes }),
         ));
     }
-    let merged =
-        merge_models(cx.model(), models).map_err(|cause| NodeFailure::error(name, cause))?;
+    let mut copies = branches
+        .iter()
+        .filter(|b| copy_may_differ(b.may_change_model, waits_for_input))
+        .map(|b| b.cx.model())
+        .peekable();
+    if copies.peek().is_some() {
+        let merged =
+            merge_models(cx.model(), copies).map_err(|cause| NodeFailure::error(name, cause))?;
+        *cx.model_mut() = merged;
+    }
     cx.state().clock_moved();
-    *cx.model_mut() = merged;
     Ok(())
+}
+
+/// Whether a branch may leave its copy of the model different from the
+/// model it was forked from: its node may change the model, or the model
+/// waits for the run's input, which the branch's first node gives its copy.
+fn copy_may_differ(may_change_model: bool, waits_for_input: bool) -> bool {
+    may_change_model || waits_for_input
 }
 
 /// At least one branch failed: every branch's outcome, in declaration order.
@@ -133,7 +156,9 @@ impl std::error::Error for BranchesFailed {
 /// at a time (1 unless set), and gives the outputs in the items' order.
 ///
 /// Each item runs as a branch on its own copy of the model; the copies are
-/// merged in item order, as `parallel!` merges its branches.
+/// merged in item order, as `parallel!` merges its branches. If any item
+/// fails, the whole fails reporting every item's outcome
+/// ([`BranchesFailed`]), and the model is left as it was.
 pub fn for_each<N: Node>(node: N) -> ForEach<N> {
     ForEach {
         node,
@@ -172,6 +197,8 @@ impl<N: Node> Node for ForEach<N> {
     fn name(&self) -> &'static str {
         self.name
     }
+
+    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 }
 
 #[diagnostic::do_not_recommend]
@@ -196,50 +223,277 @@ where
         cx: &'a mut Cx<M>,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
-            let item_name = self.node.name();
-            // Forks are made from an owned template, so the stream holds no
-            // shared borrow of the model across awaits (which would need `M: Sync`).
-            let template = cx.fork();
-            // Reserved at the item count: collecting would grow it by doubling.
-            let mut finished: Vec<Finished<N::Output, M>> = Vec::with_capacity(input.len());
-            futures::stream::iter(input)
-                .map(move |item| {
-                    let mut branch = template.fork();
-                    async move {
-                        let outcome = run_branch(&self.node, item, &mut branch).await;
-                        (outcome, branch)
+            let count = input.len();
+            let merging = copy_may_differ(N::MAY_CHANGE_MODEL, cx.state_ref().wants_input());
+            let mut gathered = Gathered::new(count, merging);
+            let mut items = input.into_iter().enumerate();
+            // One lane per item in flight, at most `concurrency`. A lane keeps
+            // its branch from item to item (a fork per lane, not per item),
+            // boxes its future once and refills the box in place, and has its
+            // own waker, so a wake-up polls only the lanes that were woken.
+            let lanes = self.concurrency.min(count);
+            let mut running: Vec<Lane<_>> = Vec::with_capacity(lanes);
+            let task_waker = Arc::new(AtomicWaker::new());
+            let node = &self.node;
+            let item_run = move |index: usize, item: N::Input, mut branch: Cx<M>| async move {
+                let outcome = run_branch(node, item, &mut branch).await;
+                (index, outcome, branch)
+            };
+            std::future::poll_fn(|task| {
+                // Registered before the lanes are looked at: a lane woken
+                // after its look wakes this task again.
+                task_waker.register(task.waker());
+                for lane in 0..lanes {
+                    if lane == running.len() {
+                        // Every open lane has an item: open another, if items are left.
+                        let Some((index, item)) = items.next() else {
+                            break;
+                        };
+                        running.push(Lane::new(
+                            item_run(index, item, cx.fork()),
+                            Arc::clone(&task_waker),
+                        ));
+                    } else if !running[lane].take_wake() {
+                        continue;
                     }
-                })
-                .buffered(self.concurrency)
-                .for_each(|done| {
-                    finished.push(done);
-                    std::future::ready(())
-                })
-                .await;
-            let mut outputs = Vec::with_capacity(finished.len());
-            let mut settled = Vec::with_capacity(finished.len());
-            for (outcome, branch) in finished {
-                let failure = match outcome {
-                    Ok(output) => {
-                        outputs.push(output);
-                        None
+                    let Lane {
+                        future,
+                        busy,
+                        waker,
+                        ..
+                    } = &mut running[lane];
+                    let mut lane_task = Context::from_waker(waker);
+                    while let Poll::Ready((index, outcome, branch)) =
+                        future.as_mut().poll(&mut lane_task)
+                    {
+                        let branch = gathered.finish(cx, merging, index, outcome, branch);
+                        let Some((index, item)) = items.next() else {
+                            *busy = false;
+                            break;
+                        };
+                        // The lane takes the next item at once, on the same branch.
+                        future.set(item_run(index, item, ready_for_next(cx, branch)));
                     }
-                    Err(failure) => Some(failure),
-                };
-                settled.push(Settled {
-                    name: item_name,
-                    cx: branch,
-                    failure,
-                });
-            }
-            settle(cx, self.name, settled)?;
-            Ok(outputs)
+                }
+                if running.iter().any(|lane| lane.busy) {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+            drop(running);
+            gathered.settle(cx, self.name, self.node.name(), merging)
         }
     }
 }
 
-/// A branch's outcome, with its copy of the run.
-type Finished<O, M> = (Result<O, NodeFailure>, Cx<M>);
+/// One item in flight of a `for_each`, or a lane done with its last item.
+struct Lane<F> {
+    future: Pin<Box<F>>,
+    /// Whether `future` is still to finish.
+    busy: bool,
+    waker: Waker,
+    woken: Arc<LaneWaker>,
+}
+
+impl<F> Lane<F> {
+    fn new(future: F, task: Arc<AtomicWaker>) -> Self {
+        let woken = Arc::new(LaneWaker {
+            woken: AtomicBool::new(false),
+            task,
+        });
+        Lane {
+            future: Box::pin(future),
+            busy: true,
+            waker: Waker::from(Arc::clone(&woken)),
+            woken,
+        }
+    }
+
+    /// Whether the lane's item was woken since it was last polled (and is still to finish).
+    fn take_wake(&self) -> bool {
+        self.busy
+            && self.woken.woken.load(Ordering::Relaxed)
+            && self.woken.woken.swap(false, Ordering::Acquire)
+    }
+}
+
+/// A lane's waker: marks the lane to be polled, and wakes the task that
+/// polls the `for_each`.
+struct LaneWaker {
+    woken: AtomicBool,
+    task: Arc<AtomicWaker>,
+}
+
+impl Wake for LaneWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// A branch that finished an item, made ready for the next one: its state
+/// as a fresh fork; when merging, a fresh copy of the model, since the item
+/// may have changed its copy.
+fn ready_for_next<M: Clone>(cx: &Cx<M>, branch: Branch<M>) -> Cx<M> {
+    let (mut state, model) = match branch {
+        Branch::Whole(branch) => branch.into_parts(),
+        Branch::StateOnly(state) => (state, cx.model().clone()),
+    };
+    cx.state_ref().refork(&mut state);
+    Cx::new(state, model)
+}
+
+/// A branch after its item: whole, when its copy of the model is unchanged
+/// and serves the next item; its state alone when its copy was kept for the
+/// merge or thrown away.
+enum Branch<M> {
+    Whole(Cx<M>),
+    StateOnly(RunState),
+}
+
+impl<M> Branch<M> {
+    fn state(&mut self) -> &mut RunState {
+        match self {
+            Branch::Whole(branch) => branch.state(),
+            Branch::StateOnly(state) => state,
+        }
+    }
+}
+
+/// What the items of a `for_each` left, gathered in item order as they finish.
+struct Gathered<O, M> {
+    /// The item gathered next.
+    next: usize,
+    outputs: Vec<O>,
+    /// The items' copies of the model, to merge, when merging.
+    models: Vec<M>,
+    /// The items that failed, in item order.
+    failures: Vec<(usize, NodeFailure)>,
+    /// Items that finished before an earlier one: entry `i` is item `next + i`.
+    early: VecDeque<Option<Early<O, M>>>,
+    /// Whether an item's first node gave its copy of the model the run's input.
+    gave_input: bool,
+}
+
+/// An item that finished before an earlier one, waiting its turn.
+struct Early<O, M> {
+    outcome: Result<O, NodeFailure>,
+    records: Vec<NodeRecord>,
+    model: Option<M>,
+}
+
+impl<O, M: Mergeable> Gathered<O, M> {
+    fn new(count: usize, merging: bool) -> Self {
+        Gathered {
+            next: 0,
+            // Reserved at the item count: collecting would grow them by doubling.
+            outputs: Vec::with_capacity(count),
+            models: Vec::with_capacity(if merging { count } else { 0 }),
+            failures: Vec::new(),
+            early: VecDeque::new(),
+            gave_input: false,
+        }
+    }
+
+    /// Takes what the item `index` left on `branch`: in turn if every
+    /// earlier item was gathered, later otherwise. Returns what of the
+    /// branch can serve the next item.
+    fn finish(
+        &mut self,
+        cx: &mut Cx<M>,
+        merging: bool,
+        index: usize,
+        outcome: Result<O, NodeFailure>,
+        branch: Cx<M>,
+    ) -> Branch<M> {
+        self.gave_input |= !branch.state_ref().wants_input();
+        let (model, mut rest) = if merging {
+            // The copy is kept for the merge if the item succeeded.
+            let (state, model) = branch.into_parts();
+            (outcome.is_ok().then_some(model), Branch::StateOnly(state))
+        } else {
+            (None, Branch::Whole(branch))
+        };
+        let state = rest.state();
+        if index == self.next && self.early.is_empty() {
+            // In turn: the records go straight to the run, the branch keeps its buffer.
+            cx.state().join_records(state);
+            self.gather(outcome, model);
+        } else {
+            let offset = index - self.next;
+            if self.early.len() <= offset {
+                self.early.resize_with(offset + 1, || None);
+            }
+            self.early[offset] = Some(Early {
+                outcome,
+                records: std::mem::take(&mut state.records),
+                model,
+            });
+            while let Some(Some(_)) = self.early.front() {
+                let Early {
+                    outcome,
+                    mut records,
+                    model,
+                } = self.early.pop_front().flatten().expect("looked at above");
+                cx.state().records.append(&mut records);
+                self.gather(outcome, model);
+            }
+        }
+        rest
+    }
+
+    /// Gathers the item `self.next`.
+    fn gather(&mut self, outcome: Result<O, NodeFailure>, model: Option<M>) {
+        match outcome {
+            // Once an item failed, outputs are no longer needed.
+            Ok(output) if self.failures.is_empty() => self.outputs.push(output),
+            Ok(_) => {}
+            Err(failure) => self.failures.push((self.next, failure)),
+        }
+        self.models.extend(model);
+        self.next += 1;
+    }
+
+    /// Once every item was gathered: the outputs, with the copies of the
+    /// model merged in item order, or every item's outcome if one failed.
+    fn settle(
+        self,
+        cx: &mut Cx<M>,
+        name: &'static str,
+        item_name: &'static str,
+        merging: bool,
+    ) -> Result<Vec<O>, NodeFailure> {
+        if self.gave_input {
+            cx.state().input_given();
+        }
+        if !self.failures.is_empty() {
+            let mut failures = self.failures.into_iter().peekable();
+            let outcomes = (0..self.next)
+                .map(|index| {
+                    let failure = failures.next_if(|(failed, _)| *failed == index);
+                    (item_name, failure.map(|(_, failure)| failure))
+                })
+                .collect();
+            return Err(NodeFailure::error(
+                name,
+                Box::new(BranchesFailed { name, outcomes }),
+            ));
+        }
+        if merging && !self.models.is_empty() {
+            let merged = merge_models(cx.model(), &self.models)
+                .map_err(|cause| NodeFailure::error(name, cause))?;
+            *cx.model_mut() = merged;
+        }
+        cx.state().clock_moved();
+        Ok(self.outputs)
+    }
+}
 
 /// Unwraps a branch's output once [`settle`] has said every branch succeeded.
 #[doc(hidden)]
@@ -247,10 +501,36 @@ pub fn settled_output<O>(outcome: Option<O>) -> O {
     outcome.expect("settle fails the whole when a branch fails, so every branch has an output")
 }
 
-/// Splits a branch's outcome into its output and its failure.
+/// Polls a branch of `parallel!` that has not finished; its outcome goes
+/// to `outcome`. Returns whether it is still pending.
+///
+/// `parallel!` joins its branches with this rather than `join!`, whose
+/// `MaybeDone` copies each whole finished future to take its output.
 #[doc(hidden)]
-pub fn split_outcome<O>(outcome: Result<O, NodeFailure>) -> (Option<O>, Option<NodeFailure>) {
-    match outcome {
+#[inline]
+pub fn poll_branch<F: Future>(
+    future: Pin<&mut F>,
+    outcome: &mut Option<F::Output>,
+    task: &mut Context<'_>,
+) -> bool {
+    if outcome.is_some() {
+        return false;
+    }
+    match future.poll(task) {
+        Poll::Ready(done) => {
+            *outcome = Some(done);
+            false
+        }
+        Poll::Pending => true,
+    }
+}
+
+/// Splits a finished branch's outcome into its output and its failure.
+#[doc(hidden)]
+pub fn split_outcome<O>(
+    outcome: Option<Result<O, NodeFailure>>,
+) -> (Option<O>, Option<NodeFailure>) {
+    match outcome.expect("`parallel!` waits until every branch has finished") {
         Ok(output) => (Some(output), None),
         Err(failure) => (None, Some(failure)),
     }

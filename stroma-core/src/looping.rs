@@ -135,6 +135,8 @@ where
     fn leaf_count(&self) -> usize {
         self.body.leaf_count()
     }
+
+    const MAY_CHANGE_MODEL: bool = B::MAY_CHANGE_MODEL;
 }
 
 #[diagnostic::do_not_recommend]

@@ -80,59 +80,94 @@ impl std::error::Error for MergeConflict {}
 
 /// Merges the models `branches` left, each started from a copy of `base`,
 /// in the order given. See the module's rule.
-pub(crate) fn merge_models<M: Mergeable>(base: &M, branches: Vec<M>) -> Result<M, BoxedMergeError> {
-    if std::mem::size_of::<M>() == 0 || branches.is_empty() {
+pub(crate) fn merge_models<'b, M: Mergeable>(
+    base: &M,
+    branches: impl IntoIterator<Item = &'b M>,
+) -> Result<M, BoxedMergeError> {
+    if std::mem::size_of::<M>() == 0 {
         // Nothing to merge: a zero-sized model has no fields.
-        return Ok(branches.into_iter().last().unwrap_or_else(|| base.clone()));
+        return Ok(base.clone());
     }
     let _mode = MergeMode::enter();
-    let base_value = serde_json::to_value(base)?;
     let branch_values = branches
-        .iter()
+        .into_iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()?;
+    if branch_values.is_empty() {
+        return Ok(base.clone());
+    }
+    let base_value = serde_json::to_value(base)?;
     let changed: Vec<&Value> = branch_values.iter().collect();
-    let merged = merge_value(String::new(), &base_value, &changed)?;
+    let merged = merge_value(FieldPath::Whole, &base_value, &changed)?;
     drop(_mode);
     Ok(serde_json::from_value(merged)?)
 }
 
 pub(crate) type BoxedMergeError = Box<dyn std::error::Error + Send + Sync>;
 
-fn merge_value(path: String, base: &Value, branches: &[&Value]) -> Result<Value, BoxedMergeError> {
+/// Where a value sits in the model: built as the merge descends, written
+/// out only for an error, so a merge that succeeds makes no text.
+#[derive(Clone, Copy)]
+enum FieldPath<'a> {
+    Whole,
+    Field(&'a FieldPath<'a>, &'a str),
+}
+
+impl fmt::Display for FieldPath<'_> {
+    /// `stats.count`; nothing for the whole model.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Whole => Ok(()),
+            FieldPath::Field(FieldPath::Whole, key) => f.write_str(key),
+            FieldPath::Field(parent, key) => write!(f, "{parent}.{key}"),
+        }
+    }
+}
+
+fn merge_value(
+    path: FieldPath<'_>,
+    base: &Value,
+    branches: &[&Value],
+) -> Result<Value, BoxedMergeError> {
     if let Some((kind, base_inner)) = reducer_of(base) {
         let inners: Vec<&Value> = branches
             .iter()
             .map(|b| reducer_of(b).map_or(*b, |(_, inner)| inner))
             .collect();
-        return reduce(&path, kind, base_inner, &inners);
+        return reduce(path, kind, base_inner, &inners);
     }
     if let Value::Object(base_fields) = base
         && branches.iter().all(|b| b.is_object())
     {
-        let mut keys: Vec<&String> = base_fields.keys().collect();
-        for branch in branches {
-            for key in branch.as_object().expect("checked above").keys() {
-                if !keys.contains(&key) {
-                    keys.push(key);
-                }
-            }
-        }
-        let mut merged = Map::new();
-        for key in keys {
-            let field_path = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            let base_field = base_fields.get(key).unwrap_or(&Value::Null);
-            let branch_fields: Vec<&Value> = branches
+        let objects = || {
+            branches
                 .iter()
-                .map(|b| b.get(key).unwrap_or(&Value::Null))
-                .collect();
-            let value = merge_value(field_path, base_field, &branch_fields)?;
+                .map(|b| b.as_object().expect("checked above"))
+        };
+        let mut merged = Map::new();
+        // One list for every field of this object, refilled field by field.
+        let mut branch_fields: Vec<&Value> = Vec::with_capacity(branches.len());
+        let mut merge_field = |key: &String| -> Result<(), BoxedMergeError> {
+            let base_field = base_fields.get(key).unwrap_or(&Value::Null);
+            branch_fields.clear();
+            branch_fields.extend(objects().map(|b| b.get(key).unwrap_or(&Value::Null)));
+            let value = merge_value(FieldPath::Field(&path, key), base_field, &branch_fields)?;
             if base_fields.contains_key(key) || !value.is_null() {
                 merged.insert(key.clone(), value);
+            }
+            Ok(())
+        };
+        // The base's fields, then those branches added, each once, in branch order.
+        for key in base_fields.keys() {
+            merge_field(key)?;
+        }
+        for (i, branch) in objects().enumerate() {
+            for key in branch.keys() {
+                let seen = base_fields.contains_key(key)
+                    || objects().take(i).any(|earlier| earlier.contains_key(key));
+                if !seen {
+                    merge_field(key)?;
+                }
             }
         }
         return Ok(Value::Object(merged));
@@ -148,10 +183,9 @@ fn merge_value(path: String, base: &Value, branches: &[&Value]) -> Result<Value,
     let mut values = vec![(*first).clone()];
     values.extend(others.into_iter().map(|v| (*v).clone()));
     Err(Box::new(MergeConflict {
-        field: if path.is_empty() {
-            "(the whole model)".into()
-        } else {
-            path
+        field: match path {
+            FieldPath::Whole => "(the whole model)".into(),
+            FieldPath::Field(..) => path.to_string(),
         },
         values,
     }))
@@ -159,7 +193,7 @@ fn merge_value(path: String, base: &Value, branches: &[&Value]) -> Result<Value,
 
 /// Combines a reducer field's changes in declaration order.
 fn reduce(
-    path: &str,
+    path: FieldPath<'_>,
     kind: &Value,
     base: &Value,
     branches: &[&Value],
@@ -498,26 +532,20 @@ mod tests {
         two.log.push("two".into());
         *two.total -= 2;
         two.nested.b = 8;
-        let merged = merge_models(&base, vec![one.clone(), two.clone()]).unwrap();
+        let merged = merge_models(&base, [&one, &two]).unwrap();
         assert_eq!(merged.plain, 1);
         assert_eq!(merged.name, "two");
         assert_eq!(merged.log.0, ["start", "one", "two"]);
         assert_eq!(merged.total.0, 13);
         assert_eq!(merged.nested, Nested { a: 7, b: 8 });
         // Associative: merging in groups gives the same model.
-        let first = merge_models(&base, vec![one]).unwrap();
-        let stepwise = merge_models(
-            &first,
-            vec![{
-                let mut two_on_first = first.clone();
-                two_on_first.name = two.name.clone();
-                two_on_first.log.push("two".into());
-                *two_on_first.total -= 2;
-                two_on_first.nested.b = 8;
-                two_on_first
-            }],
-        )
-        .unwrap();
+        let first = merge_models(&base, [&one]).unwrap();
+        let mut two_on_first = first.clone();
+        two_on_first.name = two.name.clone();
+        two_on_first.log.push("two".into());
+        *two_on_first.total -= 2;
+        two_on_first.nested.b = 8;
+        let stepwise = merge_models(&first, [&two_on_first]).unwrap();
         assert_eq!(stepwise, merged);
         // Outside a merge, wrappers serialize as their plain values.
         assert_eq!(
@@ -527,24 +555,52 @@ mod tests {
     }
 
     #[test]
+    fn keys_branches_add_to_a_map_are_merged_and_conflicts_name_their_path() {
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        struct Outer {
+            inner: Inner,
+        }
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        struct Inner {
+            tags: std::collections::BTreeMap<String, u32>,
+        }
+        let mut base = Outer::default();
+        base.inner.tags.insert("kept".into(), 1);
+        let with = |pairs: &[(&str, u32)]| {
+            let mut copy = base.clone();
+            for (key, value) in pairs {
+                copy.inner.tags.insert((*key).into(), *value);
+            }
+            copy
+        };
+        let (one, two) = (with(&[("y", 2)]), with(&[("z", 3), ("y", 2)]));
+        let merged = merge_models(&base, [&one, &two]).unwrap();
+        let tags: Vec<(&str, u32)> = merged
+            .inner
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(tags, [("kept", 1), ("y", 2), ("z", 3)]);
+
+        let err = merge_models(&base, [&one, &with(&[("y", 4)])]).unwrap_err();
+        let conflict = err.downcast_ref::<MergeConflict>().unwrap();
+        assert_eq!(conflict.field(), "inner.tags.y");
+    }
+
+    #[test]
     fn different_writes_to_one_plain_field_conflict_naming_it() {
         let base = Model::default();
         let mut one = base.clone();
         one.nested.a = 1;
         let mut two = base.clone();
         two.nested.a = 2;
-        let err = merge_models(&base, vec![one, two]).unwrap_err();
+        let err = merge_models(&base, [&one, &two]).unwrap_err();
         let conflict = err.downcast_ref::<MergeConflict>().unwrap();
         assert_eq!(conflict.field(), "nested.a");
         // The same value written twice is no conflict.
         let mut same = base.clone();
         same.nested.a = 3;
-        assert_eq!(
-            merge_models(&base, vec![same.clone(), same])
-                .unwrap()
-                .nested
-                .a,
-            3
-        );
+        assert_eq!(merge_models(&base, [&same, &same]).unwrap().nested.a, 3);
     }
 }

@@ -40,6 +40,8 @@ impl<N: Node> Node for Named<N> {
     fn leaf_count(&self) -> usize {
         self.node.leaf_count()
     }
+
+    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 }
 
 #[diagnostic::do_not_recommend]

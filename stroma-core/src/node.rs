@@ -44,6 +44,14 @@ pub trait Node: Clone + Send + Sync + 'static {
     fn leaf_count(&self) -> usize {
         1
     }
+
+    /// Whether running this node may change the run's model. When no branch
+    /// of `parallel!` or `for_each` may, their copies of the model are not
+    /// merged back. `#[node]` says `false` for a function that takes no
+    /// `&mut M` and does not update the model from its output; combinators
+    /// say what their nodes say. `true`, the safe answer, unless overridden.
+    #[doc(hidden)]
+    const MAY_CHANGE_MODEL: bool = true;
 }
 
 /// Runs a [`Node`] in a run whose typed model is `M`.
@@ -120,7 +128,7 @@ impl<M> Cx<M> {
 
     /// The run's shared context.
     pub fn context(&self) -> &Context {
-        &self.state.context
+        &self.state.shared.context
     }
 
     /// The run's model.
@@ -135,12 +143,12 @@ impl<M> Cx<M> {
 
     /// The run's id.
     pub fn run_id(&self) -> RunId {
-        self.state.run.run_id
+        self.state.shared.run.run_id
     }
 
     /// The run: pipeline name, id, and the execution context it started with.
     pub fn run_context(&self) -> &RunContext {
-        &self.state.run
+        &self.state.shared.run
     }
 
     /// Whether nodes may now run through [`RunsWith::run_direct`]: `None`
@@ -184,10 +192,9 @@ pub trait LeafName {
 /// generated code through [`Cx::split`].
 #[doc(hidden)]
 pub struct RunState {
-    pub(crate) context: Context,
-    pub(crate) run: RunContext,
+    /// What the run's branches share with it: one handle to clone per branch.
+    shared: Shared,
     pub(crate) records: Vec<NodeRecord>,
-    recording: bool,
     /// The node that started last, and when, if the run keeps records. Kept
     /// as two fields written whole: the lean path writes only the name.
     current: Option<&'static str>,
@@ -195,78 +202,140 @@ pub struct RunState {
     /// When the last node ended, if nothing but pipeline glue ran since: the
     /// next node starts then, which saves it a clock read.
     last_end: Option<Instant>,
-    middleware: Arc<[Arc<dyn Middleware>]>,
     /// Gives the model the run's input before the first node; taken then.
     input_filler: Option<InputFiller>,
+}
+
+/// The part of a run's state that never changes during the run, shared by
+/// the run and all its branches.
+#[derive(Clone)]
+struct RunShared {
+    context: Context,
+    run: RunContext,
+    recording: bool,
+    middleware: Arc<[Arc<dyn Middleware>]>,
     /// Where events go, when the run is streamed.
     events: Option<EventSink>,
     /// No records, no events, no middleware: nodes need no bookkeeping.
     plain: bool,
 }
 
+/// Where a state keeps its shared part: in place until the run forks its
+/// first branch, then behind an `Arc` the branches share, so a run that
+/// never branches allocates nothing for it and a branch costs one count.
+enum Shared {
+    Alone(RunShared),
+    Forked(Arc<RunShared>),
+}
+
+impl std::ops::Deref for Shared {
+    type Target = RunShared;
+
+    #[inline]
+    fn deref(&self) -> &RunShared {
+        match self {
+            Shared::Alone(shared) => shared,
+            Shared::Forked(shared) => shared,
+        }
+    }
+}
+
 impl RunState {
+    /// A run's state; `events` is where its events go, if it is streamed.
     pub(crate) fn new(
         context: Context,
         run: RunContext,
         recording: bool,
         expected_nodes: usize,
         middleware: Arc<[Arc<dyn Middleware>]>,
+        events: Option<EventSink>,
     ) -> Self {
         RunState {
-            context,
-            run,
+            shared: Shared::Alone(RunShared {
+                context,
+                run,
+                recording,
+                plain: !recording && middleware.is_empty() && events.is_none(),
+                middleware,
+                events,
+            }),
             records: if recording {
                 Vec::with_capacity(expected_nodes)
             } else {
                 Vec::new()
             },
-            recording,
             current: None,
             current_since: None,
             last_end: None,
-            plain: !recording && middleware.is_empty(),
-            middleware,
             input_filler: None,
-            events: None,
         }
     }
 
     /// A branch's state: same context, run, middleware and event sink;
     /// records of its own, joined back with [`join`](Self::join).
-    pub(crate) fn fork(&self) -> RunState {
+    pub(crate) fn fork(&mut self) -> RunState {
+        let shared = match &self.shared {
+            Shared::Forked(shared) => Arc::clone(shared),
+            Shared::Alone(alone) => {
+                // The run's first branch: its shared part moves behind an `Arc`, once.
+                let shared = Arc::new(alone.clone());
+                self.shared = Shared::Forked(Arc::clone(&shared));
+                shared
+            }
+        };
         RunState {
-            context: self.context.clone(),
-            run: self.run.clone(),
+            shared: Shared::Forked(shared),
             records: Vec::new(),
-            recording: self.recording,
             current: None,
             current_since: None,
             last_end: None,
-            middleware: Arc::clone(&self.middleware),
             input_filler: self.input_filler,
-            events: self.events.clone(),
-            plain: self.plain,
         }
+    }
+
+    /// Makes a finished branch's state, whose records were taken, a fresh
+    /// fork of `self` again, so one state can serve branch after branch.
+    pub(crate) fn refork(&self, branch: &mut RunState) {
+        debug_assert!(branch.records.is_empty(), "the branch's records were taken");
+        branch.current = None;
+        branch.current_since = None;
+        branch.last_end = None;
+        branch.input_filler = self.input_filler;
     }
 
     /// Takes a finished branch's records.
-    pub(crate) fn join(&mut self, branch: RunState) {
-        self.records.extend(branch.records);
-        if branch.input_filler.is_none() {
-            // The branch's first node gave the model its input: the merge carries it.
-            self.input_filler = None;
+    pub(crate) fn join(&mut self, branch: &mut RunState) {
+        self.join_records(branch);
+        if !branch.wants_input() {
+            self.input_given();
         }
     }
 
-    pub(crate) fn stream_to(&mut self, sink: EventSink) {
-        self.events = Some(sink);
-        self.plain = false;
+    /// Takes a finished branch's records, appended to this state's; the
+    /// branch keeps its buffer, for [`refork`](Self::refork).
+    pub(crate) fn join_records(&mut self, branch: &mut RunState) {
+        self.records.append(&mut branch.records);
+    }
+
+    /// A branch's first node gave the branch's model the run's input: the
+    /// merge carries it, so this state's model no longer waits for it.
+    pub(crate) fn input_given(&mut self) {
+        self.input_filler = None;
+    }
+
+    /// The run's records and its context, once it is over.
+    pub(crate) fn into_records_and_context(self) -> (Vec<NodeRecord>, Context) {
+        let context = match self.shared {
+            Shared::Alone(shared) => shared.context,
+            Shared::Forked(shared) => shared.context.clone(),
+        };
+        (self.records, context)
     }
 
     /// Reports `event` when the run is streamed.
     #[inline]
     pub(crate) fn emit(&self, event: Event) {
-        if let Some(sink) = &self.events {
+        if let Some(sink) = &self.shared.events {
             // A consumer that stopped listening does not stop the run.
             let _ = sink.unbounded_send(event);
         }
@@ -294,16 +363,16 @@ impl RunState {
     /// No records, events, middleware, or enabled spans.
     #[inline]
     pub(crate) fn is_plain(&self) -> bool {
-        self.plain && !tracing::level_enabled!(tracing::Level::INFO)
+        self.shared.plain && !tracing::level_enabled!(tracing::Level::INFO)
     }
 
     /// See [`Cx::direct`].
     #[inline]
     pub(crate) fn direct(&self) -> Option<bool> {
-        let watched = self.events.is_some()
-            || !self.middleware.is_empty()
+        let watched = self.shared.events.is_some()
+            || !self.shared.middleware.is_empty()
             || tracing::level_enabled!(tracing::Level::INFO);
-        (!watched).then_some(self.recording)
+        (!watched).then_some(self.shared.recording)
     }
 
     /// Marks the node `L` as running, so a panic is attributed to it; when
@@ -343,7 +412,7 @@ impl RunState {
     #[doc(hidden)]
     #[inline]
     pub fn node_context(&self, name: &'static str) -> Context {
-        self.context.for_node(name)
+        self.shared.context.for_node(name)
     }
 
     /// Runs the body of the node `L`: in its span, inside the middleware,
@@ -363,7 +432,7 @@ impl RunState {
             // Nothing records, streams, wraps or traces this node: just run it.
             return body.await.map_err(|cause| NodeFailure::error(name, cause));
         }
-        let started = if self.recording || self.events.is_some() {
+        let started = if self.shared.recording || self.shared.events.is_some() {
             let now = self.last_end.take().unwrap_or_else(Instant::now);
             self.current_since = Some(now);
             self.emit(Event::NodeStarted { name });
@@ -372,7 +441,7 @@ impl RunState {
             None
         };
         let span = crate::__private::node_span(name);
-        let outcome = if !self.middleware.is_empty() {
+        let outcome = if !self.shared.middleware.is_empty() {
             // Boxed, so the plain path's future does not carry the chain's state.
             Box::pin(self.run_in_middleware(name, body.instrument(span))).await
         } else if span.is_disabled() {
@@ -393,13 +462,13 @@ impl RunState {
         name: &'static str,
         body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, BoxError> {
-        let context = self.context.for_node(name);
+        let context = self.shared.context.for_node(name);
         let call = NodeCall {
             node: name,
-            run: &self.run,
+            run: &self.shared.run,
             context: &context,
         };
-        around(&self.middleware, HookArg::Node(&call), body).await
+        around(&self.shared.middleware, HookArg::Node(&call), body).await
     }
 
     /// Code other than pipeline glue ran since the last node ended (a loop's
@@ -439,7 +508,7 @@ impl RunState {
     ) -> Instant {
         let end = Instant::now();
         let duration = end.duration_since(at);
-        if self.recording {
+        if self.shared.recording {
             self.records.push(NodeRecord {
                 name,
                 status: if error.is_none() {
@@ -450,7 +519,7 @@ impl RunState {
                 duration,
             });
         }
-        if self.events.is_some() {
+        if self.shared.events.is_some() {
             // The error's text is made only for a stream that shows it.
             self.emit(match error {
                 None => Event::NodeCompleted { name, duration },
@@ -465,6 +534,6 @@ impl RunState {
     }
 
     pub(crate) fn middleware(&self) -> &Arc<[Arc<dyn Middleware>]> {
-        &self.middleware
+        &self.shared.middleware
     }
 }

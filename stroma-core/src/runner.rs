@@ -332,18 +332,15 @@ impl StromaRunner {
             self.inner.config.records,
             pipeline.leaf_count(),
             Arc::clone(&self.inner.config.middleware),
+            sink,
         );
         let mut cx = Cx::new(state, options.model);
         cx.state()
             .give_input_with(crate::model::input_filler::<M>());
-        if let Some(sink) = sink {
-            let state = cx.state();
-            state.stream_to(sink);
-            state.emit(Event::RunStarted {
-                run_id,
-                graph_id: pipeline.name(),
-            });
-        }
+        cx.state().emit(Event::RunStarted {
+            run_id,
+            graph_id: pipeline.name(),
+        });
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
         let cell = cx.context().cell();
@@ -362,12 +359,13 @@ impl StromaRunner {
         let failure = match outcome {
             Ok(Ok(final_state)) => {
                 let (state, model) = cx.into_parts();
+                let (records, context) = state.into_records_and_context();
                 return Ok(RunResult {
                     final_state,
                     run_id,
                     model,
-                    records: state.records,
-                    context: state.context,
+                    records,
+                    context,
                 });
             }
             Ok(Err(failure)) => failure,
@@ -375,13 +373,8 @@ impl StromaRunner {
         };
         tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
         let (state, model) = cx.into_parts();
-        Err(RunError::new(
-            failure,
-            run_id,
-            state.records,
-            state.context,
-            model,
-        ))
+        let (records, context) = state.into_records_and_context();
+        Err(RunError::new(failure, run_id, records, context, model))
     }
 
     /// The execution context of a new run, from the nearest source out.

@@ -29,6 +29,7 @@ fn generate(list: &NodeList) -> TokenStream {
         .map(|i| format_ident!("__outcome{}", i))
         .collect();
     let outputs: Vec<_> = (0..count).map(|i| format_ident!("__output{}", i)).collect();
+    let futures: Vec<_> = (0..count).map(|i| format_ident!("__future{}", i)).collect();
     let failures: Vec<_> = (0..count)
         .map(|i| format_ident!("__failure{}", i))
         .collect();
@@ -84,6 +85,8 @@ fn generate(list: &NodeList) -> TokenStream {
             fn leaf_count(&self) -> usize {
                 0 #(+ self.#fields.leaf_count())*
             }
+            const MAY_CHANGE_MODEL: bool =
+                false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
         }
 
         #[diagnostic::do_not_recommend]
@@ -116,17 +119,36 @@ fn generate(list: &NodeList) -> TokenStream {
             > + ::core::marker::Send + 'a {
                 async move {
                     #(let mut #forks = cx.fork();)*
-                    let (#(#outcomes,)*) = __stroma::join!(
-                        #(__stroma::run_branch(&self.#fields, #inputs, &mut #forks)),*
-                    );
+                    // The branches' futures are dropped at the end of this
+                    // block, which ends their borrows of the forks.
+                    let (#(#outcomes,)*) = {
+                        #(let mut #futures = ::core::pin::pin!(
+                            __stroma::run_branch(&self.#fields, #inputs, &mut #forks)
+                        );)*
+                        #(let mut #outcomes = ::core::option::Option::None;)*
+                        ::core::future::poll_fn(|__task| {
+                            let mut __pending = false;
+                            #(__pending |= __stroma::poll_branch(#futures.as_mut(), &mut #outcomes, __task);)*
+                            if __pending {
+                                ::core::task::Poll::Pending
+                            } else {
+                                ::core::task::Poll::Ready(())
+                            }
+                        })
+                        .await;
+                        (#(#outcomes,)*)
+                    };
                     #(let (#outputs, #failures) = __stroma::split_outcome(#outcomes);)*
-                    __stroma::settle(cx, __stroma::Node::name(self), [
-                        #(__stroma::Settled {
+                    __stroma::settle(
+                        cx,
+                        __stroma::Node::name(self),
+                        &mut [#(__stroma::Settled {
                             name: __stroma::Node::name(&self.#fields),
-                            cx: #forks,
+                            cx: &mut #forks,
+                            may_change_model: <#params as __stroma::Node>::MAY_CHANGE_MODEL,
                             failure: #failures,
-                        }),*
-                    ])?;
+                        }),*],
+                    )?;
                     ::core::result::Result::Ok((#(__stroma::settled_output(#outputs),)*))
                 }
             }

@@ -123,6 +123,8 @@ fn generate(list: &NodeList) -> TokenStream {
             fn leaf_count(&self) -> usize {
                 0 #(+ self.#fields.leaf_count())*
             }
+            const MAY_CHANGE_MODEL: bool =
+                false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
         }
 
         // A pipeline takes what its first node takes. Stated as "whatever the

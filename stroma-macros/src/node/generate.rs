@@ -43,6 +43,10 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
     };
 
     let run_impl = run_impl(&ident, &name, sig, args.updates_context.is_some());
+    // Only a `&mut M` parameter or `updates_context` lets a node change the
+    // model; a node without either is not merged back from a branch.
+    let may_change_model =
+        matches!(sig.model, Some(ModelParam::Exclusive(_))) || args.updates_context.is_some();
 
     quote! {
         #(#docs)*
@@ -67,6 +71,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                 fn name(&self) -> &'static str {
                     <Self as __stroma::LeafName>::NAME
                 }
+                const MAY_CHANGE_MODEL: bool = #may_change_model;
             }
 
             impl __stroma::LeafName for #ident {
