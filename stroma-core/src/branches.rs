@@ -32,17 +32,34 @@ impl<M: Clone> Cx<M> {
 }
 
 /// Runs `node` as one branch, turning a panic into the branch's failure.
+///
+/// `direct` is the run's [`Cx::direct`], read once for all branches: when
+/// nothing but records watches the run, the branch runs its node directly.
 #[doc(hidden)]
 pub async fn run_branch<N, M>(
     node: &N,
     input: N::Input,
     cx: &mut Cx<M>,
+    direct: Option<bool>,
 ) -> Result<N::Output, NodeFailure>
 where
     N: RunsWith<M>,
     M: Send + 'static,
 {
-    match AssertUnwindSafe(node.run(input, cx)).catch_unwind().await {
+    let outcome = match direct {
+        Some(false) => {
+            AssertUnwindSafe(node.run_direct::<false>(input, cx))
+                .catch_unwind()
+                .await
+        }
+        Some(true) => {
+            AssertUnwindSafe(node.run_direct::<true>(input, cx))
+                .catch_unwind()
+                .await
+        }
+        None => AssertUnwindSafe(node.run(input, cx)).catch_unwind().await,
+    };
+    match outcome {
         Ok(outcome) => outcome,
         Err(payload) => Err(cx.state().panic_failure(payload, node.name())),
     }
@@ -235,8 +252,9 @@ where
             let mut running: Vec<Lane<_>> = Vec::with_capacity(lanes);
             let task_waker = Arc::new(AtomicWaker::new());
             let node = &self.node;
+            let direct = cx.direct();
             let item_run = move |index: usize, item: N::Input, mut branch: Cx<M>| async move {
-                let outcome = run_branch(node, item, &mut branch).await;
+                let outcome = run_branch(node, item, &mut branch, direct).await;
                 (index, outcome, branch)
             };
             std::future::poll_fn(|task| {

@@ -118,12 +118,13 @@ fn generate(list: &NodeList) -> TokenStream {
                 >,
             > + ::core::marker::Send + 'a {
                 async move {
+                    let __direct = cx.direct();
                     #(let mut #forks = cx.fork();)*
                     // The branches' futures are dropped at the end of this
                     // block, which ends their borrows of the forks.
                     let (#(#outcomes,)*) = {
                         #(let mut #futures = ::core::pin::pin!(
-                            __stroma::run_branch(&self.#fields, #inputs, &mut #forks)
+                            __stroma::run_branch(&self.#fields, #inputs, &mut #forks, __direct)
                         );)*
                         #(let mut #outcomes = ::core::option::Option::None;)*
                         ::core::future::poll_fn(|__task| {
