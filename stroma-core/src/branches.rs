@@ -7,18 +7,16 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use futures::FutureExt;
 use futures::task::AtomicWaker;
 
 use crate::failure::NodeFailure;
 use crate::merge::{Mergeable, merge_models};
-use crate::node::{Accepts, Cx, Node, RunState, RunsWith};
+use crate::node::{Accepts, Cx, Node, RunState, RunsWith, run_caught};
 use crate::record::NodeRecord;
 
 impl<M: Clone> Cx<M> {
@@ -46,20 +44,7 @@ where
     N: RunsWith<M>,
     M: Send + 'static,
 {
-    let outcome = match direct {
-        Some(false) => {
-            AssertUnwindSafe(node.run_direct::<false>(input, cx))
-                .catch_unwind()
-                .await
-        }
-        Some(true) => {
-            AssertUnwindSafe(node.run_direct::<true>(input, cx))
-                .catch_unwind()
-                .await
-        }
-        None => AssertUnwindSafe(node.run(input, cx)).catch_unwind().await,
-    };
-    match outcome {
+    match run_caught(node, input, cx, direct).await {
         Ok(outcome) => outcome,
         Err(payload) => Err(cx.state().panic_failure(payload, node.name())),
     }

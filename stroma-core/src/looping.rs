@@ -4,14 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-
-use futures::FutureExt;
 
 use crate::error::BoxError;
 use crate::event::Event;
 use crate::failure::NodeFailure;
-use crate::node::{Accepts, Cx, Node, RunsWith};
+use crate::node::{Accepts, Cx, Node, RunsWith, run_caught};
 
 /// A node that can be a loop's body: its output type is its input type.
 #[diagnostic::on_unimplemented(
@@ -169,6 +166,7 @@ where
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
             let mut value = input;
+            let direct = cx.direct();
             for iteration in 1..=self.max_loops {
                 cx.state().emit(Event::LoopIteration {
                     name: self.name,
@@ -176,9 +174,7 @@ where
                 });
                 let kept = cx.model().clone();
                 cx.state().clock_moved();
-                let outcome = AssertUnwindSafe(self.body.run(value, cx))
-                    .catch_unwind()
-                    .await;
+                let outcome = run_caught(&self.body, value, cx, direct).await;
                 let failure = match outcome {
                     Ok(Ok(output)) => {
                         let done = (self.until)(&output, cx.model());

@@ -90,6 +90,35 @@ pub trait RunsWith<M>: Node {
     }
 }
 
+/// Runs `node`, catching a panic: directly when `direct` (the run's
+/// [`Cx::direct`], read once by the caller) allows, otherwise through the
+/// general path.
+pub(crate) async fn run_caught<N, M>(
+    node: &N,
+    input: N::Input,
+    cx: &mut Cx<M>,
+    direct: Option<bool>,
+) -> std::thread::Result<Result<N::Output, NodeFailure>>
+where
+    N: RunsWith<M>,
+{
+    use futures::FutureExt;
+    use std::panic::AssertUnwindSafe;
+    match direct {
+        Some(false) => {
+            AssertUnwindSafe(node.run_direct::<false>(input, cx))
+                .catch_unwind()
+                .await
+        }
+        Some(true) => {
+            AssertUnwindSafe(node.run_direct::<true>(input, cx))
+                .catch_unwind()
+                .await
+        }
+        None => AssertUnwindSafe(node.run(input, cx)).catch_unwind().await,
+    }
+}
+
 /// "This node takes `T` as input": the bound `pipeline!` checks on every link.
 ///
 /// `#[node]` implements it for the node's own input type only, so a link whose

@@ -161,24 +161,54 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             }
         }
     };
-    let run = if changes_model || updates {
-        // Spanned at the model's type: a model that cannot be copied is reported there.
-        let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
-        let snapshot =
-            quote_spanned!(model_span=> <#model_ty as __stroma::Snapshot>::snapshot(&*__model));
-        quote! {
-            let __saved = #snapshot;
-            let __result = __run.run_node::<#ident, _>(#body).await;
-            if __result.is_err() {
-                *__model = __saved;
+    // The node's body, run by `runner` (the general wrapper, or directly),
+    // with the model put back if it fails.
+    let run_with = |runner: TokenStream| {
+        if changes_model || updates {
+            // Spanned at the model's type: a model that cannot be copied is reported there.
+            let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
+            let snapshot = quote_spanned!(model_span=>
+                <#model_ty as __stroma::Snapshot>::snapshot(&*__model)
+            );
+            quote! {
+                let __saved = #snapshot;
+                let __result = #runner.await;
+                if __result.is_err() {
+                    *__model = __saved;
+                }
+                __result
             }
-            __result
+        } else {
+            quote!(#runner.await)
+        }
+    };
+    let run = run_with(quote!(__run.run_node::<#ident, _>(#body)));
+
+    let run_direct = if sig.model.is_some() {
+        let run = run_with(quote! {
+            __stroma::direct_node::<#ident, RECORD, _, _, _>(__run, #body, |__outcome| __outcome)
+        });
+        quote! {
+            #[inline]
+            fn run_direct<'a, const RECORD: bool>(
+                &'a self,
+                input: #input,
+                cx: &'a mut __stroma::Cx<#model_ty>,
+            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
+                   + ::core::marker::Send + 'a {
+                #[allow(unused_imports)]
+                use __stroma::{InputAsJson as _, InputNotJson as _, ValidateAlways as _, ValidateWithModel as _};
+                async move {
+                    let (__run, __model) = cx.split();
+                    if __run.wants_input() {
+                        __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
+                    }
+                    #prepare
+                    #run
+                }
+            }
         }
     } else {
-        quote!(__run.run_node::<#ident, _>(#body).await)
-    };
-
-    let run_direct = sig.model.is_none().then(|| {
         let future = if sig.takes_context {
             quote! {{
                 let __ctx = __run.node_context(#name);
@@ -206,7 +236,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 __stroma::direct_node::<#ident, RECORD, _, _, _>(__run, __future, |__returned| #outcome)
             }
         }
-    });
+    };
 
     quote! {
         impl #impl_generics __stroma::RunsWith<#model_ty> for #ident {
