@@ -11,7 +11,9 @@ pub use crate::context::Context;
 pub use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
 pub use crate::merge::Mergeable;
-pub use crate::node::{Accepts, Cx, LeafName, Node, RunState, RunsWith};
+pub use crate::node::{
+    Accepts, Cx, LeafName, Node, Plain, RecordMode, Recorded, RunState, RunsWith,
+};
 pub use crate::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,
@@ -35,52 +37,37 @@ pub fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFai
 
 pin_project_lite::pin_project! {
     /// A node run directly: the function's own future, what turns its output
-    /// into the node's outcome, and the run, for the record if `R` keeps
-    /// one. Polled inline, so a chain of them folds like hand-written
-    /// `.await`s.
-    pub struct DirectNode<'a, L, R, F, C> {
+    /// into the node's outcome, and what its record needs (nothing when `R`
+    /// is [`Plain`]). Polled inline, so a chain of them folds like
+    /// hand-written `.await`s.
+    pub struct DirectNode<'a, L, R: RecordMode, F, C> {
         #[pin]
         future: F,
         outcome: C,
-        run: &'a mut RunState,
-        started: Option<std::time::Instant>,
-        marker: std::marker::PhantomData<(L, R)>,
+        slot: R::Slot<'a>,
+        node: std::marker::PhantomData<L>,
     }
-}
-
-/// Whether a direct node keeps a record, as a type.
-pub struct Records<const RECORD: bool>;
-
-/// See [`Records`].
-pub trait RecordMode {
-    /// Whether a record is kept.
-    const RECORD: bool;
-}
-
-impl<const RECORD: bool> RecordMode for Records<RECORD> {
-    const RECORD: bool = RECORD;
 }
 
 /// The node `L`, run directly on `run`: `future` is its function's future;
 /// `outcome` (a closure without captures) makes its outcome of the output.
 #[inline(always)]
-pub fn direct_node<'a, L, const RECORD: bool, F, C, O>(
+pub fn direct_node<'a, L, R, F, C, O>(
     run: &'a mut RunState,
     future: F,
     outcome: C,
-) -> DirectNode<'a, L, Records<RECORD>, F, C>
+) -> DirectNode<'a, L, R, F, C>
 where
     L: LeafName,
+    R: RecordMode,
     F: Future,
     C: Fn(F::Output) -> Result<O, BoxError>,
 {
-    let started = run.enter::<L, RECORD>();
     DirectNode {
         future,
         outcome,
-        run,
-        started,
-        marker: std::marker::PhantomData,
+        slot: R::start::<L>(run),
+        node: std::marker::PhantomData,
     }
 }
 
@@ -101,12 +88,7 @@ where
         let this = self.project();
         this.future.poll(cx).map(|returned| {
             let outcome = tagged::<L, O>((this.outcome)(returned));
-            // `R::RECORD` is a constant: lean runs compile this away.
-            if R::RECORD
-                && let Some(started) = *this.started
-            {
-                this.run.leave::<L>(started, outcome.is_err());
-            }
+            R::finish::<L>(this.slot, outcome.is_err());
             outcome
         })
     }

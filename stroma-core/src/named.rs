@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use crate::failure::NodeFailure;
-use crate::node::{Accepts, Cx, Node, RunsWith};
+use crate::node::{Accepts, Cx, Node, RecordMode, RunsWith};
 
 /// Methods on every [`Node`]; in the prelude.
 pub trait NodeExt: Node + Sized {
@@ -65,11 +65,11 @@ impl<M, N: RunsWith<M>> RunsWith<M> for Named<N> {
     }
 
     #[inline]
-    fn run_direct<'a, const RECORD: bool>(
+    fn run_direct<'a, R: RecordMode>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        self.node.run_direct::<RECORD>(input, cx)
+        self.node.run_direct::<R>(input, cx)
     }
 }

@@ -75,13 +75,13 @@ pub trait RunsWith<M>: Node {
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
 
     /// Runs the node when only records, if anything, watch the run (see
-    /// [`Cx::direct`]): no events, middleware or enabled spans. `RECORD`
-    /// says whether the run keeps records. `#[node]` and `pipeline!`
+    /// [`Cx::direct`]): no events, middleware or enabled spans. `R` says
+    /// whether the run keeps records. `#[node]` and `pipeline!`
     /// implement it with no bookkeeping around the node's own future beyond
     /// its record, so the compiler can fold a chain as if written by hand.
     #[doc(hidden)]
     #[inline]
-    fn run_direct<'a, const RECORD: bool>(
+    fn run_direct<'a, R: RecordMode>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
@@ -106,12 +106,12 @@ where
     use std::panic::AssertUnwindSafe;
     match direct {
         Some(false) => {
-            AssertUnwindSafe(node.run_direct::<false>(input, cx))
+            AssertUnwindSafe(node.run_direct::<Plain>(input, cx))
                 .catch_unwind()
                 .await
         }
         Some(true) => {
-            AssertUnwindSafe(node.run_direct::<true>(input, cx))
+            AssertUnwindSafe(node.run_direct::<Recorded>(input, cx))
                 .catch_unwind()
                 .await
         }
@@ -215,6 +215,62 @@ impl<M> Cx<M> {
 pub trait LeafName {
     /// The name.
     const NAME: &'static str;
+    /// The name, behind one thin pointer: what the running-node marker
+    /// holds, so marking a node is one store.
+    const NAME_REF: &'static &'static str = &Self::NAME;
+}
+
+/// How a node run directly ([`RunsWith::run_direct`]) keeps its record:
+/// [`Plain`] keeps none, [`Recorded`] one per node.
+#[doc(hidden)]
+pub trait RecordMode: Send + 'static {
+    /// What a running node holds for its record: nothing, or the run and
+    /// when the node started.
+    type Slot<'a>: Send;
+
+    /// The node `L` starts on `run`: it is marked as running (a panic is
+    /// attributed to it) and, if recorded, its start is noted.
+    fn start<L: LeafName>(run: &mut RunState) -> Self::Slot<'_>;
+
+    /// The node ended, having failed if `failed`.
+    fn finish<L: LeafName>(slot: &mut Self::Slot<'_>, failed: bool);
+}
+
+/// Direct nodes keep no records; see [`RecordMode`].
+#[doc(hidden)]
+pub enum Plain {}
+
+/// Direct nodes keep a record each; see [`RecordMode`].
+#[doc(hidden)]
+pub enum Recorded {}
+
+impl RecordMode for Plain {
+    type Slot<'a> = ();
+
+    #[inline(always)]
+    fn start<L: LeafName>(run: &mut RunState) {
+        run.current = Some(L::NAME_REF);
+    }
+
+    #[inline(always)]
+    fn finish<L: LeafName>(_: &mut (), _: bool) {}
+}
+
+impl RecordMode for Recorded {
+    type Slot<'a> = (&'a mut RunState, Instant);
+
+    #[inline(always)]
+    fn start<L: LeafName>(run: &mut RunState) -> (&mut RunState, Instant) {
+        run.current = Some(L::NAME_REF);
+        let now = run.last_end.take().unwrap_or_else(Instant::now);
+        run.current_since = Some(now);
+        (run, now)
+    }
+
+    #[inline]
+    fn finish<L: LeafName>((run, started): &mut (&mut RunState, Instant), failed: bool) {
+        run.leave::<L>(*started, failed);
+    }
 }
 
 /// The run's machinery: context, identity, records, middleware. Used by
@@ -226,7 +282,7 @@ pub struct RunState {
     pub(crate) records: Vec<NodeRecord>,
     /// The node that started last, and when, if the run keeps records. Kept
     /// as two fields written whole: the lean path writes only the name.
-    current: Option<&'static str>,
+    current: Option<&'static &'static str>,
     current_since: Option<Instant>,
     /// When the last node ended, if nothing but pipeline glue ran since: the
     /// next node starts then, which saves it a clock read.
@@ -398,31 +454,18 @@ impl RunState {
     /// See [`Cx::direct`].
     #[inline]
     pub(crate) fn direct(&self) -> Option<bool> {
+        // A model that waits for the run's input is given it by the general
+        // path, so that direct nodes need not look.
         let watched = self.shared.events.is_some()
             || !self.shared.middleware.is_empty()
+            || self.input_filler.is_some()
             || tracing::level_enabled!(tracing::Level::INFO);
         (!watched).then_some(self.shared.recording)
     }
 
-    /// Marks the node `L` as running, so a panic is attributed to it; when
-    /// `RECORD`, also notes when it started, which it returns.
-    #[doc(hidden)]
-    #[inline(always)]
-    pub fn enter<L: LeafName, const RECORD: bool>(&mut self) -> Option<Instant> {
-        self.current = Some(L::NAME);
-        if RECORD {
-            let now = self.last_end.take().unwrap_or_else(Instant::now);
-            self.current_since = Some(now);
-            Some(now)
-        } else {
-            None
-        }
-    }
-
     /// Records the end of the node `L`, begun `started`, run directly.
-    #[doc(hidden)]
     #[inline]
-    pub fn leave<L: LeafName>(&mut self, started: Instant, failed: bool) {
+    fn leave<L: LeafName>(&mut self, started: Instant, failed: bool) {
         let end = Instant::now();
         self.records.push(NodeRecord {
             name: L::NAME,
@@ -456,7 +499,7 @@ impl RunState {
         body: impl Future<Output = Result<O, BoxError>> + Send,
     ) -> Result<O, NodeFailure> {
         let name = L::NAME;
-        self.current = Some(name);
+        self.current = Some(L::NAME_REF);
         if self.is_plain() {
             // Nothing records, streams, wraps or traces this node: just run it.
             return body.await.map_err(|cause| NodeFailure::error(name, cause));
@@ -514,13 +557,13 @@ impl RunState {
         outer: &'static str,
     ) -> NodeFailure {
         self.record_panic();
-        let node = self.current.unwrap_or(outer);
+        let node = self.current.map_or(outer, |name| *name);
         NodeFailure::error(node, Box::new(NodePanic::from_payload(&*payload)))
     }
 
     /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
-        if let (Some(name), Some(at)) = (self.current, self.current_since) {
+        if let (Some(&name), Some(at)) = (self.current, self.current_since) {
             self.finish_node(name, at, Some(&"panicked"));
             // Reported once, even if an enclosing loop and the runner both catch it.
             self.current_since = None;

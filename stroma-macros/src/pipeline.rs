@@ -53,11 +53,11 @@ fn generate(list: &NodeList) -> TokenStream {
     });
     let direct_steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
         if i == 0 {
-            quote!(let __value = self.#field.run_direct::<RECORD>(input, cx).await?;)
+            quote!(let __value = self.#field.run_direct::<__R>(input, cx).await?;)
         } else {
             let prev = &params[i - 1];
             quote! {
-                let __value = self.#field.run_direct::<RECORD>(
+                let __value = self.#field.run_direct::<__R>(
                     <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
                     cx,
                 ).await?;
@@ -157,10 +157,10 @@ fn generate(list: &NodeList) -> TokenStream {
                     // Checked once per pipeline: nothing to wrap per node.
                     match cx.direct() {
                         ::core::option::Option::Some(false) => {
-                            return self.run_direct::<false>(input, cx).await;
+                            return self.run_direct::<__stroma::Plain>(input, cx).await;
                         }
                         ::core::option::Option::Some(true) => {
-                            return self.run_direct::<true>(input, cx).await;
+                            return self.run_direct::<__stroma::Recorded>(input, cx).await;
                         }
                         ::core::option::Option::None => {}
                     }
@@ -170,7 +170,7 @@ fn generate(list: &NodeList) -> TokenStream {
             }
 
             #[inline]
-            fn run_direct<'a, const RECORD: bool>(
+            fn run_direct<'a, __R: __stroma::RecordMode>(
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,

@@ -186,23 +186,21 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
 
     let run_direct = if sig.model.is_some() {
         let run = run_with(quote! {
-            __stroma::direct_node::<#ident, RECORD, _, _, _>(__run, #body, |__outcome| __outcome)
+            __stroma::direct_node::<#ident, __R, _, _, _>(__run, #body, |__outcome| __outcome)
         });
         quote! {
             #[inline]
-            fn run_direct<'a, const RECORD: bool>(
+            fn run_direct<'a, __R: __stroma::RecordMode>(
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
             ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
                    + ::core::marker::Send + 'a {
                 #[allow(unused_imports)]
-                use __stroma::{InputAsJson as _, InputNotJson as _, ValidateAlways as _, ValidateWithModel as _};
+                use __stroma::{ValidateAlways as _, ValidateWithModel as _};
+                // The direct path is taken only once the model has the run's input.
                 async move {
                     let (__run, __model) = cx.split();
-                    if __run.wants_input() {
-                        __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
-                    }
                     #prepare
                     #run
                 }
@@ -220,20 +218,16 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         };
         quote! {
             #[inline(always)]
-            fn run_direct<'a, const RECORD: bool>(
+            fn run_direct<'a, __R: __stroma::RecordMode>(
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
             ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
                    + ::core::marker::Send + 'a {
-                #[allow(unused_imports)]
-                use __stroma::{InputAsJson as _, InputNotJson as _};
-                let (__run, __model) = cx.split();
-                if __run.wants_input() {
-                    __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
-                }
+                // The direct path is taken only once the model has the run's input.
+                let (__run, _) = cx.split();
                 let __future = #future;
-                __stroma::direct_node::<#ident, RECORD, _, _, _>(__run, __future, |__returned| #outcome)
+                __stroma::direct_node::<#ident, __R, _, _, _>(__run, __future, |__returned| #outcome)
             }
         }
     };
