@@ -44,7 +44,8 @@ where
     N: RunsWith<M>,
     M: Send + 'static,
 {
-    match run_caught(node, input, cx, direct).await {
+    let outcome = run_caught!(node, input, cx, direct);
+    match outcome {
         Ok(outcome) => outcome,
         Err(payload) => Err(cx.state().panic_failure(payload, node.name())),
     }

@@ -174,7 +174,7 @@ where
                 });
                 let kept = cx.model().clone();
                 cx.state().clock_moved();
-                let outcome = run_caught(&self.body, value, cx, direct).await;
+                let outcome = run_caught!(self.body, value, cx, direct);
                 let failure = match outcome {
                     Ok(Ok(output)) => {
                         let done = (self.until)(&output, cx.model());

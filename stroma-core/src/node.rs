@@ -90,34 +90,36 @@ pub trait RunsWith<M>: Node {
     }
 }
 
-/// Runs `node`, catching a panic: directly when `direct` (the run's
-/// [`Cx::direct`], read once by the caller) allows, otherwise through the
-/// general path.
-pub(crate) async fn run_caught<N, M>(
-    node: &N,
-    input: N::Input,
-    cx: &mut Cx<M>,
-    direct: Option<bool>,
-) -> std::thread::Result<Result<N::Output, NodeFailure>>
-where
-    N: RunsWith<M>,
-{
-    use futures::FutureExt;
-    use std::panic::AssertUnwindSafe;
-    match direct {
-        Some(false) => {
-            AssertUnwindSafe(node.run_direct::<Plain>(input, cx))
-                .catch_unwind()
-                .await
+/// Awaits `node` on `input` against `cx`, catching a panic, directly when
+/// `direct` (the run's [`Cx::direct`], read once by the caller) allows,
+/// otherwise through the general path. A macro, not a function: each mode
+/// is awaited in place, so the caller's future holds only the one it runs
+/// and polls it with no layer between; a function returning one combined
+/// future measured slower for branches, and an `async fn` adds a layer.
+macro_rules! run_caught {
+    ($node:expr, $input:expr, $cx:expr, $direct:expr) => {{
+        use ::futures::FutureExt as _;
+        use ::std::panic::AssertUnwindSafe;
+        match $direct {
+            Some(false) => {
+                AssertUnwindSafe($node.run_direct::<$crate::node::Plain>($input, $cx))
+                    .catch_unwind()
+                    .await
+            }
+            Some(true) => {
+                AssertUnwindSafe($node.run_direct::<$crate::node::Recorded>($input, $cx))
+                    .catch_unwind()
+                    .await
+            }
+            None => {
+                AssertUnwindSafe($node.run($input, $cx))
+                    .catch_unwind()
+                    .await
+            }
         }
-        Some(true) => {
-            AssertUnwindSafe(node.run_direct::<Recorded>(input, cx))
-                .catch_unwind()
-                .await
-        }
-        None => AssertUnwindSafe(node.run(input, cx)).catch_unwind().await,
-    }
+    }};
 }
+pub(crate) use run_caught;
 
 /// "This node takes `T` as input": the bound `pipeline!` checks on every link.
 ///
