@@ -10,13 +10,13 @@ import sys
 
 # runner -> {N: ns per node}
 FIGURES = {
-    "hand-written .await": {10: 0.48, 100: 0.31},
-    "tower 0.5 and_then": {10: 3.1},
-    "boxed dyn Fn loop": {10: 14.0, 100: 12.3},
-    "stroma lean": {10: 47.6, 100: 20.3},
-    "stroma default": {10: 77.6, 100: 48.8},
-    "graph-flow 0.8": {10: 241.8, 100: 223.2},
-    "LangGraph 1.2 (Python)": {10: 169_500.0, 100: 152_100.0},
+    "hand-written .await": {10: 0.45, 100: 0.31},
+    "tower 0.5 and_then": {10: 3.6},
+    "boxed dyn Fn loop": {10: 13.9, 100: 12.0},
+    "stroma lean": {10: 21.6, 100: 3.08},
+    "stroma default": {10: 48.3, 100: 39.5},
+    "graph-flow 0.8": {10: 235.8, 100: 220.8},
+    "LangGraph 1.2 (Python)": {10: 168_400.0, 100: 152_900.0},
 }
 COLOURS = ["#444444", "#8c564b", "#9467bd", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4"]
 
