@@ -136,27 +136,10 @@ async fn join_fold_10(mut x: u64) -> u64 {
 }
 
 fn parallel_steps() -> impl RunsWith<(), Input = u64, Output = u64> {
+    // Nested rather than written out flat: one more `direct` check per round.
+    let round = pipeline![parallel![add1, add2, add3, add4], fold];
     pipeline![
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
-        parallel![add1, add2, add3, add4],
-        fold,
+        round, round, round, round, round, round, round, round, round, round
     ]
 }
 

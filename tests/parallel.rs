@@ -180,13 +180,7 @@ async fn a_failing_branch_fails_the_whole_reports_every_branch_and_keeps_the_mod
         .await
         .unwrap_err();
     assert_eq!(err.node(), "set_a | fail_b | panic_c");
-    let failed = std::error::Error::source(&err)
-        .and_then(|e| e.downcast_ref::<BranchesFailed>())
-        .expect("every branch's outcome");
-    let outcomes: Vec<(&str, Option<String>)> = failed
-        .outcomes()
-        .map(|(name, failure)| (name, failure.map(|f| f.to_string())))
-        .collect();
+    let outcomes = outcomes_of(&err);
     assert_eq!(
         outcomes,
         [
@@ -517,13 +511,7 @@ async fn for_each_fails_whole_on_a_panicking_item_keeps_every_record_and_the_mod
         )
         .await
         .unwrap_err();
-    let failed = std::error::Error::source(&err)
-        .and_then(|e| e.downcast_ref::<BranchesFailed>())
-        .expect("every item's outcome");
-    let outcomes: Vec<(&str, Option<String>)> = failed
-        .outcomes()
-        .map(|(name, failure)| (name, failure.map(|f| f.to_string())))
-        .collect();
+    let outcomes = outcomes_of(&err);
     assert_eq!(
         outcomes,
         [
@@ -550,4 +538,15 @@ async fn for_each_fails_whole_on_a_panicking_item_keeps_every_record_and_the_mod
         "one record per item, in item order"
     );
     assert_eq!(err.model::<Model>().unwrap().a, 0, "the model is unchanged");
+}
+
+/// Each branch's (or item's) name and failure text, from a run that failed
+/// because some branches did.
+fn outcomes_of(err: &RunError) -> Vec<(&'static str, Option<String>)> {
+    std::error::Error::source(err)
+        .and_then(|e| e.downcast_ref::<BranchesFailed>())
+        .expect("every branch's outcome")
+        .outcomes()
+        .map(|(name, failure)| (name, failure.map(|f| f.to_string())))
+        .collect()
 }

@@ -184,6 +184,11 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     };
     let run = run_with(quote!(__run.run_node::<#ident, _>(#body)));
 
+    // What `run` and `run_direct` return.
+    let returns = quote! {
+        impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
+            + ::core::marker::Send + 'a
+    };
     let run_direct = if sig.model.is_some() {
         let run = run_with(quote! {
             __stroma::direct_node::<#ident, __R, _, _, _>(__run, #body, |__outcome| __outcome)
@@ -194,8 +199,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
-                   + ::core::marker::Send + 'a {
+            ) -> #returns {
                 #[allow(unused_imports)]
                 use __stroma::{ValidateAlways as _, ValidateWithModel as _};
                 // The direct path is taken only once the model has the run's input.
@@ -222,8 +226,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
-                   + ::core::marker::Send + 'a {
+            ) -> #returns {
                 // The direct path is taken only once the model has the run's input.
                 let (__run, _) = cx.split();
                 let __future = #future;
@@ -238,8 +241,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
-                   + ::core::marker::Send + 'a {
+            ) -> #returns {
                 #[allow(unused_imports)]
                 use __stroma::{InputAsJson as _, InputNotJson as _, ValidateAlways as _, ValidateWithModel as _};
                 async move {
