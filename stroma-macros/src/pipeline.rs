@@ -83,6 +83,13 @@ fn generate(list: &NodeList) -> TokenStream {
         quote_spanned! {node.span()=> let #next = __stroma::link(&#prev, #next);}
     });
 
+    // What `run` and `run_direct` return.
+    let returns = quote! {
+        impl __stroma::Future<
+            Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
+        > + ::core::marker::Send + 'a
+    };
+
     quote! {{
         use #krate::__private as __stroma;
 
@@ -150,9 +157,7 @@ fn generate(list: &NodeList) -> TokenStream {
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
-            ) -> impl __stroma::Future<
-                Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
-            > + ::core::marker::Send + 'a {
+            ) -> #returns {
                 async move {
                     // Checked once per pipeline: nothing to wrap per node.
                     match cx.direct() {
@@ -174,9 +179,7 @@ fn generate(list: &NodeList) -> TokenStream {
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
-            ) -> impl __stroma::Future<
-                Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
-            > + ::core::marker::Send + 'a {
+            ) -> #returns {
                 async move {
                     #(#direct_steps)*
                     ::core::result::Result::Ok(__value)

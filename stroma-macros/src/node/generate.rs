@@ -189,17 +189,20 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
             + ::core::marker::Send + 'a
     };
+    let direct_signature = quote! {
+        fn run_direct<'a, __R: __stroma::RecordMode>(
+            &'a self,
+            input: #input,
+            cx: &'a mut __stroma::Cx<#model_ty>,
+        ) -> #returns
+    };
     let run_direct = if sig.model.is_some() {
         let run = run_with(quote! {
             __stroma::direct_node::<#ident, __R, _, _, _>(__run, #body, |__outcome| __outcome)
         });
         quote! {
             #[inline]
-            fn run_direct<'a, __R: __stroma::RecordMode>(
-                &'a self,
-                input: #input,
-                cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> #returns {
+            #direct_signature {
                 #[allow(unused_imports)]
                 use __stroma::{ValidateAlways as _, ValidateWithModel as _};
                 // The direct path is taken only once the model has the run's input.
@@ -222,11 +225,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         };
         quote! {
             #[inline(always)]
-            fn run_direct<'a, __R: __stroma::RecordMode>(
-                &'a self,
-                input: #input,
-                cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> #returns {
+            #direct_signature {
                 // The direct path is taken only once the model has the run's input.
                 let (__run, _) = cx.split();
                 let __future = #future;
