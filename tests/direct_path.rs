@@ -29,6 +29,8 @@ async fn push(n: u64, seen: &mut Vec<u64>) -> u64 {
     n
 }
 
+// A node names the run's model by its type, here `Vec<u64>`.
+#[allow(clippy::ptr_arg)]
 #[node]
 async fn sum_seen(n: u64, seen: &Vec<u64>) -> u64 {
     n + seen.iter().sum::<u64>()
