@@ -138,8 +138,13 @@ pub use stroma_macros::node;
 /// is a compile error pointing at the node that cannot take the previous
 /// node's output; `pipeline![]` is a compile error too.
 ///
-/// The pipeline is one generated struct holding its nodes and one async body
-/// awaiting them in turn: no boxing, no allocation per node. Prefix the nodes
+/// The pipeline is one generated struct holding its nodes and two async
+/// bodies awaiting them in turn: a direct one, taken when nothing but records
+/// watches the run (no stream, middleware, or tracing subscriber enabled at
+/// INFO when the pipeline starts), and a general one that wraps each node in
+/// its span, middleware and events. Neither boxes or allocates per node. The
+/// choice is made each time the pipeline starts, so a subscriber installed
+/// during a run sees node spans from the next pipeline on. Prefix the nodes
 /// with `crate = path;` when the `stroma` crate is reachable under another path.
 pub use stroma_macros::pipeline;
 
@@ -159,7 +164,10 @@ pub use stroma_macros::pipeline;
 /// reports every branch's outcome, and the model is left as it was. Merging
 /// needs a model that is `Clone`, `Serialize` and `Deserialize`, nothing more.
 /// Only copies that can have changed are merged: a branch whose nodes take
-/// the model as `&M` or not at all (and do not `updates_context`) costs no merge.
+/// the model as `&M` or not at all (and do not `updates_context`) costs no
+/// merge. So a change made through `&M` by interior mutability (a `Mutex`
+/// or atomic field) in a branch's copy is not merged back: change the model
+/// through `&mut M`.
 ///
 /// ```
 /// use stroma::prelude::*;

@@ -201,3 +201,24 @@ async fn loops_and_branches_behave_the_same_both_ways() {
     assert_eq!(seen.model, [100, 4]);
     assert!(seen.outcome.unwrap_err().1.contains("iteration 2"));
 }
+
+#[tokio::test]
+async fn a_panicking_loop_condition_fails_the_loop_the_same_both_ways() {
+    let looped = loop_until(add_one, |_: &u64, _: &Vec<u64>| panic!("no condition"));
+    let p = pipeline![push, add_one, looped.named("retry")];
+    let seen = same_both_ways(&p, 1).await;
+    // The loop is blamed, not the node that ran last; no node's record says it failed.
+    let (node, text, is_panic) = seen.outcome.unwrap_err();
+    assert_eq!((node.as_str(), is_panic), ("retry", true));
+    assert!(
+        text.contains("no condition") && text.contains("iteration 1"),
+        "{text}"
+    );
+    assert!(
+        seen.records
+            .iter()
+            .all(|(_, status)| *status == NodeStatus::Completed)
+    );
+    assert_eq!(seen.records.len(), 3);
+    assert_eq!(seen.model, [100, 1]);
+}

@@ -159,7 +159,8 @@ impl std::error::Error for BranchesFailed {
 /// at a time (1 unless set), and gives the outputs in the items' order.
 ///
 /// Each item runs as a branch on its own copy of the model; the copies are
-/// merged in item order, as `parallel!` merges its branches. If any item
+/// merged in item order, as `parallel!` merges its branches (and, as there,
+/// only when the node may change the model through `&mut M`). If any item
 /// fails, the whole fails reporting every item's outcome
 /// ([`BranchesFailed`]), and the model is left as it was.
 pub fn for_each<N: Node>(node: N) -> ForEach<N> {

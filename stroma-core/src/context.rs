@@ -4,7 +4,7 @@ use std::any::{Any, TypeId, type_name};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::ContextError;
 use crate::execution::ExecutionContext;
@@ -344,7 +344,9 @@ impl Context {
 
     /// A context holding only `execution`: what a scope outside any run shares.
     pub(crate) fn for_scope(execution: ExecutionContext) -> Self {
-        Self::layered_with(Arc::new(Entries::default()), execution)
+        // Shared: a scope (or `stroma::spawn`) costs one allocation, not two.
+        static NO_ENTRIES: LazyLock<Arc<Entries>> = LazyLock::new(Arc::default);
+        Self::layered_with(Arc::clone(&NO_ENTRIES), execution)
     }
 
     /// The cell a run's task-local shares with this context, so that

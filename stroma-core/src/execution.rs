@@ -64,6 +64,12 @@ impl SortedMap {
         self.0.len()
     }
 
+    fn remove(&mut self, key: &str) {
+        if let Ok(i) = self.find(key) {
+            self.0.remove(i);
+        }
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
@@ -311,18 +317,25 @@ impl ExecutionContext {
         }
     }
 
-    /// This context for the run `run_id`: if it has no correlation id, the
-    /// run id is one. Costs one allocation; the id becomes text only if read.
+    /// This context for the run `run_id`: if it has no correlation id (a
+    /// string), the run id is one. Costs one allocation; the id becomes text
+    /// only if read.
     pub(crate) fn for_run(&self, run_id: RunId) -> Self {
-        if self.contains(Self::CORRELATION_ID) {
+        let given = self.inner.values.get(Self::CORRELATION_ID);
+        if self.inner.run_correlation.is_some() || given.is_some_and(Value::is_string) {
             return self.clone();
         }
         // The usual run inherits nothing: nothing to copy.
-        let inherited = if self.is_empty() {
+        let mut inherited = if self.is_empty() {
             Metadata::default()
         } else {
             self.inner.to_owned_values()
         };
+        if given.is_some() {
+            // Not a string, so not a correlation id: the run id replaces it.
+            inherited.values.remove(Self::CORRELATION_ID);
+            inherited.secrets.remove(Self::CORRELATION_ID);
+        }
         ExecutionContext {
             inner: Arc::new(Metadata {
                 run_correlation: Some(RunCorrelation {
@@ -438,6 +451,13 @@ mod tests {
         let given = base.plus(ExecutionContext::CORRELATION_ID, "c-1");
         assert_eq!(given.for_run(run_id).correlation_id(), Some("c-1"));
         assert_eq!(ExecutionContext::new().for_run(run_id).len(), 1);
+        // A correlation id that is not a string is not one: the run id replaces it.
+        let number = base
+            .plus(ExecutionContext::CORRELATION_ID, 42)
+            .for_run(run_id);
+        assert_eq!(number, eager);
+        // A run inside a run keeps the outer run's id.
+        assert_eq!(lazy.for_run(RunId::new()), eager);
     }
 
     #[test]

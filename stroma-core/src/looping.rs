@@ -4,10 +4,11 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 
 use crate::error::BoxError;
 use crate::event::Event;
-use crate::failure::NodeFailure;
+use crate::failure::{NodeFailure, NodePanic};
 use crate::node::{Accepts, Cx, Node, RunsWith, run_caught};
 
 /// A node that can be a loop's body: its output type is its input type.
@@ -167,7 +168,7 @@ where
         async move {
             let mut value = input;
             let direct = cx.direct();
-            for iteration in 1..=self.max_loops {
+            'iterations: for iteration in 1..=self.max_loops {
                 cx.state().emit(Event::LoopIteration {
                     name: self.name,
                     iteration,
@@ -175,30 +176,41 @@ where
                 let kept = cx.model().clone();
                 cx.state().clock_moved();
                 let outcome = run_caught!(self.body, value, cx, direct);
-                let failure = match outcome {
-                    Ok(Ok(output)) => {
-                        let done = (self.until)(&output, cx.model());
-                        cx.state().clock_moved();
-                        if done {
-                            return Ok(output);
-                        }
-                        if iteration == self.max_loops {
-                            return match self.on_cap {
-                                OnCap::ReturnLast => Ok(output),
-                                OnCap::Fail => Err(NodeFailure::error(
-                                    self.name,
-                                    Box::new(LoopCapReached {
-                                        name: self.name,
-                                        max_loops: self.max_loops,
-                                    }),
-                                )),
+                let failure = 'failed: {
+                    match outcome {
+                        Ok(Ok(output)) => {
+                            // A condition that panics fails the loop itself, not
+                            // the node that ran last.
+                            let until = || (self.until)(&output, cx.model());
+                            let done = match std::panic::catch_unwind(AssertUnwindSafe(until)) {
+                                Ok(done) => done,
+                                Err(payload) => {
+                                    let panic = NodePanic::from_payload(&*payload);
+                                    break 'failed NodeFailure::error(self.name, Box::new(panic));
+                                }
                             };
+                            cx.state().clock_moved();
+                            if done {
+                                return Ok(output);
+                            }
+                            if iteration == self.max_loops {
+                                return match self.on_cap {
+                                    OnCap::ReturnLast => Ok(output),
+                                    OnCap::Fail => Err(NodeFailure::error(
+                                        self.name,
+                                        Box::new(LoopCapReached {
+                                            name: self.name,
+                                            max_loops: self.max_loops,
+                                        }),
+                                    )),
+                                };
+                            }
+                            value = B::feed(output);
+                            continue 'iterations;
                         }
-                        value = B::feed(output);
-                        continue;
+                        Ok(Err(failure)) => failure,
+                        Err(payload) => cx.state().panic_failure(payload, self.name),
                     }
-                    Ok(Err(failure)) => failure,
-                    Err(payload) => cx.state().panic_failure(payload, self.name),
                 };
                 // The failed iteration's changes are discarded.
                 *cx.model_mut() = kept;

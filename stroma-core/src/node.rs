@@ -50,6 +50,7 @@ pub trait Node: Clone + Send + Sync + 'static {
     /// merged back. `#[node]` says `false` for a function that takes no
     /// `&mut M` and does not update the model from its output; combinators
     /// say what their nodes say. `true`, the safe answer, unless overridden.
+    /// A change made through `&M` by interior mutability is not counted.
     #[doc(hidden)]
     const MAY_CHANGE_MODEL: bool = true;
 }
@@ -527,6 +528,8 @@ impl RunState {
         if let Some(at) = started {
             let error = outcome.as_ref().err().map(|err| err as &dyn fmt::Display);
             self.last_end = Some(self.finish_node(name, at, error));
+            // Ended: a panic from here on is not this node's to record.
+            self.current_since = None;
         }
         outcome.map_err(|cause| NodeFailure::error(name, cause))
     }

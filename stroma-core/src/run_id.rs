@@ -29,11 +29,12 @@ impl RunId {
         });
         let count = next_count();
         let (high_seed, low_seed) = *SEED;
-        // `mix` is a bijection, so distinct counts give distinct low halves.
-        let raw = (u128::from(mix(count ^ high_seed)) << 64)
-            | u128::from(mix(count.wrapping_add(low_seed)));
+        // The low 62 bits are a bijection of the count, so distinct counts
+        // give distinct ids; the version and variant bits sit outside them.
+        let low = mix62(count.wrapping_add(low_seed));
+        let raw = (u128::from(mix(count ^ high_seed)) << 64) | u128::from(low);
         // Version 4, variant 1 bits, so tools that parse UUIDs accept it.
-        let raw = (raw & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+        let raw = (raw & !(0xf << 76)) | (0x4 << 76) | (0x2 << 62);
         RunId(raw)
     }
 
@@ -86,6 +87,16 @@ fn next_count() -> u64 {
         left.set((next + 1, end));
         next
     })
+}
+
+/// A bijection on the low 62 bits of `z` (the rest are dropped): the same
+/// steps as [`mix`], each one-to-one on 62-bit values.
+fn mix62(z: u64) -> u64 {
+    const MASK: u64 = (1 << 62) - 1;
+    let mut z = z.wrapping_add(0x9e37_79b9_7f4a_7c15) & MASK;
+    z = ((z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9)) & MASK;
+    z = ((z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb)) & MASK;
+    z ^ (z >> 31)
 }
 
 /// splitmix64's finalizer: a bijection on `u64` that scatters its input's bits.

@@ -1,5 +1,5 @@
-//! `pipeline![a, b, c]`: one generated struct and one async body per pipeline,
-//! with a link check placed on each node after the first.
+//! `pipeline![a, b, c]`: one generated struct per pipeline, with a general
+//! and a direct async body, and a link check placed on each node after the first.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
