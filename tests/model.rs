@@ -148,6 +148,58 @@ async fn the_runner_fills_initial_input_with_the_runs_input_before_a_node_sees_t
 }
 
 #[node]
+async fn count_seen(n: u32, ctx: &mut PipelineContext<Discovery>) -> u32 {
+    // One key per item: the items' copies merge without conflict.
+    ctx.scratchpad
+        .insert(format!("item {n}"), ctx.initial_input.clone());
+    n
+}
+
+#[tokio::test]
+async fn a_run_whose_first_node_is_a_for_each_keeps_the_whole_list_as_its_input() {
+    // Every item's branch sees the run's input, the list, not its own item,
+    // so the merge of the items' copies agrees on it.
+    let each = for_each(count_seen).concurrency(2);
+    for runner in [
+        StromaRunner::quick(),
+        StromaRunner::new(RunConfig::default().records(false)),
+    ] {
+        let result = runner
+            .run_with_model(
+                &each,
+                vec![3, 1, 2],
+                PipelineContext::new(Discovery::default()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.final_state, [3, 1, 2]);
+        assert_eq!(result.model.initial_input, json!([3, 1, 2]));
+        for item in [3, 1, 2] {
+            assert_eq!(
+                result.model.scratchpad[&format!("item {item}")],
+                json!([3, 1, 2])
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nested_or_named_first_node_still_gives_the_model_the_runs_input() {
+    let p = pipeline![pipeline![take_notes].named("inner"), take_notes];
+    let result = StromaRunner::new(RunConfig::default().records(false))
+        .run_with_model(&p, 4, PipelineContext::new(Discovery::default()))
+        .await
+        .unwrap();
+    assert_eq!(result.model.initial_input, json!(4));
+    let looped = loop_until(take_notes, |n: &u32, _: &PipelineContext<Discovery>| *n > 5);
+    let result = StromaRunner::quick()
+        .run_with_model(&looped, 3, PipelineContext::new(Discovery::default()))
+        .await
+        .unwrap();
+    assert_eq!(result.model.initial_input, json!(3));
+}
+
+#[node]
 async fn take_notes(n: u32, ctx: &mut PipelineContext<Discovery>) -> u32 {
     ctx.scratchpad.insert("last".into(), json!(n));
     ctx.hitl_history.push(interaction());

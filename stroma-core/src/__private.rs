@@ -1,6 +1,7 @@
 //! Items the macros' generated code names: not part of the public API, and
 //! free to change between any two releases.
 
+pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
 pub use tracing::Instrument;
 

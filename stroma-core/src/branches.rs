@@ -75,8 +75,6 @@ pub fn settle<M: Mergeable>(
     name: &'static str,
     branches: &mut [Settled<'_, M>],
 ) -> Result<(), NodeFailure> {
-    // Looked at before the branches are joined, which may end the wait.
-    let waits_for_input = cx.state_ref().wants_input();
     for branch in branches.iter_mut() {
         cx.state().join(branch.cx.state());
     }
@@ -92,7 +90,7 @@ pub fn settle<M: Mergeable>(
     }
     let mut copies = branches
         .iter()
-        .filter(|b| copy_may_differ(b.may_change_model, waits_for_input))
+        .filter(|b| b.may_change_model)
         .map(|b| b.cx.model())
         .peekable();
     if copies.peek().is_some() {
@@ -102,13 +100,6 @@ pub fn settle<M: Mergeable>(
     }
     cx.state().clock_moved();
     Ok(())
-}
-
-/// Whether a branch may leave its copy of the model different from the
-/// model it was forked from: its node may change the model, or the model
-/// waits for the run's input, which the branch's first node gives its copy.
-fn copy_may_differ(may_change_model: bool, waits_for_input: bool) -> bool {
-    may_change_model || waits_for_input
 }
 
 /// At least one branch failed: every branch's outcome, in declaration order.
@@ -203,6 +194,15 @@ impl<N: Node> Node for ForEach<N> {
     }
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+
+    /// The run's input is the list: a list of the items' JSON.
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        input
+            .iter()
+            .map(N::input_json)
+            .collect::<Option<Vec<_>>>()
+            .map(serde_json::Value::Array)
+    }
 }
 
 #[diagnostic::do_not_recommend]
@@ -228,7 +228,7 @@ where
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
             let count = input.len();
-            let merging = copy_may_differ(N::MAY_CHANGE_MODEL, cx.state_ref().wants_input());
+            let merging = N::MAY_CHANGE_MODEL;
             let mut gathered = Gathered::new(count, merging);
             let mut items = input.into_iter().enumerate();
             // One lane per item in flight, at most `concurrency`. A lane keeps
@@ -382,8 +382,6 @@ struct Gathered<O, M> {
     failures: Vec<(usize, NodeFailure)>,
     /// Items that finished before an earlier one: entry `i` is item `next + i`.
     early: VecDeque<Option<Early<O, M>>>,
-    /// Whether an item's first node gave its copy of the model the run's input.
-    gave_input: bool,
 }
 
 /// An item that finished before an earlier one, waiting its turn.
@@ -402,7 +400,6 @@ impl<O, M: Mergeable> Gathered<O, M> {
             models: Vec::with_capacity(if merging { count } else { 0 }),
             failures: Vec::new(),
             early: VecDeque::new(),
-            gave_input: false,
         }
     }
 
@@ -417,7 +414,6 @@ impl<O, M: Mergeable> Gathered<O, M> {
         outcome: Result<O, NodeFailure>,
         branch: Cx<M>,
     ) -> Branch<M> {
-        self.gave_input |= !branch.state_ref().wants_input();
         let (model, mut rest) = if merging {
             // The copy is kept for the merge if the item succeeded.
             let (state, model) = branch.into_parts();
@@ -428,7 +424,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
         let state = rest.state();
         if index == self.next && self.early.is_empty() {
             // In turn: the records go straight to the run, the branch keeps its buffer.
-            cx.state().join_records(state);
+            cx.state().join(state);
             self.gather(outcome, model);
         } else {
             let offset = index - self.next;
@@ -474,9 +470,6 @@ impl<O, M: Mergeable> Gathered<O, M> {
         item_name: &'static str,
         merging: bool,
     ) -> Result<Vec<O>, NodeFailure> {
-        if self.gave_input {
-            cx.state().input_given();
-        }
         if !self.failures.is_empty() {
             let mut failures = self.failures.into_iter().peekable();
             let outcomes = (0..self.next)

@@ -134,6 +134,10 @@ where
         self.body.leaf_count()
     }
 
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        B::input_json(input)
+    }
+
     const MAY_CHANGE_MODEL: bool = B::MAY_CHANGE_MODEL;
 }
 

@@ -41,6 +41,10 @@ impl<N: Node> Node for Named<N> {
         self.node.leaf_count()
     }
 
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        N::input_json(input)
+    }
+
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 }
 

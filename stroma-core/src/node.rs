@@ -14,7 +14,6 @@ use crate::error::BoxError;
 use crate::event::{Event, EventSink};
 use crate::failure::{NodeFailure, NodePanic};
 use crate::middleware::{HookArg, Middleware, NodeCall, around};
-use crate::model::InputFiller;
 use crate::record::{NodeRecord, NodeStatus};
 use crate::run_context::RunContext;
 use crate::run_id::RunId;
@@ -53,6 +52,17 @@ pub trait Node: Clone + Send + Sync + 'static {
     /// A change made through `&M` by interior mutability is not counted.
     #[doc(hidden)]
     const MAY_CHANGE_MODEL: bool = true;
+
+    /// `input` as JSON, if its type is `Serialize`: what a model that keeps
+    /// the run's input (`PipelineContext::initial_input`) is given before
+    /// the first node runs. `#[node]` answers for its input type; pipelines
+    /// and combinators ask the node that takes the input first (`for_each`
+    /// makes a list of its items'). `None` unless overridden.
+    #[doc(hidden)]
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        let _ = input;
+        None
+    }
 }
 
 /// Runs a [`Node`] in a run whose typed model is `M`.
@@ -290,8 +300,6 @@ pub struct RunState {
     /// When the last node ended, if nothing but pipeline glue ran since: the
     /// next node starts then, which saves it a clock read.
     last_end: Option<Instant>,
-    /// Gives the model the run's input before the first node; taken then.
-    input_filler: Option<InputFiller>,
 }
 
 /// The part of a run's state that never changes during the run, shared by
@@ -355,7 +363,6 @@ impl RunState {
             current: None,
             current_since: None,
             last_end: None,
-            input_filler: None,
         }
     }
 
@@ -377,7 +384,6 @@ impl RunState {
             current: None,
             current_since: None,
             last_end: None,
-            input_filler: self.input_filler,
         }
     }
 
@@ -388,27 +394,12 @@ impl RunState {
         branch.current = None;
         branch.current_since = None;
         branch.last_end = None;
-        branch.input_filler = self.input_filler;
-    }
-
-    /// Takes a finished branch's records.
-    pub(crate) fn join(&mut self, branch: &mut RunState) {
-        self.join_records(branch);
-        if !branch.wants_input() {
-            self.input_given();
-        }
     }
 
     /// Takes a finished branch's records, appended to this state's; the
     /// branch keeps its buffer, for [`refork`](Self::refork).
-    pub(crate) fn join_records(&mut self, branch: &mut RunState) {
+    pub(crate) fn join(&mut self, branch: &mut RunState) {
         self.records.append(&mut branch.records);
-    }
-
-    /// A branch's first node gave the branch's model the run's input: the
-    /// merge carries it, so this state's model no longer waits for it.
-    pub(crate) fn input_given(&mut self) {
-        self.input_filler = None;
     }
 
     /// The run's records and its context, once it is over.
@@ -429,25 +420,6 @@ impl RunState {
         }
     }
 
-    pub(crate) fn give_input_with(&mut self, filler: Option<InputFiller>) {
-        self.input_filler = filler;
-    }
-
-    /// Whether the model still waits for the run's input (before the first node).
-    #[doc(hidden)]
-    #[inline]
-    pub fn wants_input(&self) -> bool {
-        self.input_filler.is_some()
-    }
-
-    /// Gives `model` the run's input, as JSON, once.
-    #[doc(hidden)]
-    pub fn fill_input<M: 'static>(&mut self, model: &mut M, input: serde_json::Value) {
-        if let Some(fill) = self.input_filler.take() {
-            fill(model, input);
-        }
-    }
-
     /// No records, events, middleware, or enabled spans.
     #[inline]
     pub(crate) fn is_plain(&self) -> bool {
@@ -457,11 +429,8 @@ impl RunState {
     /// See [`Cx::direct`].
     #[inline]
     pub(crate) fn direct(&self) -> Option<bool> {
-        // A model that waits for the run's input is given it by the general
-        // path, so that direct nodes need not look.
         let watched = self.shared.events.is_some()
             || !self.shared.middleware.is_empty()
-            || self.input_filler.is_some()
             || tracing::level_enabled!(tracing::Level::INFO);
         (!watched).then_some(self.shared.recording)
     }

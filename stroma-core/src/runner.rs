@@ -334,9 +334,14 @@ impl StromaRunner {
             Arc::clone(&self.inner.config.middleware),
             sink,
         );
-        let mut cx = Cx::new(state, options.model);
-        cx.state()
-            .give_input_with(crate::model::input_filler::<M>());
+        let mut model = options.model;
+        // A model that keeps the run's input gets it before any node runs.
+        if let Some(fill) = crate::model::input_filler::<M>()
+            && let Some(input) = P::input_json(&input)
+        {
+            fill(&mut model, input);
+        }
+        let mut cx = Cx::new(state, model);
         cx.state().emit(Event::RunStarted {
             run_id,
             graph_id: pipeline.name(),

@@ -196,25 +196,25 @@ pub struct InputProbe<'a, I>(pub &'a I);
 
 /// Chosen when the input is `Serialize`.
 pub trait InputAsJson {
-    /// The input as JSON.
-    fn stroma_input_json(&self) -> Value;
+    /// The input as JSON (`None` if it does not serialize).
+    fn stroma_input_json(&self) -> Option<Value>;
 }
 
 impl<I: Serialize> InputAsJson for InputProbe<'_, I> {
-    fn stroma_input_json(&self) -> Value {
-        serde_json::to_value(self.0).unwrap_or(Value::Null)
+    fn stroma_input_json(&self) -> Option<Value> {
+        serde_json::to_value(self.0).ok()
     }
 }
 
 /// Chosen for every other input: no JSON.
 pub trait InputNotJson {
-    /// `null`.
-    fn stroma_input_json(&self) -> Value;
+    /// `None`.
+    fn stroma_input_json(&self) -> Option<Value>;
 }
 
 impl<I> InputNotJson for &InputProbe<'_, I> {
-    fn stroma_input_json(&self) -> Value {
-        Value::Null
+    fn stroma_input_json(&self) -> Option<Value> {
+        None
     }
 }
 

@@ -87,6 +87,12 @@ fn generate(list: &NodeList) -> TokenStream {
             }
             const MAY_CHANGE_MODEL: bool =
                 false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
+            #[inline]
+            fn input_json(
+                input: &<#first as __stroma::Node>::Input,
+            ) -> ::core::option::Option<__stroma::JsonValue> {
+                <#first as __stroma::Node>::input_json(input)
+            }
         }
 
         #[diagnostic::do_not_recommend]

@@ -72,6 +72,11 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                     <Self as __stroma::LeafName>::NAME
                 }
                 const MAY_CHANGE_MODEL: bool = #may_change_model;
+                fn input_json(input: &#input) -> ::core::option::Option<__stroma::JsonValue> {
+                    #[allow(unused_imports)]
+                    use __stroma::{InputAsJson as _, InputNotJson as _};
+                    (&__stroma::InputProbe(input)).stroma_input_json()
+                }
             }
 
             impl __stroma::LeafName for #ident {
@@ -205,7 +210,6 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             #direct_signature {
                 #[allow(unused_imports)]
                 use __stroma::{ValidateAlways as _, ValidateWithModel as _};
-                // The direct path is taken only once the model has the run's input.
                 async move {
                     let (__run, __model) = cx.split();
                     #prepare
@@ -226,7 +230,6 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         quote! {
             #[inline(always)]
             #direct_signature {
-                // The direct path is taken only once the model has the run's input.
                 let (__run, _) = cx.split();
                 let __future = #future;
                 __stroma::direct_node::<#ident, __R, _, _, _>(__run, __future, |__returned| #outcome)
@@ -242,12 +245,9 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 cx: &'a mut __stroma::Cx<#model_ty>,
             ) -> #returns {
                 #[allow(unused_imports)]
-                use __stroma::{InputAsJson as _, InputNotJson as _, ValidateAlways as _, ValidateWithModel as _};
+                use __stroma::{ValidateAlways as _, ValidateWithModel as _};
                 async move {
                     let (__run, __model) = cx.split();
-                    if __run.wants_input() {
-                        __run.fill_input(&mut *__model, (&__stroma::InputProbe(&input)).stroma_input_json());
-                    }
                     #prepare
                     #run
                 }
