@@ -19,7 +19,9 @@
 //!
 //! `for_each/1000`: `for_each(..).concurrency(16)` over 1,000 items beside
 //! `stream::iter(..).map(..).buffered(16).collect()`. Throughput is 1,000
-//! elements: per item.
+//! elements: per item. Two nodes: one that finishes when first polled (so
+//! one item is in flight at a time) and one that yields once first (so 16
+//! are: every lane or slot is busy).
 //!
 //! All stroma runs have records off, so the figures are the combinators'
 //! own cost.
@@ -205,9 +207,25 @@ async fn double(x: u64) -> u64 {
     x * 2
 }
 
+/// `double`, after yielding once: its item is still in flight when the next
+/// one starts.
+#[node]
+async fn double_later(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    x * 2
+}
+
 async fn buffered(items: Vec<u64>) -> Vec<u64> {
     futures::stream::iter(items)
         .map(double::call)
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+async fn buffered_later(items: Vec<u64>) -> Vec<u64> {
+    futures::stream::iter(items)
+        .map(double_later::call)
         .buffered(CONCURRENCY)
         .collect()
         .await
@@ -369,17 +387,21 @@ fn parallels(c: &mut Criterion, rt: &Runtime, runner: &StromaRunner) {
 
 fn for_eachs(c: &mut Criterion, rt: &Runtime, runner: &StromaRunner) {
     let each = for_each(double).concurrency(CONCURRENCY);
+    let each_later = for_each(double_later).concurrency(CONCURRENCY);
     let expected: Vec<u64> = (0..ITEMS).map(|x| x * 2).collect();
 
     // Checked once, outside the timed loops.
     rt.block_on(async {
         assert_eq!(buffered(items()).await, expected);
-        let result = runner
-            .run(&each, items())
-            .await
-            .expect("trivial nodes never fail");
-        assert_eq!(result.final_state, expected);
-        assert!(result.records.is_empty());
+        assert_eq!(buffered_later(items()).await, expected);
+        for result in [
+            runner.run(&each, items()).await,
+            runner.run(&each_later, items()).await,
+        ] {
+            let result = result.expect("trivial nodes never fail");
+            assert_eq!(result.final_state, expected);
+            assert!(result.records.is_empty());
+        }
     });
 
     // Both build their input inside the timed loop, so that cost is the same on both sides.
@@ -391,6 +413,18 @@ fn for_eachs(c: &mut Criterion, rt: &Runtime, runner: &StromaRunner) {
         let result = runner.run(&each, black_box(items())).await;
         result.map(|result| result.final_state).ok()
     });
+    bench_async(&mut group, rt, "buffered(16), items yield once", || {
+        buffered_later(black_box(items()))
+    });
+    bench_async(
+        &mut group,
+        rt,
+        "stroma for_each(16), items yield once",
+        || async {
+            let result = runner.run(&each_later, black_box(items())).await;
+            result.map(|result| result.final_state).ok()
+        },
+    );
     group.finish();
 }
 
