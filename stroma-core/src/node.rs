@@ -398,8 +398,12 @@ impl RunState {
 
     /// Takes a finished branch's records, appended to this state's; the
     /// branch keeps its buffer, for [`refork`](Self::refork).
+    #[inline]
     pub(crate) fn join(&mut self, branch: &mut RunState) {
-        self.records.append(&mut branch.records);
+        // Most branches of a lean run have none: no call to make.
+        if !branch.records.is_empty() {
+            self.records.append(&mut branch.records);
+        }
     }
 
     /// The run's records and its context, once it is over.
