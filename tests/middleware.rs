@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use stroma::prelude::*;
 use stroma::{
     BoxError, BoxFuture, ExecutionContext, Middleware, MiddlewareError, Next, NodeCall, NodeExt,
-    NodeTimings, RunContext, TimingMiddleware,
+    NodeStatus, NodeTimings, RunContext, TimingMiddleware,
 };
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -355,4 +355,30 @@ async fn the_timing_middleware_collects_every_nodes_time_into_the_result() {
     let names: Vec<_> = timings.0.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, ["first", "second", "first"]);
     assert!(runner.config().context().get::<NodeTimings>().is_none());
+}
+
+/// Panics in its run hook after the pipeline has finished.
+struct PanicsAfterTheRun;
+
+impl Middleware for PanicsAfterTheRun {
+    fn on_run<'a>(
+        &'a self,
+        _: &'a RunContext,
+        next: Next<'a>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            next.run().await?;
+            panic!("after the last node");
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panic_after_the_last_node_fails_the_run_and_records_no_node_as_failed() {
+    let runner = StromaRunner::quick().with_middleware(PanicsAfterTheRun);
+    let err = runner.run(&pipeline![first, first], 1).await.unwrap_err();
+    assert!(err.is_panic());
+    // Both nodes finished before the panic: neither is recorded again as failed.
+    let statuses: Vec<NodeStatus> = err.records().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [NodeStatus::Completed, NodeStatus::Completed]);
 }

@@ -199,6 +199,103 @@ async fn a_nested_or_named_first_node_still_gives_the_model_the_runs_input() {
     assert_eq!(result.model.initial_input, json!(3));
 }
 
+/// An input with no JSON form: `Serialize` fails on it.
+struct Opaque(u32);
+
+impl Serialize for Opaque {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("no JSON form"))
+    }
+}
+
+#[node]
+async fn unwrap_opaque(input: Opaque) -> u32 {
+    input.0
+}
+
+/// Panics when asked for its JSON.
+#[derive(Clone)]
+struct Touchy;
+
+impl Serialize for Touchy {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("do not serialize me")
+    }
+}
+
+#[node]
+async fn accept_touchy(_input: Touchy) -> u32 {
+    1
+}
+
+#[tokio::test]
+async fn an_input_with_no_json_leaves_initial_input_null_not_stale() {
+    let mut model = PipelineContext::new(Discovery::default());
+    model.initial_input = json!("an earlier run's");
+    let result = StromaRunner::quick()
+        .run_with_model(&pipeline![unwrap_opaque], Opaque(3), model)
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, 3);
+    assert_eq!(result.model.initial_input, Value::Null);
+}
+
+#[tokio::test]
+async fn an_input_whose_serialize_panics_fails_the_run_not_the_process() {
+    let err = StromaRunner::quick()
+        .run_with_model(
+            &accept_touchy,
+            Touchy,
+            PipelineContext::new(Discovery::default()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert!(err.to_string().contains("do not serialize me"), "{err}");
+}
+
+/// A hand-written node wrapping another: it forwards `input_json`, as the
+/// `Node` docs ask, so a run it starts still gives the model its input.
+#[derive(Clone)]
+struct Wrapped<N>(N);
+
+impl<N: stroma::Node> stroma::Node for Wrapped<N> {
+    type Input = N::Input;
+    type Output = N::Output;
+
+    fn name(&self) -> &'static str {
+        "wrapped"
+    }
+
+    fn input_json(input: &Self::Input) -> Option<Value> {
+        N::input_json(input)
+    }
+}
+
+impl<M, N: stroma::RunsWith<M>> stroma::RunsWith<M> for Wrapped<N> {
+    fn run<'a>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut stroma::Cx<M>,
+    ) -> impl Future<Output = Result<Self::Output, stroma::NodeFailure>> + Send + 'a {
+        self.0.run(input, cx)
+    }
+}
+
+#[tokio::test]
+async fn a_hand_written_first_node_that_forwards_input_json_gives_the_runs_input() {
+    let result = StromaRunner::quick()
+        .run_with_model(
+            &pipeline![Wrapped(take_notes), take_notes],
+            4,
+            PipelineContext::new(Discovery::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, 6);
+    assert_eq!(result.model.initial_input, json!(4));
+}
+
 #[node]
 async fn take_notes(n: u32, ctx: &mut PipelineContext<Discovery>) -> u32 {
     ctx.scratchpad.insert("last".into(), json!(n));

@@ -415,9 +415,10 @@ fn nodes_say_whether_they_may_change_the_model() {
 }
 
 #[tokio::test]
-async fn branches_that_cannot_change_the_model_still_give_it_the_runs_input() {
-    // The branches' first nodes give their copies the run's input; with
-    // nothing else to merge, the merge must still carry it.
+async fn a_parallel_first_gives_the_model_the_runs_input() {
+    // `parallel!` answers for its input through its first branch, so the
+    // runner gives the model the run's input even though no branch can
+    // change the model (and nothing is merged).
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
     struct Notes {
         count: u32,

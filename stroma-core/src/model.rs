@@ -75,8 +75,10 @@ pub struct ExecutedCommandLog {
 /// top-level keys, so a node updating the model by field name
 /// (`#[node(updates_context)]`) names them directly.
 ///
-/// `initial_input` is filled by the runner with the run's input, as JSON,
-/// before the first node runs (when the input type is `Serialize`).
+/// `initial_input` is set by the runner to the run's input, as JSON, before
+/// the first node runs: what the pipeline's first node gives as
+/// [`Node::input_json`](crate::Node::input_json) (a `#[node]` whose input
+/// type is `Serialize` gives its input), or `null` when it gives none.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -96,7 +98,7 @@ pub struct ExecutedCommandLog {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PipelineContext<T> {
-    /// The run's input, as JSON (filled by the runner).
+    /// The run's input, as JSON (set by the runner; `null` if it has no JSON form).
     pub initial_input: Value,
     /// Free-form notes nodes share.
     pub scratchpad: Map<String, Value>,

@@ -53,12 +53,14 @@ pub trait Node: Clone + Send + Sync + 'static {
     #[doc(hidden)]
     const MAY_CHANGE_MODEL: bool = true;
 
-    /// `input` as JSON, if its type is `Serialize`: what a model that keeps
-    /// the run's input (`PipelineContext::initial_input`) is given before
-    /// the first node runs. `#[node]` answers for its input type; pipelines
-    /// and combinators ask the node that takes the input first (`for_each`
-    /// makes a list of its items'). `None` unless overridden.
-    #[doc(hidden)]
+    /// `input` as JSON, if it has a JSON form: what a model that keeps the
+    /// run's input ([`PipelineContext::initial_input`](crate::PipelineContext::initial_input))
+    /// is given before the first node runs, or `null` when this is `None`.
+    ///
+    /// `#[node]` answers for its input type (`Some` when it is `Serialize`);
+    /// pipelines and the crate's combinators ask the node that takes the
+    /// input first (`for_each` makes a list of its items'). A hand-written
+    /// node that wraps another should forward to it; otherwise `None`.
     fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
         let _ = input;
         None

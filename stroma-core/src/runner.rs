@@ -334,14 +334,7 @@ impl StromaRunner {
             Arc::clone(&self.inner.config.middleware),
             sink,
         );
-        let mut model = options.model;
-        // A model that keeps the run's input gets it before any node runs.
-        if let Some(fill) = crate::model::input_filler::<M>()
-            && let Some(input) = P::input_json(&input)
-        {
-            fill(&mut model, input);
-        }
-        let mut cx = Cx::new(state, model);
+        let mut cx = Cx::new(state, options.model);
         cx.state().emit(Event::RunStarted {
             run_id,
             graph_id: pipeline.name(),
@@ -411,6 +404,12 @@ where
     P: RunsWith<M>,
     M: Send + 'static,
 {
+    // A model that keeps the run's input gets it (null if it has no JSON)
+    // before any node runs; inside the runner's catch, so a panicking
+    // `Serialize` fails the run rather than unwinding out of it.
+    if let Some(fill) = crate::model::input_filler::<M>() {
+        fill(cx.model_mut(), P::input_json(&input).unwrap_or_default());
+    }
     if cx.state().middleware().is_empty() {
         return pipeline.run(input, cx).await;
     }

@@ -192,7 +192,7 @@ impl<M> ValidateAlways for &ValidateProbe<'_, M> {
 }
 
 /// Wraps a node's input so generated code can turn it into JSON when its type allows.
-pub struct InputProbe<'a, I>(pub &'a I);
+pub struct InputProbe<'a, I: ?Sized>(pub &'a I);
 
 /// Chosen when the input is `Serialize`.
 pub trait InputAsJson {
@@ -200,7 +200,7 @@ pub trait InputAsJson {
     fn stroma_input_json(&self) -> Option<Value>;
 }
 
-impl<I: Serialize> InputAsJson for InputProbe<'_, I> {
+impl<I: Serialize + ?Sized> InputAsJson for InputProbe<'_, I> {
     fn stroma_input_json(&self) -> Option<Value> {
         serde_json::to_value(self.0).ok()
     }
@@ -212,7 +212,7 @@ pub trait InputNotJson {
     fn stroma_input_json(&self) -> Option<Value>;
 }
 
-impl<I> InputNotJson for &InputProbe<'_, I> {
+impl<I: ?Sized> InputNotJson for &InputProbe<'_, I> {
     fn stroma_input_json(&self) -> Option<Value> {
         None
     }
