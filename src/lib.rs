@@ -141,10 +141,11 @@ pub use stroma_macros::node;
 /// The pipeline is one generated struct holding its nodes and two async
 /// bodies awaiting them in turn: a direct one, taken when nothing but records
 /// watches the run (no stream, middleware, or tracing subscriber enabled at
-/// INFO when the pipeline starts), and a general one that wraps each node in
-/// its span, middleware and events. Neither boxes or allocates per node. The
-/// choice is made each time the pipeline starts, so a subscriber installed
-/// during a run sees node spans from the next pipeline on. Prefix the nodes
+/// INFO), and a general one that wraps each node in its span, middleware and
+/// events. Neither boxes or allocates per node. The runner makes the choice
+/// when a run starts (and each loop and branch set again as it starts), so
+/// a subscriber installed during a run sees node spans from the next loop,
+/// branch set or run on. Prefix the nodes
 /// with `crate = path;` when the `stroma` crate is reachable under another path.
 pub use stroma_macros::pipeline;
 

@@ -103,33 +103,45 @@ pub trait RunsWith<M>: Node {
     }
 }
 
-/// Awaits `node` on `input` against `cx`, catching a panic, directly when
-/// `direct` (the run's [`Cx::direct`], read once by the caller) allows,
-/// otherwise through the general path. A macro, not a function: each mode
-/// is awaited in place, so the caller's future holds only the one it runs
-/// and polls it with no layer between; a function returning one combined
-/// future measured slower for branches, and an `async fn` adds a layer.
+/// Evaluates `$direct_run` with `$mode` naming the record mode when
+/// `$direct` (a run's [`Cx::direct`], read once by the caller) allows nodes
+/// to run directly, and `$general` otherwise: the one place that picks a
+/// node's path, for the runner, loops and branches. A macro, not a
+/// function, so each path's future is awaited in place by the caller with
+/// no layer between (a function returning one combined future measured
+/// slower for branches, and an `async fn` adds a layer).
+macro_rules! by_path {
+    ($direct:expr, |$mode:ident| $direct_run:expr, $general:expr) => {
+        match $direct {
+            Some(false) => {
+                type $mode = $crate::node::Plain;
+                $direct_run
+            }
+            Some(true) => {
+                type $mode = $crate::node::Recorded;
+                $direct_run
+            }
+            None => $general,
+        }
+    };
+}
+pub(crate) use by_path;
+
+/// Awaits `node` on `input` against `cx` on the path [`by_path!`] picks,
+/// catching a panic: how loops and branches run their nodes.
 macro_rules! run_caught {
     ($node:expr, $input:expr, $cx:expr, $direct:expr) => {{
         use ::futures::FutureExt as _;
         use ::std::panic::AssertUnwindSafe;
-        match $direct {
-            Some(false) => {
-                AssertUnwindSafe($node.run_direct::<$crate::node::Plain>($input, $cx))
-                    .catch_unwind()
-                    .await
-            }
-            Some(true) => {
-                AssertUnwindSafe($node.run_direct::<$crate::node::Recorded>($input, $cx))
-                    .catch_unwind()
-                    .await
-            }
-            None => {
-                AssertUnwindSafe($node.run($input, $cx))
-                    .catch_unwind()
-                    .await
-            }
-        }
+        $crate::node::by_path!(
+            $direct,
+            |Mode| AssertUnwindSafe($node.run_direct::<Mode>($input, $cx))
+                .catch_unwind()
+                .await,
+            AssertUnwindSafe($node.run($input, $cx))
+                .catch_unwind()
+                .await
+        )
     }};
 }
 pub(crate) use run_caught;
@@ -314,8 +326,6 @@ struct RunShared {
     middleware: Arc<[Arc<dyn Middleware>]>,
     /// Where events go, when the run is streamed.
     events: Option<EventSink>,
-    /// No records, no events, no middleware: nodes need no bookkeeping.
-    plain: bool,
 }
 
 /// Where a state keeps its shared part: in place until the run forks its
@@ -353,7 +363,6 @@ impl RunState {
                 context,
                 run,
                 recording,
-                plain: !recording && middleware.is_empty() && events.is_none(),
                 middleware,
                 events,
             }),
@@ -426,12 +435,6 @@ impl RunState {
         }
     }
 
-    /// No records, events, middleware, or enabled spans.
-    #[inline]
-    pub(crate) fn is_plain(&self) -> bool {
-        self.shared.plain && !tracing::level_enabled!(tracing::Level::INFO)
-    }
-
     /// See [`Cx::direct`].
     #[inline]
     pub(crate) fn direct(&self) -> Option<bool> {
@@ -478,10 +481,6 @@ impl RunState {
     ) -> Result<O, NodeFailure> {
         let name = L::NAME;
         self.current = Some(L::NAME_REF);
-        if self.is_plain() {
-            // Nothing records, streams, wraps or traces this node: just run it.
-            return body.await.map_err(|cause| NodeFailure::error(name, cause));
-        }
         let started = if self.shared.recording || self.shared.events.is_some() {
             let now = self.last_end.take().unwrap_or_else(Instant::now);
             self.current_since = Some(now);
@@ -492,7 +491,7 @@ impl RunState {
         };
         let span = crate::__private::node_span(name);
         let outcome = if !self.shared.middleware.is_empty() {
-            // Boxed, so the plain path's future does not carry the chain's state.
+            // Boxed, so runs without middleware do not carry the chain's state.
             Box::pin(self.run_in_middleware(name, body.instrument(span))).await
         } else if span.is_disabled() {
             // No subscriber wants the span: no wrapper to move and poll through.

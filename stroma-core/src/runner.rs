@@ -17,6 +17,7 @@ use crate::event::{Event, EventSink};
 use crate::execution::ExecutionContext;
 use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, around};
+use crate::node::by_path;
 use crate::node::{Cx, RunState, RunsWith};
 use crate::outcome::{RunError, RunResult};
 use crate::propagation::{current_execution_context, with_cell};
@@ -411,7 +412,11 @@ where
         fill(cx.model_mut(), P::input_json(&input).unwrap_or_default());
     }
     if cx.state().middleware().is_empty() {
-        return pipeline.run(input, cx).await;
+        return by_path!(
+            cx.direct(),
+            |Mode| pipeline.run_direct::<Mode>(input, cx).await,
+            pipeline.run(input, cx).await
+        );
     }
     // Boxed, so runs without middleware do not carry the chain's state.
     Box::pin(guarded_by_middleware(pipeline, input, cx)).await

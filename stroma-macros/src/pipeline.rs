@@ -164,17 +164,9 @@ fn generate(list: &NodeList) -> TokenStream {
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
             ) -> #returns {
+                // The general path: the runner, loops and branches take the
+                // direct one (`run_direct`) when nothing but records watches the run.
                 async move {
-                    // Checked once per pipeline: nothing to wrap per node.
-                    match cx.direct() {
-                        ::core::option::Option::Some(false) => {
-                            return self.run_direct::<__stroma::Plain>(input, cx).await;
-                        }
-                        ::core::option::Option::Some(true) => {
-                            return self.run_direct::<__stroma::Recorded>(input, cx).await;
-                        }
-                        ::core::option::Option::None => {}
-                    }
                     #(#steps)*
                     ::core::result::Result::Ok(__value)
                 }
