@@ -2,7 +2,7 @@
 //! and naming the generated struct's parameters, fields and values.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::format_ident;
+use quote::{format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -52,6 +52,62 @@ impl NodeList {
             .map(display_name)
             .collect::<Vec<_>>()
             .join(separator)
+    }
+}
+
+impl NodeList {
+    /// `Node` and `Accepts` for the generated struct `name` over these nodes:
+    /// it takes what its first node takes and gives `output`, is called
+    /// `default_name`, runs all its nodes' leaves, may change the model if
+    /// any node may, and answers for its input through its first node.
+    pub(crate) fn node_impls(
+        &self,
+        name: &Ident,
+        output: TokenStream,
+        default_name: &str,
+    ) -> TokenStream {
+        let NodeList { params, fields, .. } = self;
+        let first = &params[0];
+        quote! {
+            // Not listed among "other types that implement `Node`" when a value is not a node.
+            #[diagnostic::do_not_recommend]
+            impl<#(#params: __stroma::Node),*> __stroma::Node for #name<#(#params),*> {
+                type Input = <#first as __stroma::Node>::Input;
+                type Output = #output;
+                #[inline]
+                fn name(&self) -> &'static str {
+                    #default_name
+                }
+                #[inline]
+                fn leaf_count(&self) -> usize {
+                    0 #(+ self.#fields.leaf_count())*
+                }
+                const MAY_CHANGE_MODEL: bool =
+                    false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
+                #[inline]
+                fn input_json(
+                    input: &<#first as __stroma::Node>::Input,
+                ) -> ::core::option::Option<__stroma::JsonValue> {
+                    <#first as __stroma::Node>::input_json(input)
+                }
+            }
+
+            // It takes what its first node takes. Stated as "whatever the
+            // first node accepts" rather than `Accepts<N0::Input>`: a mismatch
+            // then fails the first node's own `Accepts` bound (E0277, with its
+            // message) instead of an associated-type equality (E0271, without
+            // it), and that error names the first node, not this struct.
+            impl<__T, #(#params: __stroma::Node),*> __stroma::Accepts<__T> for #name<#(#params),*>
+            where
+                #first: __stroma::Accepts<__T>,
+            {
+                type Checked = Self;
+                #[inline(always)]
+                fn accept(value: __T) -> <#first as __stroma::Node>::Input {
+                    <#first as __stroma::Accepts<__T>>::accept(value)
+                }
+            }
+        }
     }
 }
 

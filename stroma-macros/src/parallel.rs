@@ -67,46 +67,19 @@ fn generate(list: &NodeList) -> TokenStream {
         quote_spanned! {node.span()=> let #this = __stroma::branch(&#head, #this);}
     });
 
+    let node_impls = list.node_impls(
+        &quote::format_ident!("__StromaParallel"),
+        quote!((#(<#params as __stroma::Node>::Output,)*)),
+        &default_name,
+    );
+
     quote! {{
         use #krate::__private as __stroma;
 
         #[derive(Clone, Copy)]
         struct __StromaParallel<#(#params),*>(#(#params),*);
 
-        #[diagnostic::do_not_recommend]
-        impl<#(#params: __stroma::Node),*> __stroma::Node for __StromaParallel<#(#params),*> {
-            type Input = <#first as __stroma::Node>::Input;
-            type Output = (#(<#params as __stroma::Node>::Output,)*);
-            #[inline]
-            fn name(&self) -> &'static str {
-                #default_name
-            }
-            #[inline]
-            fn leaf_count(&self) -> usize {
-                0 #(+ self.#fields.leaf_count())*
-            }
-            const MAY_CHANGE_MODEL: bool =
-                false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
-            #[inline]
-            fn input_json(
-                input: &<#first as __stroma::Node>::Input,
-            ) -> ::core::option::Option<__stroma::JsonValue> {
-                <#first as __stroma::Node>::input_json(input)
-            }
-        }
-
-        #[diagnostic::do_not_recommend]
-        impl<__T, #(#params: __stroma::Node),*> __stroma::Accepts<__T>
-            for __StromaParallel<#(#params),*>
-        where
-            #first: __stroma::Accepts<__T>,
-        {
-            type Checked = Self;
-            #[inline(always)]
-            fn accept(value: __T) -> <#first as __stroma::Node>::Input {
-                <#first as __stroma::Accepts<__T>>::accept(value)
-            }
-        }
+        #node_impls
 
         impl<__M: __stroma::Mergeable, #(#run_bounds),*> __stroma::RunsWith<__M>
             for __StromaParallel<#(#params),*>

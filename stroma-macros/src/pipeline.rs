@@ -90,6 +90,12 @@ fn generate(list: &NodeList) -> TokenStream {
         > + ::core::marker::Send + 'a
     };
 
+    let node_impls = list.node_impls(
+        &quote::format_ident!("__StromaPipeline"),
+        quote!(<#last as __stroma::Node>::Output),
+        &default_name,
+    );
+
     quote! {{
         use #krate::__private as __stroma;
 
@@ -117,44 +123,7 @@ fn generate(list: &NodeList) -> TokenStream {
         #[derive(Clone, Copy)]
         struct __StromaPipeline<#(#params),*>(#(#params),*);
 
-        // Not listed among "other types that implement `Node`" when a value is not a node.
-        #[diagnostic::do_not_recommend]
-        impl<#(#params: __stroma::Node),*> __stroma::Node for __StromaPipeline<#(#params),*> {
-            type Input = <#first as __stroma::Node>::Input;
-            type Output = <#last as __stroma::Node>::Output;
-            #[inline]
-            fn name(&self) -> &'static str {
-                #default_name
-            }
-            #[inline]
-            fn leaf_count(&self) -> usize {
-                0 #(+ self.#fields.leaf_count())*
-            }
-            const MAY_CHANGE_MODEL: bool =
-                false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
-            #[inline]
-            fn input_json(
-                input: &<#first as __stroma::Node>::Input,
-            ) -> ::core::option::Option<__stroma::JsonValue> {
-                <#first as __stroma::Node>::input_json(input)
-            }
-        }
-
-        // A pipeline takes what its first node takes. Stated as "whatever the
-        // first node accepts" rather than `Accepts<N0::Input>`: a mismatch then
-        // fails the first node's own `Accepts` bound (E0277, with its message)
-        // instead of an associated-type equality (E0271, without it).
-        impl<__T, #(#params: __stroma::Node),*> __stroma::Accepts<__T>
-            for __StromaPipeline<#(#params),*>
-        where
-            #first: __stroma::Accepts<__T>,
-        {
-            type Checked = Self;
-            #[inline(always)]
-            fn accept(value: __T) -> <#first as __stroma::Node>::Input {
-                <#first as __stroma::Accepts<__T>>::accept(value)
-            }
-        }
+        #node_impls
 
         impl<__M: ::core::marker::Send + 'static, #(#run_bounds),*> __stroma::RunsWith<__M>
             for __StromaPipeline<#(#params),*>
