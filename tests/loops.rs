@@ -173,19 +173,29 @@ async fn note_then_panic_on_two(n: u64, seen: &mut Vec<u64>) -> u64 {
     n + 1
 }
 
+/// The loop `counting`: `note_input` then `$step`, until the value passes 5.
+macro_rules! counting {
+    ($step:expr) => {
+        loop_until(pipeline![note_input, $step], |n: &u64, _: &Vec<u64>| *n > 5).named("counting")
+    };
+}
+
+/// Runs `counting` from 1 over the model `[0]`, expecting it to fail.
+async fn fails_counting<P>(counting: P) -> RunError
+where
+    P: RunsWith<Vec<u64>, Input = u64, Output = u64>,
+{
+    StromaRunner::quick()
+        .run_with_model(&counting, 1, vec![0])
+        .await
+        .expect_err("the loop fails")
+}
+
 #[tokio::test]
 async fn an_error_in_iteration_two_fails_the_loop_and_discards_only_that_iteration() {
     // `note_input` succeeds in iteration 2 before `refuse_two` fails: the
     // loop, not the node, must discard its write.
-    let counting = loop_until(
-        pipeline![note_input, refuse_two],
-        |n: &u64, _: &Vec<u64>| *n > 5,
-    )
-    .named("counting");
-    let err = StromaRunner::quick()
-        .run_with_model(&counting, 1, vec![0])
-        .await
-        .unwrap_err();
+    let err = fails_counting(counting!(refuse_two)).await;
     assert_eq!(
         err.to_string(),
         "node `refuse_two` failed: 2 is refused \
@@ -205,15 +215,7 @@ async fn an_error_in_iteration_two_fails_the_loop_and_discards_only_that_iterati
 #[tokio::test]
 async fn a_panic_in_iteration_two_keeps_iteration_ones_changes() {
     // A panic in a node without the model: the loop catches it.
-    let counting = loop_until(
-        pipeline![note_input, panic_on_two],
-        |n: &u64, _: &Vec<u64>| *n > 5,
-    )
-    .named("counting");
-    let err = StromaRunner::quick()
-        .run_with_model(&counting, 1, vec![0])
-        .await
-        .unwrap_err();
+    let err = fails_counting(counting!(panic_on_two)).await;
     assert!(err.is_panic());
     assert_eq!(err.node(), "panic_on_two");
     assert_eq!(
@@ -231,15 +233,7 @@ async fn a_panic_in_iteration_two_keeps_iteration_ones_changes() {
     assert_eq!(err.into_model::<Vec<u64>>(), Some(vec![0, 1]));
 
     // A panic in a node that changes the model itself.
-    let counting = loop_until(
-        pipeline![note_input, note_then_panic_on_two],
-        |n: &u64, _: &Vec<u64>| *n > 5,
-    )
-    .named("counting");
-    let err = StromaRunner::quick()
-        .run_with_model(&counting, 1, vec![0])
-        .await
-        .unwrap_err();
+    let err = fails_counting(counting!(note_then_panic_on_two)).await;
     assert!(err.is_panic());
     assert_eq!(err.node(), "note_then_panic_on_two");
     assert_eq!(err.model::<Vec<u64>>(), Some(&vec![0, 1, 100]));
@@ -353,12 +347,7 @@ async fn a_loop_runs_between_other_nodes_of_a_pipeline() {
 
 #[tokio::test]
 async fn a_failing_loop_in_a_pipeline_keeps_what_came_before_it() {
-    let counting = loop_until(
-        pipeline![note_input, refuse_two],
-        |n: &u64, _: &Vec<u64>| *n > 5,
-    )
-    .named("counting");
-    let p = pipeline![parse, counting, render];
+    let p = pipeline![parse, counting!(refuse_two), render];
     let err = StromaRunner::quick()
         .run_with_model(&p, "1".into(), Vec::new())
         .await

@@ -17,6 +17,13 @@ struct Tracer {
 }
 
 impl Tracer {
+    fn new(name: &'static str, log: &Log) -> Self {
+        Tracer {
+            name,
+            log: Arc::clone(log),
+        }
+    }
+
     fn push(&self, line: String) {
         self.log.lock().unwrap().push(line);
     }
@@ -100,14 +107,8 @@ async fn explode(n: u32) -> u32 {
 async fn middlewares_nest_in_registration_order_around_runs_and_nodes() {
     let log = log();
     let runner = StromaRunner::quick()
-        .with_middleware(Tracer {
-            name: "outer",
-            log: log.clone(),
-        })
-        .with_middleware(Tracer {
-            name: "inner",
-            log: log.clone(),
-        });
+        .with_middleware(Tracer::new("outer", &log))
+        .with_middleware(Tracer::new("inner", &log));
     let result = runner
         .run(&pipeline![first, second].named("job"), 1)
         .await
@@ -158,10 +159,7 @@ impl Middleware for Gate {
 async fn a_node_hook_can_stop_a_node_and_is_named_for_it() {
     let log = log();
     let runner = StromaRunner::quick()
-        .with_middleware(Tracer {
-            name: "outer",
-            log: log.clone(),
-        })
+        .with_middleware(Tracer::new("outer", &log))
         .with_middleware(Gate);
     let err = runner.run(&pipeline![first, second], 1).await.unwrap_err();
     assert_eq!(err.node(), "second");
@@ -223,10 +221,7 @@ async fn a_run_hook_can_refuse_a_run_before_any_node_runs() {
 #[tokio::test]
 async fn a_nodes_own_error_passes_through_middleware_unblamed() {
     let log = log();
-    let runner = StromaRunner::quick().with_middleware(Tracer {
-        name: "t",
-        log: log.clone(),
-    });
+    let runner = StromaRunner::quick().with_middleware(Tracer::new("t", &log));
     let err = runner
         .run(&pipeline![first, second], 200)
         .await
@@ -288,10 +283,7 @@ async fn an_error_a_hook_makes_after_next_is_blamed_on_it() {
 #[tokio::test]
 async fn a_panic_under_middleware_still_fails_only_its_run() {
     let log = log();
-    let runner = StromaRunner::quick().with_middleware(Tracer {
-        name: "t",
-        log: log.clone(),
-    });
+    let runner = StromaRunner::quick().with_middleware(Tracer::new("t", &log));
     let err = runner.run(&pipeline![first, explode], 1).await.unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.node(), "explode");
