@@ -11,13 +11,16 @@
 //! per run.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use stroma::prelude::*;
 use stroma::{Middleware, NodeTimings, RunsWith, TimingMiddleware};
 use tokio::runtime::{Builder, Runtime};
+
+mod support;
+use support::bench_async;
 
 #[node]
 async fn inc(x: u64) -> u64 {
@@ -65,26 +68,6 @@ fn lean_runner() -> StromaRunner {
     StromaRunner::new(RunConfig::default().records(false))
 }
 
-/// Times `iters` awaits of `run` inside one `block_on`, so the runtime's
-/// per-`block_on` cost stays out of the per-node figures.
-fn bench_async<F, Fut>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, id: &str, run: F)
-where
-    F: Fn(u64) -> Fut,
-    Fut: Future<Output = u64>,
-{
-    group.bench_function(id, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(run(black_box(0)).await);
-                }
-                start.elapsed()
-            })
-        })
-    });
-}
-
 /// Times runs of `pipeline` on `runner`. The whole `RunResult` is dropped
 /// inside the timed loop: freeing the records is part of what a run costs.
 fn bench_runner<P>(
@@ -96,8 +79,8 @@ fn bench_runner<P>(
 ) where
     P: RunsWith<(), Input = u64, Output = u64>,
 {
-    bench_async(group, rt, id, |x| async move {
-        let result = runner.run(pipeline, x).await;
+    bench_async(group, rt, id, || async move {
+        let result = runner.run(pipeline, black_box(0)).await;
         result.map_or(0, |result| result.final_state)
     });
 }
@@ -132,7 +115,7 @@ where
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
 
-    bench_async(&mut group, rt, "hand-written", &hand);
+    bench_async(&mut group, rt, "hand-written", || hand(black_box(0)));
     for (id, runner) in [
         ("stroma records off", &lean),
         ("stroma records on", &recording),

@@ -27,7 +27,7 @@
 //! own cost.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
@@ -35,6 +35,9 @@ use futures::StreamExt;
 use stroma::RunsWith;
 use stroma::prelude::*;
 use tokio::runtime::{Builder, Runtime};
+
+mod support;
+use support::bench_async;
 
 const LOOPS: u32 = 10;
 const BRANCHES: u64 = 4;
@@ -240,26 +243,6 @@ fn items() -> Vec<u64> {
 /// The stroma runner with nothing on: no records, no middleware.
 fn lean_runner() -> StromaRunner {
     StromaRunner::new(RunConfig::default().records(false))
-}
-
-/// Times `iters` awaits of `run` inside one `block_on`, so the runtime's
-/// per-`block_on` cost stays out of the figures.
-fn bench_async<F, Fut>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, id: &str, run: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future,
-{
-    group.bench_function(id, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(run().await);
-                }
-                start.elapsed()
-            })
-        })
-    });
 }
 
 fn new_group<'c>(c: &'c mut Criterion, name: &str, elements: u64) -> BenchmarkGroup<'c, WallTime> {

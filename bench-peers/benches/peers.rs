@@ -22,7 +22,7 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use criterion::measurement::WallTime;
@@ -33,6 +33,10 @@ use stroma::RunsWith;
 use stroma::prelude::*;
 use tokio::runtime::{Builder, Runtime};
 use tower::{Service, ServiceExt, service_fn};
+
+#[path = "../../benches/support/mod.rs"]
+mod support;
+use support::bench_async;
 
 #[node]
 async fn inc(x: u64) -> u64 {
@@ -173,26 +177,6 @@ async fn run_flow(graph: &graph_flow::Graph, x: u64) -> u64 {
     session.context.get("x").expect("x is set")
 }
 
-/// Times `iters` awaits of `run` inside one `block_on`, so the runtime's
-/// per-`block_on` cost stays out of the per-node figures.
-fn bench_async<F, Fut>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, id: &str, run: F)
-where
-    F: Fn(u64) -> Fut,
-    Fut: Future<Output = u64>,
-{
-    group.bench_function(id, |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(run(black_box(0)).await);
-                }
-                start.elapsed()
-            })
-        })
-    });
-}
-
 /// Opens `peers/{n}` and times every case but tower in it, which the caller
 /// adds where it has a chain of that depth.
 fn group<'c, H, HFut, P>(
@@ -226,15 +210,17 @@ where
         .throughput(Throughput::Elements(n))
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    bench_async(&mut group, rt, "hand-written", &hand);
-    bench_async(&mut group, rt, "stroma lean", |x| {
-        run_stroma(&lean, &pipeline, x)
+    bench_async(&mut group, rt, "hand-written", || hand(black_box(0)));
+    bench_async(&mut group, rt, "stroma lean", || {
+        run_stroma(&lean, &pipeline, black_box(0))
     });
-    bench_async(&mut group, rt, "stroma default", |x| {
-        run_stroma(&default, &pipeline, x)
+    bench_async(&mut group, rt, "stroma default", || {
+        run_stroma(&default, &pipeline, black_box(0))
     });
-    bench_async(&mut group, rt, "boxed", |x| run_boxed(&steps, x));
-    bench_async(&mut group, rt, "graph-flow", |x| run_flow(&graph, x));
+    bench_async(&mut group, rt, "boxed", || run_boxed(&steps, black_box(0)));
+    bench_async(&mut group, rt, "graph-flow", || {
+        run_flow(&graph, black_box(0))
+    });
     group
 }
 
@@ -248,7 +234,7 @@ where
         async move { call.await.unwrap_or_else(|never| match never {}) }
     };
     assert_eq!(rt.block_on(run(0)), n);
-    bench_async(group, rt, "tower", run);
+    bench_async(group, rt, "tower", || run(black_box(0)));
 }
 
 fn peers(c: &mut Criterion) {
