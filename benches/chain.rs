@@ -22,40 +22,9 @@ use tokio::runtime::{Builder, Runtime};
 mod support;
 use support::bench_async;
 
-#[node]
-async fn inc(x: u64) -> u64 {
-    x + 1
-}
-
-/// Defines, from one list of nodes, the hand-written chain `$hand` and the
-/// pipeline constructor `$pipeline`, so both run exactly the same nodes.
-macro_rules! chain {
-    ($hand:ident, $pipeline:ident: $($node:ident),+ $(,)?) => {
-        async fn $hand(x: u64) -> u64 {
-            $(let x = $node::call(x).await;)+
-            x
-        }
-
-        fn $pipeline() -> impl RunsWith<(), Input = u64, Output = u64> {
-            pipeline![$($node),+]
-        }
-    };
-}
-
-chain!(hand_10, pipeline_10: inc, inc, inc, inc, inc, inc, inc, inc, inc, inc);
-
-chain!(hand_100, pipeline_100:
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-);
+#[path = "support/chains.rs"]
+mod chains;
+use chains::{hand_10, hand_100, pipeline_10, pipeline_100};
 
 /// A middleware with the default hooks: each only calls `next`.
 struct PassThrough;

@@ -33,27 +33,9 @@ const NODES: u64 = 10;
 /// Marks a child process; followed by the mode.
 const CHILD: &str = "--scale-child";
 
-#[node]
-async fn inc(x: u64) -> u64 {
-    x + 1
-}
-
-async fn hand_10(x: u64) -> u64 {
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    let x = inc::call(x).await;
-    inc::call(x).await
-}
-
-fn pipeline_10() -> impl RunsWith<(), Input = u64, Output = u64> + Sync + 'static {
-    pipeline![inc, inc, inc, inc, inc, inc, inc, inc, inc, inc]
-}
+#[path = "support/chains.rs"]
+mod chains;
+use chains::{hand_10, pipeline_10};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {

@@ -87,42 +87,9 @@ fn measure<R>(f: impl FnOnce() -> R) -> (usize, usize, R) {
     )
 }
 
-#[node]
-async fn inc(x: u64) -> u64 {
-    x + 1
-}
-
-/// Defines, from one list of nodes, the hand-written chain `$hand` and the
-/// pipeline constructor `$pipeline`.
-macro_rules! chain {
-    ($hand:ident, $pipeline:ident: $($node:ident),+ $(,)?) => {
-        async fn $hand(x: u64) -> u64 {
-            $(let x = $node::call(x).await;)+
-            x
-        }
-
-        fn $pipeline() -> impl RunsWith<(), Input = u64, Output = u64> {
-            pipeline![$($node),+]
-        }
-    };
-}
-
-chain!(hand_1, pipeline_1: inc);
-
-chain!(hand_10, pipeline_10: inc, inc, inc, inc, inc, inc, inc, inc, inc, inc);
-
-chain!(hand_100, pipeline_100:
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-);
+#[path = "../benches/support/chains.rs"]
+mod chains;
+use chains::{hand_1, hand_10, hand_100, inc, pipeline_1, pipeline_10, pipeline_100};
 
 fn runtime() -> Runtime {
     Builder::new_current_thread()

@@ -38,10 +38,9 @@ use tower::{Service, ServiceExt, service_fn};
 mod support;
 use support::bench_async;
 
-#[node]
-async fn inc(x: u64) -> u64 {
-    x + 1
-}
+#[path = "../../benches/support/chains.rs"]
+mod chains;
+use chains::{hand_10, hand_100, inc, pipeline_10, pipeline_100};
 
 /// `inc` as a tower step: services and `and_then` steps return `Result`s.
 async fn inc_ok(x: u64) -> Result<u64, Infallible> {
@@ -55,21 +54,6 @@ macro_rules! inc_ok {
     };
 }
 
-/// Defines, from one list of nodes, the hand-written chain `$hand` and the
-/// pipeline constructor `$pipeline`, so both run exactly the same nodes.
-macro_rules! chain {
-    ($hand:ident, $pipeline:ident: $($node:ident),+ $(,)?) => {
-        async fn $hand(x: u64) -> u64 {
-            $(let x = $node::call(x).await;)+
-            x
-        }
-
-        fn $pipeline() -> impl RunsWith<(), Input = u64, Output = u64> {
-            pipeline![$($node),+]
-        }
-    };
-}
-
 /// Defines `$tower`, a `ServiceFn` followed by one `and_then` step per further
 /// listed node, so it is as deep as the list is long.
 macro_rules! tower_chain {
@@ -80,24 +64,10 @@ macro_rules! tower_chain {
     };
 }
 
-chain!(hand_10, pipeline_10: inc, inc, inc, inc, inc, inc, inc, inc, inc, inc);
 tower_chain!(tower_10: inc, inc, inc, inc, inc, inc, inc, inc, inc, inc);
 
 // No tower chain at N = 100: the flat 100-deep `and_then` type did not finish
 // compiling (stopped after 5 minutes at 15.7 GB of rustc memory).
-
-chain!(hand_100, pipeline_100:
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-    inc, inc, inc, inc, inc, inc, inc, inc, inc, inc,
-);
 
 /// The whole `RunResult` is dropped inside the timed loop: freeing the records
 /// is part of what a run costs.
