@@ -3,18 +3,14 @@
 
 pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
-pub use tracing::Instrument;
 
 pub use crate::branches::{
     Settled, branch, poll_branch, run_branch, settle, settled_output, split_outcome,
 };
-pub use crate::context::Context;
-pub use crate::error::BoxError;
+use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
 pub use crate::merge::Mergeable;
-pub use crate::node::{
-    Accepts, Cx, LeafName, Node, Plain, RecordMode, Recorded, RunState, RunsWith,
-};
+pub use crate::node::{Accepts, Cx, LeafName, Node, RecordMode, RunState, RunsWith};
 pub use crate::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,
@@ -32,7 +28,7 @@ pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, BoxError> {
 
 /// A node's outcome as its failure names it: the node `L`.
 #[inline(always)]
-pub fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFailure> {
+fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFailure> {
     outcome.map_err(|cause| NodeFailure::error(L::NAME, cause))
 }
 
@@ -93,12 +89,6 @@ where
             outcome
         })
     }
-}
-
-/// The span every node runs in.
-#[inline]
-pub fn node_span(name: &'static str) -> tracing::Span {
-    tracing::info_span!("stroma.node", node = name)
 }
 
 /// A node body's plain output, as the outcome every node body produces.

@@ -489,7 +489,7 @@ impl RunState {
         } else {
             None
         };
-        let span = crate::__private::node_span(name);
+        let span = tracing::info_span!("stroma.node", node = name);
         let outcome = if !self.shared.middleware.is_empty() {
             // Boxed, so runs without middleware do not carry the chain's state.
             Box::pin(self.run_in_middleware(name, body.instrument(span))).await
