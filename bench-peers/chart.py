@@ -10,12 +10,12 @@ import sys
 
 # runner -> {N: ns per node}
 FIGURES = {
-    "hand-written .await": {10: 0.45, 100: 0.31},
-    "tower 0.5 and_then": {10: 3.6},
-    "boxed dyn Fn loop": {10: 13.9, 100: 12.0},
-    "stroma lean": {10: 21.6, 100: 3.08},
-    "stroma default": {10: 48.3, 100: 39.5},
-    "graph-flow 0.8": {10: 235.8, 100: 220.8},
+    "hand-written .await": {10: 0.44, 100: 0.30},
+    "tower 0.5 and_then": {10: 2.8},
+    "boxed dyn Fn loop": {10: 13.0, 100: 11.3},
+    "stroma lean": {10: 23.7, 100: 3.16},
+    "stroma default": {10: 50.2, 100: 39.1},
+    "graph-flow 0.8": {10: 230.7, 100: 215.4},
     "LangGraph 1.2 (Python)": {10: 168_400.0, 100: 152_900.0},
 }
 COLOURS = ["#444444", "#8c564b", "#9467bd", "#d62728", "#ff7f0e", "#2ca02c", "#1f77b4"]
