@@ -70,12 +70,12 @@ where
             .run(&pipeline, 0)
             .await
             .expect("trivial nodes never fail");
-        assert_eq!((result.final_state, result.records.len()), (n, 0));
+        assert_eq!((result.final_state, result.records().len()), (n, 0));
         let result = recording
             .run(&pipeline, 0)
             .await
             .expect("trivial nodes never fail");
-        assert_eq!((result.final_state, result.records.len() as u64), (n, n));
+        assert_eq!((result.final_state, result.records().len() as u64), (n, n));
     });
 
     let mut group = c.benchmark_group(format!("chain/{n}"));
@@ -114,14 +114,14 @@ where
                 .run(&pipeline, 0)
                 .await
                 .expect("trivial nodes never fail");
-            assert_eq!((result.final_state, result.records.len()), (n, 0));
+            assert_eq!((result.final_state, result.records().len()), (n, 0));
             assert!(result.context.get::<NodeTimings>().is_none());
         }
         let result = timing
             .run(&pipeline, 0)
             .await
             .expect("trivial nodes never fail");
-        assert_eq!((result.final_state, result.records.len()), (n, 0));
+        assert_eq!((result.final_state, result.records().len()), (n, 0));
         let timings = result.context.get::<NodeTimings>().expect("timings kept");
         assert_eq!(timings.0.len() as u64, n);
     });

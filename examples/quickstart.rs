@@ -69,14 +69,14 @@ async fn main() -> Result<(), RunError> {
     };
     let result = runner.run(&checkout, order).await?;
     println!("{}", result.final_state);
-    for record in &result.records {
+    for record in result.records() {
         println!(
             "  {:<8} {:?} in {:?}",
             record.name, record.status, record.duration
         );
     }
     assert_eq!(result.final_state, "order 7: 21.15");
-    assert_eq!(result.records.len(), 3);
+    assert_eq!(result.records().len(), 3);
 
     // A bad order fails its run with an error naming the node; the runner goes on.
     let bad = Order {

@@ -276,17 +276,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
             RunEvent::Event(Event::RunStarted { graph_id, .. }) => {
                 println!("run started       {graph_id}");
             }
-            RunEvent::Event(Event::LoopIteration { name, iteration }) => {
-                println!("loop {name} iteration {iteration}");
+            RunEvent::Event(Event::LoopIteration {
+                path, iteration, ..
+            }) => {
+                println!("loop {path} iteration {iteration}");
                 iterations.push(iteration);
             }
-            RunEvent::Event(Event::NodeStarted { name }) => println!("  started   {name}"),
-            RunEvent::Event(Event::NodeCompleted { name, duration }) => {
-                println!("  completed {name:<18} in {duration:.1?}");
+            RunEvent::Event(Event::NodeStarted { path, .. }) => println!("  started   {path}"),
+            RunEvent::Event(Event::NodeCompleted { path, duration, .. }) => {
+                println!("  completed {path:<28} in {duration:.1?}");
                 completed += 1;
             }
-            RunEvent::Event(Event::NodeFailed { name, error, .. }) => {
-                println!("  failed    {name}: {error}");
+            RunEvent::Event(Event::NodeFailed { path, error, .. }) => {
+                println!("  failed    {path}: {error}");
+            }
+            RunEvent::Event(Event::ScopeStarted { path, kind, .. }) => {
+                println!("{kind} {path} started");
+            }
+            RunEvent::Event(Event::ScopeEnded { path, status, .. }) => {
+                println!("{path} ended: {status:?}");
             }
             RunEvent::Event(other) => println!("  {other:?}"),
             RunEvent::Finished(result) => finished = Some(result?),

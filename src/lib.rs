@@ -189,8 +189,9 @@ pub use stroma_macros::parallel;
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Context, ExecutionContext, Node, NodeError, NodeExt, PipelineContext, RunConfig, RunError,
-        RunOptions, RunResult, StromaRunner, for_each, loop_until, node, parallel, pipeline,
+        Append, Context, Event, ExecutionContext, Node, NodeError, NodeExt, NodeStatus,
+        PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope, ScopeKind,
+        ScopePath, StromaRunner, Sum, for_each, loop_until, node, parallel, pipeline,
     };
     pub use serde::{Deserialize, Serialize};
 }

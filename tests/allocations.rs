@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stroma::prelude::*;
-use stroma::{Middleware, NodeRecord, RunsWith};
+use stroma::{Middleware, RunsWith};
 use tokio::runtime::{Builder, Runtime};
 
 /// What every run allocates when it starts, whatever its pipeline:
@@ -120,7 +120,7 @@ where
         |result| {
             let result = result.expect("trivial nodes never fail");
             assert_eq!(result.final_state, nodes);
-            assert_eq!(result.records.len() as u64, expected_records);
+            assert_eq!(result.records().len() as u64, expected_records);
         },
     )
 }
@@ -177,7 +177,8 @@ fn hand_written_chains_allocate_nothing() {
 fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer() {
     let rt = runtime();
     let lean = StromaRunner::new(RunConfig::default().records(false));
-    let recording = StromaRunner::quick();
+    let recording = StromaRunner::new(RunConfig::default().results(false));
+    let keeping = StromaRunner::quick();
 
     let off_1 = run_allocations(&rt, &lean, &pipeline_1(), 1);
     let off_10 = run_allocations(&rt, &lean, &pipeline_10(), 10);
@@ -185,6 +186,9 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
     let on_1 = run_allocations(&rt, &recording, &pipeline_1(), 1);
     let on_10 = run_allocations(&rt, &recording, &pipeline_10(), 10);
     let on_100 = run_allocations(&rt, &recording, &pipeline_100(), 100);
+    let kept_1 = run_allocations(&rt, &keeping, &pipeline_1(), 1);
+    let kept_10 = run_allocations(&rt, &keeping, &pipeline_10(), 10);
+    let kept_100 = run_allocations(&rt, &keeping, &pipeline_100(), 100);
     for (what, (allocations, bytes)) in [
         ("records off,   1 node ", off_1),
         ("records off,  10 nodes", off_10),
@@ -192,6 +196,9 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
         ("records on,    1 node ", on_1),
         ("records on,   10 nodes", on_10),
         ("records on,  100 nodes", on_100),
+        ("kept outputs,  1 node ", kept_1),
+        ("kept outputs, 10 nodes", kept_10),
+        ("kept outputs,100 nodes", kept_100),
     ] {
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
@@ -203,16 +210,33 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
     assert_eq!(off_100, off_1);
 
     // Records on: exactly one allocation more, whatever the length: the
-    // record buffer, reserved once per run at the pipeline's node count, so
-    // it never grows (a growth would count as a reallocation here).
-    let record = std::mem::size_of::<NodeRecord>();
+    // entry buffer, reserved once per run at the pipeline's node count, so
+    // it never grows (a growth would count as a reallocation here). An
+    // entry's size is the same for every node.
+    let entry = on_1.1 - off_1.1;
     for (nodes, off, on) in [
         (1, off_1, on_1),
         (10, off_10, on_10),
         (100, off_100, on_100),
     ] {
         assert_eq!(on.0, off.0 + 1, "records on, {nodes} nodes");
-        assert_eq!(on.1, off.1 + nodes * record, "records on, {nodes} nodes");
+        assert_eq!(on.1, off.1 + nodes * entry, "records on, {nodes} nodes");
+    }
+
+    // Outputs kept too (the default): one allocation per node more, the
+    // output's copy behind an `Arc` (two counts and a `u64`).
+    let kept = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<u64>();
+    for (nodes, on, with_outputs) in [
+        (1, on_1, kept_1),
+        (10, on_10, kept_10),
+        (100, on_100, kept_100),
+    ] {
+        assert_eq!(with_outputs.0, on.0 + nodes, "outputs kept, {nodes} nodes");
+        assert_eq!(
+            with_outputs.1,
+            on.1 + nodes * kept,
+            "outputs kept, {nodes} nodes"
+        );
     }
 }
 
@@ -354,11 +378,13 @@ fn a_loop_iteration_allocates_nothing() {
         ten_times.0, ten_times.1
     );
 
-    // A run's own `RUN_OWN` and nothing more, however many iterations. Each
-    // iteration copies the model twice, the loop's copy to fall back on and
-    // the node's snapshot for rollback, and a `Pair` copies bit for bit,
-    // with no heap memory to duplicate.
-    assert_eq!(once.0, RUN_OWN);
+    // A run's own `RUN_OWN`, plus the box the run's trace keeps the loop in
+    // (to draw its tree if asked; a pipeline of `#[node]`s alone is
+    // zero-sized and needs none), and nothing more, however many
+    // iterations. Each iteration copies the model twice, the loop's copy to
+    // fall back on and the node's snapshot for rollback, and a `Pair`
+    // copies bit for bit, with no heap memory to duplicate.
+    assert_eq!(once.0, RUN_OWN + 1);
     assert_eq!(ten_times, once);
 }
 
@@ -518,8 +544,10 @@ fn for_each_allocates_per_lane_not_per_item() {
     // Per run, beside the run's own `RUN_OWN`: the state its branches share,
     // behind an `Arc` once the run forks (1); the outputs, reserved at the
     // item count (1); the list of lanes (1); the waker the lanes' wakers
-    // wake (1); then, per lane opened, its boxed future and its waker (2).
-    let expected = |lanes: usize| RUN_OWN + 1 + 1 + 1 + 1 + 2 * lanes;
+    // wake (1); the box the run's trace keeps the `for_each` in, to draw
+    // its tree if asked (1); then, per lane opened, its boxed future and
+    // its waker (2).
+    let expected = |lanes: usize| RUN_OWN + 1 + 1 + 1 + 1 + 1 + 2 * lanes;
     // An item done at once frees its lane for the next: one lane is enough.
     assert_eq!(at_once_10.0, expected(1));
     assert_eq!(at_once_100.0, expected(1));

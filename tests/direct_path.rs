@@ -1,14 +1,10 @@
-//! A run that nothing but records watches runs its nodes directly; any
-//! middleware sends it down the general path instead. Both must behave the
-//! same: outputs, records (names and statuses, in order), models, failures
-//! and the node a panic is blamed on. Each case here runs both ways and
-//! compares.
+//! A run is compiled for what watches it: nothing (records off), records,
+//! or spans, middleware and events. Every way must behave the same:
+//! outputs, records (paths and statuses, in order), models, failures and
+//! the node a panic is blamed on. Each case here runs every way and compares.
 
-use std::sync::{Arc, Mutex};
-
-use stroma::__private::RecordMode;
 use stroma::prelude::*;
-use stroma::{Accepts, Cx, Middleware, Node, NodeFailure, NodeStatus, RunsWith};
+use stroma::{Middleware, NodeStatus, RunsWith};
 
 /// A middleware that only passes on: its presence alone sends runs down the
 /// general path.
@@ -87,7 +83,7 @@ async fn total(items: Vec<u64>) -> u64 {
 #[derive(Debug, PartialEq)]
 struct Seen {
     outcome: Result<u64, (String, String, bool)>,
-    records: Vec<(&'static str, NodeStatus)>,
+    records: Vec<(String, NodeStatus)>,
     model: Vec<u64>,
     last: Option<u64>,
 }
@@ -100,13 +96,21 @@ where
     match runner.run_with_model(pipeline, input, vec![100]).await {
         Ok(result) => Seen {
             outcome: Ok(result.final_state),
-            records: result.records.iter().map(|r| (r.name, r.status)).collect(),
+            records: result
+                .records()
+                .iter()
+                .map(|r| (r.path.to_string(), r.status))
+                .collect(),
             last: last(&result.context),
             model: result.model,
         },
         Err(err) => Seen {
             outcome: Err((err.node().to_owned(), err.to_string(), err.is_panic())),
-            records: err.records().iter().map(|r| (r.name, r.status)).collect(),
+            records: err
+                .records()
+                .iter()
+                .map(|r| (r.path.to_string(), r.status))
+                .collect(),
             last: last(err.context()),
             model: err.into_model::<Vec<u64>>().expect("the model's type"),
         },
@@ -155,7 +159,7 @@ async fn chains_with_model_and_context_nodes_behave_the_same_both_ways() {
     assert_eq!((node.as_str(), panicked), ("fail_over_500", false));
     assert_eq!(
         failed.records.last(),
-        Some(&("fail_over_500", NodeStatus::Failed))
+        Some(&("fail_over_500".to_owned(), NodeStatus::Failed))
     );
 }
 
@@ -168,7 +172,7 @@ async fn panics_and_rollbacks_behave_the_same_both_ways() {
     assert_eq!((node.as_str(), is_panic), ("panic_on_7", true));
     assert_eq!(
         panicked.records.last(),
-        Some(&("panic_on_7", NodeStatus::Failed))
+        Some(&("inner.panic_on_7".to_owned(), NodeStatus::Failed))
     );
 
     // The failing model node's own write is undone; earlier ones stay.
@@ -224,92 +228,4 @@ async fn a_panicking_loop_condition_fails_the_loop_the_same_both_ways() {
     );
     assert_eq!(seen.records.len(), 3);
     assert_eq!(seen.model, [100, 1]);
-}
-
-/// A hand-written node that notes which path ran it: `general`, or the
-/// record mode of the direct path.
-#[derive(Clone, Default)]
-struct WhichPath(Arc<Mutex<Vec<&'static str>>>);
-
-impl WhichPath {
-    fn note(&self, path: &'static str) {
-        self.0.lock().unwrap().push(path);
-    }
-
-    fn paths(&self) -> Vec<&'static str> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
-
-impl Node for WhichPath {
-    type Input = u64;
-    type Output = u64;
-
-    fn name(&self) -> &'static str {
-        "which_path"
-    }
-}
-
-impl Accepts<u64> for WhichPath {
-    type Checked = Self;
-
-    fn accept(value: u64) -> u64 {
-        value
-    }
-}
-
-impl<M: Send + 'static> RunsWith<M> for WhichPath {
-    fn run<'a>(
-        &'a self,
-        input: u64,
-        _: &'a mut Cx<M>,
-    ) -> impl Future<Output = Result<u64, NodeFailure>> + Send + 'a {
-        self.note("general");
-        std::future::ready(Ok(input))
-    }
-
-    fn run_direct<'a, R: RecordMode>(
-        &'a self,
-        input: u64,
-        _: &'a mut Cx<M>,
-    ) -> impl Future<Output = Result<u64, NodeFailure>> + Send + 'a {
-        let mode = std::any::type_name::<R>();
-        self.note(if mode.ends_with("Plain") {
-            "plain"
-        } else {
-            "recorded"
-        });
-        std::future::ready(Ok(input))
-    }
-}
-
-#[tokio::test]
-async fn the_runner_loops_and_branches_take_the_direct_path_when_only_records_watch() {
-    let which = WhichPath::default();
-    let lean = StromaRunner::new(RunConfig::default().records(false));
-    let recording = StromaRunner::quick();
-    let watched = StromaRunner::quick().with_middleware(PassThrough);
-
-    // A bare node, a nested pipeline, a loop, both branches of a parallel!, and for_each items.
-    let looped = loop_until(which.clone(), |_: &u64, _: &()| true);
-    let p = pipeline![
-        which.clone(),
-        pipeline![add_one, which.clone()],
-        looped,
-        parallel![which.clone(), which.clone()],
-        first_of,
-        spread,
-        for_each(which.clone()),
-    ];
-    for (runner, path) in [
-        (&lean, "plain"),
-        (&recording, "recorded"),
-        (&watched, "general"),
-    ] {
-        runner.run(&which, 1).await.unwrap();
-        assert_eq!(which.paths(), [path], "a bare node");
-        let items = runner.run(&p, 1).await.unwrap().final_state;
-        assert_eq!(items.len(), 4);
-        assert_eq!(which.paths(), [path; 9], "every node of the pipeline");
-    }
 }

@@ -138,5 +138,5 @@ async fn a_flat_pipeline_of_100_nodes_runs_every_node() {
     ];
     let result = StromaRunner::quick().run(&p, T0(0)).await.unwrap();
     assert_eq!(result.final_state.0, 100);
-    assert_eq!(result.records.len(), 100);
+    assert_eq!(result.records().len(), 100);
 }

@@ -66,12 +66,12 @@ async fn refinement_counts_across_iterations_and_stops_when_clear() {
     // Iterations 1 and 2 clarify; iteration 3 reaches the count and is clear.
     let refined = "ambiguous definition (clarified) (clarified)";
     assert_eq!(result.final_state, refined);
-    let ctx = result.model;
+    let ctx = &result.model;
     assert_eq!(ctx.iteration_count, 3);
     assert!(ctx.is_clear);
     assert_eq!(ctx.current_definition, refined);
     assert_eq!(ctx.initial_input, json!("ambiguous definition"));
-    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<_> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(names, ["assess_and_refine", "next_definition"].repeat(3));
 }
 
@@ -198,10 +198,11 @@ async fn an_error_in_iteration_two_fails_the_loop_and_discards_only_that_iterati
     let err = fails_counting(counting!(refuse_two)).await;
     assert_eq!(
         err.to_string(),
-        "node `refuse_two` failed: 2 is refused \
+        "node `counting[2].refuse_two` failed: 2 is refused \
          (in iteration 2 of loop `counting`, whose changes were discarded)"
     );
     assert_eq!(err.node(), "refuse_two");
+    assert_eq!(err.path().as_str(), "counting[2].refuse_two");
     assert!(!err.is_panic());
     let failed = err
         .cause()
@@ -220,7 +221,7 @@ async fn a_panic_in_iteration_two_keeps_iteration_ones_changes() {
     assert_eq!(err.node(), "panic_on_two");
     assert_eq!(
         err.to_string(),
-        "node `panic_on_two` panicked: two is too many \
+        "node `counting[2].panic_on_two` panicked: two is too many \
          (in iteration 2 of loop `counting`, whose changes were discarded)"
     );
     assert_eq!(
@@ -341,7 +342,7 @@ async fn a_loop_runs_between_other_nodes_of_a_pipeline() {
     assert_eq!(result.final_state, "got 7");
     // `parse`, the loop's two iterations, then `render`.
     assert_eq!(result.model, [5, 5, 6, 7000]);
-    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<_> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(names, ["parse", "count_up", "count_up", "render"]);
 }
 

@@ -254,39 +254,12 @@ async fn an_input_whose_serialize_panics_fails_the_run_not_the_process() {
     assert!(err.to_string().contains("do not serialize me"), "{err}");
 }
 
-/// A hand-written node wrapping another: it forwards `input_json`, as the
-/// `Node` docs ask, so a run it starts still gives the model its input.
-#[derive(Clone)]
-struct Wrapped<N>(N);
-
-impl<N: stroma::Node> stroma::Node for Wrapped<N> {
-    type Input = N::Input;
-    type Output = N::Output;
-
-    fn name(&self) -> &'static str {
-        "wrapped"
-    }
-
-    fn input_json(input: &Self::Input) -> Option<Value> {
-        N::input_json(input)
-    }
-}
-
-impl<M, N: stroma::RunsWith<M>> stroma::RunsWith<M> for Wrapped<N> {
-    fn run<'a>(
-        &'a self,
-        input: Self::Input,
-        cx: &'a mut stroma::Cx<M>,
-    ) -> impl Future<Output = Result<Self::Output, stroma::NodeFailure>> + Send + 'a {
-        self.0.run(input, cx)
-    }
-}
-
+/// A wrapped first node (here renamed) still gives the model the run's input.
 #[tokio::test]
-async fn a_hand_written_first_node_that_forwards_input_json_gives_the_runs_input() {
+async fn a_wrapped_first_node_gives_the_runs_input() {
     let result = StromaRunner::quick()
         .run_with_model(
-            &pipeline![Wrapped(take_notes), take_notes],
+            &pipeline![take_notes.named("first"), take_notes],
             4,
             PipelineContext::new(Discovery::default()),
         )
@@ -527,9 +500,11 @@ async fn failed_validation_fails_the_node_and_restores_the_model() {
         .await
         .unwrap_err();
     assert_eq!(err.node(), "spend");
+    // The third of three siblings with one id.
+    assert_eq!(err.path().as_str(), "spend#3");
     assert_eq!(
         err.to_string(),
-        "node `spend` failed: the model is invalid after this node: \
+        "node `spend#3` failed: the model is invalid after this node: \
          spent 21 over the limit of 10; the change was undone"
     );
     assert_eq!(

@@ -138,7 +138,7 @@ async fn the_name_argument_names_the_node_in_records() {
         .run(&pipeline![double, unit_output], 1)
         .await
         .unwrap();
-    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<_> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(names, ["double it", "unit_output"]);
     assert_eq!(double.name(), "double it");
     assert_eq!(fetch.name(), "fetch");
@@ -167,7 +167,7 @@ async fn pipelines_nest_and_run_any_number_of_times() {
     for n in 0..5_u64 {
         let result = runner.run(&outer, n.to_string()).await.unwrap();
         assert_eq!(result.final_state, n * 8);
-        assert_eq!(result.records.len(), 4);
+        assert_eq!(result.records().len(), 4);
     }
 }
 

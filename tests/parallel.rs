@@ -88,7 +88,7 @@ async fn branches_get_the_input_run_concurrently_and_give_a_tuple() {
         .expect("the branches ran concurrently")
         .unwrap();
     assert_eq!(result.final_state, (2, "1".to_string(), 2));
-    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<_> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(
         names,
         ["wait_a", "wait_b", "wait_a"],
@@ -179,7 +179,9 @@ async fn a_failing_branch_fails_the_whole_reports_every_branch_and_keeps_the_mod
         .run_with_model(&parallel![set_a, fail_b, panic_c], 1, Model::default())
         .await
         .unwrap_err();
-    assert_eq!(err.node(), "set_a | fail_b | panic_c");
+    assert_eq!(err.node(), "parallel");
+    // The innermost failing node: the first branch that failed, by its path.
+    assert_eq!(err.path().as_str(), "parallel[1].fail_b");
     let outcomes = outcomes_of(&err);
     assert_eq!(
         outcomes,
@@ -187,18 +189,21 @@ async fn a_failing_branch_fails_the_whole_reports_every_branch_and_keeps_the_mod
             ("set_a", None),
             (
                 "fail_b",
-                Some("node `fail_b` failed: b could not handle 1".into())
+                Some("node `parallel[1].fail_b` failed: b could not handle 1".into())
             ),
             (
                 "panic_c",
-                Some("node `panic_c` panicked: c broke on 1".into())
+                Some("node `parallel[2].panic_c` panicked: c broke on 1".into())
             ),
         ]
     );
-    assert!(
-        err.to_string()
-            .contains("2 of 3 branches of `set_a | fail_b | panic_c` failed"),
-        "{err}"
+    // The message lists the failed branches only.
+    assert_eq!(
+        err.to_string(),
+        "node `parallel` failed: 2 of 3 branches of `parallel` failed \
+         (the model and context are as before the branches): \
+         [1] node `parallel[1].fail_b` failed: b could not handle 1; \
+         [2] node `parallel[2].panic_c` panicked: c broke on 1;"
     );
     assert_eq!(err.model::<Model>(), Some(&Model::default()));
 }
@@ -276,7 +281,7 @@ async fn for_each_keeps_order_and_bounds_concurrency() {
     assert!(PEAK.load(Ordering::SeqCst) > 1, "ran concurrently");
     let expected: Vec<String> = items.iter().map(u64::to_string).collect();
     assert_eq!(result.model.log.0, expected, "merged in item order");
-    assert_eq!(result.records.len(), 40);
+    assert_eq!(result.records().len(), 40);
 }
 
 #[tokio::test]
@@ -297,16 +302,13 @@ async fn for_each_fails_whole_naming_the_failed_items_and_keeps_the_model() {
         )
         .await
         .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("1 of 4 branches of `for_each` failed"),
-        "{err}"
+    assert_eq!(
+        err.to_string(),
+        "node `for_each` failed: 1 of 4 items of `for_each` failed \
+         (the model and context are as before the list): \
+         [2] node `for_each[2].fail_on_three` failed: three;"
     );
-    assert!(
-        err.to_string()
-            .contains("[3] `fail_on_three`: node `fail_on_three` failed: three"),
-        "{err}"
-    );
+    assert_eq!(err.path().as_str(), "for_each[2].fail_on_three");
     assert_eq!(err.model::<Model>().unwrap().a, 0);
 }
 
@@ -469,7 +471,7 @@ async fn for_each_reports_records_in_item_order_whatever_finishes_first() {
         result.final_state,
         items.iter().map(|n| n * 10).collect::<Vec<_>>()
     );
-    let names: Vec<&str> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<&str> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(names, ["first_step", "second_step"].repeat(items.len()));
 
     // Items whose records differ: odd items fail. Their records must come
@@ -519,7 +521,7 @@ async fn for_each_fails_whole_on_a_panicking_item_keeps_every_record_and_the_mod
             ("count_or_panic", None),
             (
                 "count_or_panic",
-                Some("node `count_or_panic` panicked: two broke".into())
+                Some("node `for_each[1].count_or_panic` panicked: two broke".into())
             ),
             ("count_or_panic", None),
             ("count_or_panic", None),

@@ -47,15 +47,15 @@ async fn records_name_every_node_with_status_and_duration() {
     let p = pipeline![add_one, slow_add_one, add_one];
     let result = StromaRunner::quick().run(&p, 0).await.unwrap();
     assert_eq!(result.final_state, 3);
-    let names: Vec<_> = result.records.iter().map(|r| r.name).collect();
+    let names: Vec<_> = result.records().iter().map(|r| r.name).collect();
     assert_eq!(names, ["add_one", "slow_add_one", "add_one"]);
     assert!(
         result
-            .records
+            .records()
             .iter()
             .all(|r| r.status == NodeStatus::Completed)
     );
-    assert!(result.records[1].duration >= Duration::from_millis(2));
+    assert!(result.records()[1].duration >= Duration::from_millis(2));
 }
 
 #[tokio::test]
@@ -63,7 +63,7 @@ async fn records_can_be_switched_off() {
     let runner = StromaRunner::new(RunConfig::default().records(false));
     let result = runner.run(&pipeline![add_one, add_one], 0).await.unwrap();
     assert_eq!(result.final_state, 2);
-    assert!(result.records.is_empty());
+    assert!(result.records().is_empty());
     assert!(!runner.config().keeps_records());
 }
 
@@ -248,8 +248,8 @@ async fn time_spent_outside_nodes_is_not_counted_in_the_next_nodes_record() {
         .await
         .unwrap();
     assert_eq!(result.final_state, 3);
-    assert_eq!(result.records.len(), 3);
-    for record in &result.records {
+    assert_eq!(result.records().len(), 3);
+    for record in result.records() {
         assert!(record.duration < Duration::from_millis(20), "{record:?}");
     }
 }

@@ -35,10 +35,17 @@ async fn explode(_n: u64) -> u64 {
 fn describe(event: &Event) -> String {
     match event {
         Event::RunStarted { .. } => "run started".into(),
-        Event::NodeStarted { name } => format!("started {name}"),
-        Event::NodeCompleted { name, .. } => format!("completed {name}"),
-        Event::NodeFailed { name, error, .. } => format!("failed {name}: {error}"),
-        Event::LoopIteration { name, iteration } => format!("{name} iteration {iteration}"),
+        Event::NodeStarted { path, .. } => format!("started {path}"),
+        Event::NodeCompleted { path, .. } => format!("completed {path}"),
+        Event::NodeFailed { path, error, .. } => format!("failed {path}: {error}"),
+        Event::LoopIteration {
+            path, iteration, ..
+        } => format!("{path} iteration {iteration}"),
+        Event::ScopeStarted { path, kind, .. } => format!("{kind} {path} started"),
+        Event::ScopeEnded {
+            path, kind, status, ..
+        } => format!("{kind} {path} ended {status:?}"),
+        Event::ItemStarted { path, index, total } => format!("item {path} {index} of {total}"),
         other => format!("{other:?}"),
     }
 }
@@ -80,8 +87,8 @@ async fn a_run_streams_its_start_each_node_in_order_then_its_result() {
             "completed add_one",
             "started double",
             "completed double",
-            "started add_one",
-            "completed add_one",
+            "started add_one#2",
+            "completed add_one#2",
         ]
     );
     match &events[0] {
@@ -147,15 +154,17 @@ async fn loops_stream_each_iteration_before_its_nodes() {
             "run started",
             "started double",
             "completed double",
+            "loop climb started",
             "climb iteration 1",
-            "started add_one",
-            "completed add_one",
+            "started climb[1].add_one",
+            "completed climb[1].add_one",
             "climb iteration 2",
-            "started add_one",
-            "completed add_one",
+            "started climb[2].add_one",
+            "completed climb[2].add_one",
             "climb iteration 3",
-            "started add_one",
-            "completed add_one",
+            "started climb[3].add_one",
+            "completed climb[3].add_one",
+            "loop climb ended Completed",
         ]
     );
 }
@@ -172,12 +181,14 @@ async fn a_loop_that_reaches_its_cap_streams_its_iterations_then_the_error() {
         lines(&events),
         [
             "run started",
+            "loop stuck started",
             "stuck iteration 1",
-            "started add_one",
-            "completed add_one",
+            "started stuck[1].add_one",
+            "completed stuck[1].add_one",
             "stuck iteration 2",
-            "started add_one",
-            "completed add_one",
+            "started stuck[2].add_one",
+            "completed stuck[2].add_one",
+            "loop stuck ended Failed",
         ]
     );
 }
@@ -271,7 +282,7 @@ async fn stream_with_runs_with_a_model_and_returns_it() {
     assert_eq!(events.len(), 7);
     assert_eq!(
         describe(events.last().unwrap()),
-        "completed take_step",
+        "completed take_step#2",
         "{events:?}"
     );
 }

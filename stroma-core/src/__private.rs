@@ -5,12 +5,18 @@ pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
 
 pub use crate::branches::{
-    Settled, branch, poll_branch, run_branch, settle, settled_output, split_outcome,
+    Settled, branch, describe_parallel, enter_scope, fork, leave_scope, poll_branch, run_branch,
+    settle, settled_output, split_outcome,
 };
+pub use crate::engine::guard::ModelGuard;
+pub use crate::engine::observe::Observer;
+pub use crate::engine::state::{Cx, RunState};
 use crate::error::BoxError;
 pub use crate::failure::NodeFailure;
 pub use crate::merge::Mergeable;
-pub use crate::node::{Accepts, Cx, LeafName, Node, RecordMode, RunState, RunsWith};
+pub use crate::node::{Accepts, LeafName, Node, RunsWith};
+pub use crate::tree::kept::{AsJson, JsonProbe, KeepCloned, KeepNothing, KeepProbe, Kept, NoJson};
+pub use crate::tree::shape::ShapeBuilder;
 pub use crate::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,
@@ -24,71 +30,6 @@ pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, BoxError> {
         .catch_unwind()
         .await
         .map_err(|payload| Box::new(crate::failure::NodePanic::from_payload(&*payload)) as BoxError)
-}
-
-/// A node's outcome as its failure names it: the node `L`.
-#[inline(always)]
-fn tagged<L: LeafName, O>(outcome: Result<O, BoxError>) -> Result<O, NodeFailure> {
-    outcome.map_err(|cause| NodeFailure::error(L::NAME, cause))
-}
-
-pin_project_lite::pin_project! {
-    /// A node run directly: the function's own future, what turns its output
-    /// into the node's outcome, and what its record needs (nothing when `R`
-    /// is [`Plain`]). Polled inline, so a chain of them folds like
-    /// hand-written `.await`s.
-    pub struct DirectNode<'a, L, R: RecordMode, F, C> {
-        #[pin]
-        future: F,
-        outcome: C,
-        slot: R::Slot<'a>,
-        node: std::marker::PhantomData<L>,
-    }
-}
-
-/// The node `L`, run directly on `run`: `future` is its function's future;
-/// `outcome` (a closure without captures) makes its outcome of the output.
-#[inline(always)]
-pub fn direct_node<'a, L, R, F, C, O>(
-    run: &'a mut RunState,
-    future: F,
-    outcome: C,
-) -> DirectNode<'a, L, R, F, C>
-where
-    L: LeafName,
-    R: RecordMode,
-    F: Future,
-    C: Fn(F::Output) -> Result<O, BoxError>,
-{
-    DirectNode {
-        future,
-        outcome,
-        slot: R::start::<L>(run),
-        node: std::marker::PhantomData,
-    }
-}
-
-impl<L, R, F, C, O> Future for DirectNode<'_, L, R, F, C>
-where
-    L: LeafName,
-    R: RecordMode,
-    F: Future,
-    C: Fn(F::Output) -> Result<O, BoxError>,
-{
-    type Output = Result<O, NodeFailure>;
-
-    #[inline(always)]
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        this.future.poll(cx).map(|returned| {
-            let outcome = tagged::<L, O>((this.outcome)(returned));
-            R::finish::<L>(this.slot, outcome.is_err());
-            outcome
-        })
-    }
 }
 
 /// A node body's plain output, as the outcome every node body produces.

@@ -14,44 +14,71 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures::task::AtomicWaker;
 
+use crate::engine::observe::Observer;
+use crate::engine::run_caught;
+use crate::engine::state::{Cx, RunState, ScopeToken};
+use crate::event::Event;
 use crate::failure::NodeFailure;
 use crate::merge::{Mergeable, merge_models};
-use crate::node::{Accepts, Cx, Node, RunState, RunsWith, run_caught};
-use crate::record::NodeRecord;
+use crate::node::{Accepts, Node, RunsWith};
+use crate::tree::ScopeKind;
+use crate::tree::shape::{Shape, ShapeBuilder};
+use crate::tree::trace::{Entry, FrameRow, Paths};
 
-impl<M: Clone> Cx<M> {
-    /// A branch of this run: same context, run and middleware, its own copy
-    /// of the model and its own records.
-    #[doc(hidden)]
-    pub fn fork(&mut self) -> Cx<M> {
-        let state = self.state().fork();
-        Cx::new(state, self.model().clone())
-    }
+/// A branch of `cx`'s run, for `parallel!`.
+#[doc(hidden)]
+#[inline]
+pub fn fork<M: Clone>(cx: &mut Cx<M>) -> Cx<M> {
+    cx.fork()
 }
 
-/// Runs `node` as one branch, turning a panic into the branch's failure.
-///
-/// `direct` is the run's [`Cx::direct`], read once for all branches: when
-/// nothing but records watches the run, the branch runs its node directly.
+/// Enters the composite scope at `slot`, for generated combinators.
 #[doc(hidden)]
-pub async fn run_branch<N, M>(
+#[inline(always)]
+pub fn enter_scope<O: Observer, M>(cx: &mut Cx<M>, slot: u32) -> ScopeToken {
+    cx.state().enter_scope::<O>(slot)
+}
+
+/// Leaves a scope entered with [`enter_scope`], which failed with `failure` if any.
+#[doc(hidden)]
+#[inline(always)]
+pub fn leave_scope<O: Observer, M>(
+    cx: &mut Cx<M>,
+    token: ScopeToken,
+    failure: Option<&NodeFailure>,
+) {
+    cx.state().leave_scope::<O>(token, failure)
+}
+
+/// Runs `node` (at `slot`) as the branch `index` of the dynamic scope at
+/// `scope`, in a frame of its own, turning a panic into its failure.
+#[doc(hidden)]
+pub async fn run_branch<O, N, M>(
     node: &N,
     input: N::Input,
     cx: &mut Cx<M>,
-    direct: Option<bool>,
+    scope: u32,
+    index: u32,
+    slot: u32,
 ) -> Result<N::Output, NodeFailure>
 where
+    O: Observer,
     N: RunsWith<M>,
     M: Send + 'static,
 {
-    let outcome = run_caught!(node, input, cx, direct);
-    match outcome {
+    let frame = cx.state().enter_frame::<O>(scope, index);
+    let outcome = match run_caught!(O, node, input, cx, slot) {
         Ok(outcome) => outcome,
-        Err(payload) => Err(cx.state().panic_failure(payload, node.name())),
-    }
+        Err(payload) => {
+            let at = cx.state_ref().loc(slot);
+            Err(cx.state().panic_failure(payload, at))
+        }
+    };
+    cx.state().leave_frame::<O>(frame, outcome.is_err());
+    outcome
 }
 
-/// One finished branch: its name, its copy of the run, whether its node may
+/// One finished branch: its id, its copy of the run, whether its node may
 /// change the model ([`Node::MAY_CHANGE_MODEL`]), and its failure if it failed.
 #[doc(hidden)]
 pub struct Settled<'b, M> {
@@ -59,6 +86,16 @@ pub struct Settled<'b, M> {
     pub cx: &'b mut Cx<M>,
     pub may_change_model: bool,
     pub failure: Option<NodeFailure>,
+}
+
+/// The shape of a `parallel!` named `name` whose branches `branches` describes.
+#[doc(hidden)]
+pub fn describe_parallel(
+    shape: &mut ShapeBuilder,
+    name: &'static str,
+    branches: impl FnOnce(&mut ShapeBuilder),
+) {
+    shape.parallel(name, branches);
 }
 
 /// Joins finished branches back into `cx`, in declaration order: their
@@ -72,20 +109,26 @@ pub struct Settled<'b, M> {
 #[doc(hidden)]
 pub fn settle<M: Mergeable>(
     cx: &mut Cx<M>,
+    slot: u32,
     name: &'static str,
     branches: &mut [Settled<'_, M>],
 ) -> Result<(), NodeFailure> {
     for branch in branches.iter_mut() {
         cx.state().join(branch.cx.state());
     }
+    let at = cx.state_ref().loc(slot);
     if branches.iter().any(|b| b.failure.is_some()) {
         let outcomes = branches
             .iter_mut()
             .map(|branch| (branch.name, branch.failure.take()))
             .collect();
-        return Err(NodeFailure::error(
-            name,
-            Box::new(BranchesFailed { name, outcomes }),
+        return Err(NodeFailure::at(
+            at,
+            Box::new(BranchesFailed {
+                name,
+                kind: ScopeKind::Parallel,
+                outcomes,
+            }),
         ));
     }
     let mut copies = branches
@@ -95,43 +138,72 @@ pub fn settle<M: Mergeable>(
         .peekable();
     if copies.peek().is_some() {
         let merged =
-            merge_models(cx.model(), copies).map_err(|cause| NodeFailure::error(name, cause))?;
+            merge_models(cx.model(), copies).map_err(|cause| NodeFailure::at(at, cause))?;
         *cx.model_mut() = merged;
     }
     cx.state().clock_moved();
     Ok(())
 }
 
-/// At least one branch failed: every branch's outcome, in declaration order.
+/// At least one branch of a `parallel!` (or item of a `for_each`) failed:
+/// every branch's outcome, in declaration (or item) order.
 #[derive(Debug)]
 pub struct BranchesFailed {
     name: &'static str,
+    kind: ScopeKind,
     outcomes: Vec<(&'static str, Option<NodeFailure>)>,
 }
 
 impl BranchesFailed {
-    /// Each branch's name and, if it failed, its failure.
+    /// Each branch's id and, if it failed, its failure.
     pub fn outcomes(&self) -> impl Iterator<Item = (&'static str, Option<&NodeFailure>)> {
         self.outcomes
             .iter()
             .map(|(name, failure)| (*name, failure.as_ref()))
     }
+
+    /// The failures alone, with the index of the branch or item each is.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &NodeFailure)> {
+        self.outcomes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (_, failure))| failure.as_ref().map(|f| (index, f)))
+    }
+
+    pub(crate) fn first_failure(&self) -> Option<&NodeFailure> {
+        self.failures().next().map(|(_, failure)| failure)
+    }
+
+    /// Tells the failures their paths, and this its scope's id (`owner`).
+    pub(crate) fn resolve(&mut self, shape: &Shape, paths: &Paths<'_>, owner: &'static str) {
+        if !owner.is_empty() {
+            self.name = owner;
+        }
+        for failure in self.outcomes.iter_mut().filter_map(|(_, f)| f.as_mut()) {
+            failure.resolve(shape, paths);
+        }
+    }
 }
 
 impl fmt::Display for BranchesFailed {
+    /// Names the failed branches or items only; the others completed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed = self.outcomes.iter().filter(|(_, f)| f.is_some()).count();
+        let failed = self.failures().count();
+        let (what, state) = match self.kind {
+            ScopeKind::ForEach => ("items", "the model and context are as before the list"),
+            _ => (
+                "branches",
+                "the model and context are as before the branches",
+            ),
+        };
         write!(
             f,
-            "{failed} of {} branches of `{}` failed; the model is unchanged:",
+            "{failed} of {} {what} of `{}` failed ({state}):",
             self.outcomes.len(),
             self.name
         )?;
-        for (i, (name, failure)) in self.outcomes.iter().enumerate() {
-            match failure {
-                Some(failure) => write!(f, " [{}] `{name}`: {failure};", i + 1)?,
-                None => write!(f, " [{}] `{name}`: completed;", i + 1)?,
-            }
+        for (index, failure) in self.failures() {
+            write!(f, " [{index}] {failure};")?;
         }
         Ok(())
     }
@@ -177,7 +249,7 @@ impl<N> ForEach<N> {
         self
     }
 
-    /// The name shown in errors and spans.
+    /// The id in the run tree, paths, errors and spans (default `for_each`).
     pub fn named(mut self, name: &'static str) -> Self {
         self.name = name;
         self
@@ -194,6 +266,14 @@ impl<N: Node> Node for ForEach<N> {
     }
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+
+    const SLOTS: u32 = 1 + N::SLOTS;
+
+    fn describe(&self, shape: &mut ShapeBuilder) {
+        shape.scope(self.name, ScopeKind::ForEach, |inner| {
+            self.node.describe(inner)
+        });
+    }
 
     /// The run's input is the list: a list of the items' JSON.
     fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
@@ -221,12 +301,33 @@ where
 {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
-    fn run<'a>(
+    fn run<'a, O: Observer>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
+        slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
+            let scope = cx.state().enter_scope::<O>(slot);
+            let outcome = self.run_items::<O, M>(input, cx, slot).await;
+            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
+            outcome
+        }
+    }
+}
+
+impl<N: Node> ForEach<N> {
+    async fn run_items<O: Observer, M>(
+        &self,
+        input: Vec<N::Input>,
+        cx: &mut Cx<M>,
+        slot: u32,
+    ) -> Result<Vec<N::Output>, NodeFailure>
+    where
+        N: RunsWith<M>,
+        M: Mergeable,
+    {
+        {
             let count = input.len();
             let merging = N::MAY_CHANGE_MODEL;
             let mut gathered = Gathered::new(count, merging);
@@ -239,9 +340,18 @@ where
             let mut running: Vec<Lane<_>> = Vec::with_capacity(lanes);
             let task_waker = Arc::new(AtomicWaker::new());
             let node = &self.node;
-            let direct = cx.direct();
             let item_run = move |index: usize, item: N::Input, mut branch: Cx<M>| async move {
-                let outcome = run_branch(node, item, &mut branch, direct).await;
+                if O::WATCHED && branch.state_ref().streams() {
+                    let path = branch.state_ref().path_now(slot).indexed(index as u32);
+                    branch.state().emit(|| Event::ItemStarted {
+                        path,
+                        index,
+                        total: count,
+                    });
+                }
+                let outcome =
+                    run_branch::<O, N, M>(node, item, &mut branch, slot, index as u32, slot + 1)
+                        .await;
                 (index, outcome, branch)
             };
             std::future::poll_fn(|task| {
@@ -288,7 +398,7 @@ where
             })
             .await;
             drop(running);
-            gathered.settle(cx, self.name, self.node.name(), merging)
+            gathered.settle(cx, slot, self.name, self.node.name(), merging)
         }
     }
 }
@@ -387,7 +497,8 @@ struct Gathered<O, M> {
 /// An item that finished before an earlier one, waiting its turn.
 struct Early<O, M> {
     outcome: Result<O, NodeFailure>,
-    records: Vec<NodeRecord>,
+    entries: Vec<Entry>,
+    frames: Vec<FrameRow>,
     model: Option<M>,
 }
 
@@ -433,16 +544,19 @@ impl<O, M: Mergeable> Gathered<O, M> {
             }
             self.early[offset] = Some(Early {
                 outcome,
-                records: std::mem::take(&mut state.records),
+                entries: std::mem::take(&mut state.entries),
+                frames: std::mem::take(&mut state.frames),
                 model,
             });
             while let Some(Some(_)) = self.early.front() {
                 let Early {
                     outcome,
-                    mut records,
+                    mut entries,
+                    mut frames,
                     model,
                 } = self.early.pop_front().flatten().expect("looked at above");
-                cx.state().records.append(&mut records);
+                cx.state().entries.append(&mut entries);
+                cx.state().frames.append(&mut frames);
                 self.gather(outcome, model);
             }
         }
@@ -466,10 +580,12 @@ impl<O, M: Mergeable> Gathered<O, M> {
     fn settle(
         self,
         cx: &mut Cx<M>,
+        slot: u32,
         name: &'static str,
         item_name: &'static str,
         merging: bool,
     ) -> Result<Vec<O>, NodeFailure> {
+        let at = cx.state_ref().loc(slot);
         if !self.failures.is_empty() {
             let mut failures = self.failures.into_iter().peekable();
             let outcomes = (0..self.next)
@@ -478,14 +594,18 @@ impl<O, M: Mergeable> Gathered<O, M> {
                     (item_name, failure.map(|(_, failure)| failure))
                 })
                 .collect();
-            return Err(NodeFailure::error(
-                name,
-                Box::new(BranchesFailed { name, outcomes }),
+            return Err(NodeFailure::at(
+                at,
+                Box::new(BranchesFailed {
+                    name,
+                    kind: ScopeKind::ForEach,
+                    outcomes,
+                }),
             ));
         }
         if merging && !self.models.is_empty() {
             let merged = merge_models(cx.model(), &self.models)
-                .map_err(|cause| NodeFailure::error(name, cause))?;
+                .map_err(|cause| NodeFailure::at(at, cause))?;
             *cx.model_mut() = merged;
         }
         cx.state().clock_moved();

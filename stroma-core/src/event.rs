@@ -4,9 +4,12 @@ use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
 
+use crate::record::NodeStatus;
 use crate::run_id::RunId;
+use crate::tree::{ScopeKind, ScopePath};
 
-/// Something that happened in a run, in the order it happened.
+/// Something that happened in a run, in the order it happened. Nodes and
+/// scopes are named by their [`ScopePath`] in the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -19,31 +22,71 @@ pub enum Event {
     },
     /// A node started.
     NodeStarted {
-        /// The node's name.
+        /// The node's id.
         name: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
     },
     /// A node finished with an output.
     NodeCompleted {
-        /// The node's name.
+        /// The node's id.
         name: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
         /// How long it took.
         duration: Duration,
     },
     /// A node failed.
     NodeFailed {
-        /// The node's name.
+        /// The node's id.
         name: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
         /// How long it ran.
         duration: Duration,
         /// Its error, as text.
         error: String,
     },
+    /// A composite scope (a named pipeline, loop, `parallel!` or `for_each`) started.
+    ScopeStarted {
+        /// The scope's id.
+        id: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
+        /// What it is.
+        kind: ScopeKind,
+    },
+    /// A composite scope ended.
+    ScopeEnded {
+        /// The scope's id.
+        id: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
+        /// What it is.
+        kind: ScopeKind,
+        /// How it ended: [`Completed`](NodeStatus::Completed) or [`Failed`](NodeStatus::Failed).
+        status: NodeStatus,
+        /// How long it ran.
+        duration: Duration,
+    },
     /// A loop started an iteration.
     LoopIteration {
-        /// The loop's name.
+        /// The loop's id.
         name: &'static str,
+        /// The loop's path in the run.
+        path: ScopePath,
         /// The iteration, from 1.
         iteration: u32,
+    },
+    /// A `for_each` started an item: `index` of `total`, so a caller can
+    /// show "k of n".
+    ItemStarted {
+        /// The item's path in the run: the `for_each`'s, with `[index]`.
+        path: ScopePath,
+        /// The item's index in the list, from 0.
+        index: usize,
+        /// How many items the list has.
+        total: usize,
     },
 }
 

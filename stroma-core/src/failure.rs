@@ -4,12 +4,20 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use crate::error::{BoxError, ContextError};
+use crate::tree::ScopePath;
+use crate::tree::shape::Shape;
+use crate::tree::trace::{Loc, Paths};
 
-/// How a node failed, and which node: what [`RunsWith::run`](crate::RunsWith::run)
-/// returns on failure. The runner turns it into a [`RunError`](crate::RunError).
+/// How a node failed, and which node: its id, its path in the run, and the
+/// cause. The runner turns it into a [`RunError`](crate::RunError); a
+/// failed `parallel!` branch or `for_each` item is one inside
+/// [`BranchesFailed`](crate::BranchesFailed).
 #[derive(Debug)]
 pub struct NodeFailure {
+    /// Where it failed, until the run's end tells the id and path.
+    pub(crate) loc: Option<Loc>,
     pub(crate) node: &'static str,
+    pub(crate) path: Option<ScopePath>,
     pub(crate) cause: BoxError,
     /// The whole run was stopped (by a run hook), not one node: `node` is the pipeline.
     pub(crate) whole_run: bool,
@@ -19,7 +27,20 @@ impl NodeFailure {
     /// The node `node` returned `cause`.
     pub fn error(node: &'static str, cause: BoxError) -> Self {
         NodeFailure {
+            loc: None,
             node,
+            path: None,
+            cause,
+            whole_run: false,
+        }
+    }
+
+    /// The node at `loc` failed with `cause`; its id and path are told at the run's end.
+    pub(crate) fn at(loc: Loc, cause: BoxError) -> Self {
+        NodeFailure {
+            loc: Some(loc),
+            node: "",
+            path: None,
             cause,
             whole_run: false,
         }
@@ -28,9 +49,55 @@ impl NodeFailure {
     /// The run of the pipeline `pipeline` was stopped before or around its nodes.
     pub(crate) fn run_stopped(pipeline: &'static str, cause: BoxError) -> Self {
         NodeFailure {
+            loc: None,
             node: pipeline,
+            path: Some(ScopePath::root()),
             cause,
             whole_run: true,
+        }
+    }
+
+    /// The failing node's path in the run (the root's, empty, when the whole run was stopped).
+    pub fn path(&self) -> Option<&ScopePath> {
+        self.path.as_ref()
+    }
+
+    /// Tells this failure, and those inside it, their ids and paths.
+    pub(crate) fn resolve(&mut self, shape: &Shape, paths: &Paths<'_>) {
+        if let Some(loc) = self.loc {
+            self.node = shape.id(loc.slot);
+            self.path = Some(paths.path(loc));
+        }
+        resolve_inside(&mut *self.cause, shape, paths, self.node);
+    }
+
+    /// The innermost failure: for branches, the first that failed.
+    pub(crate) fn innermost(&self) -> &NodeFailure {
+        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.cause);
+        while let Some(current) = error {
+            if let Some(branches) = current.downcast_ref::<crate::branches::BranchesFailed>()
+                && let Some(first) = branches.first_failure()
+            {
+                return first.innermost();
+            }
+            if let Some(inner) = current.downcast_ref::<NodeFailure>() {
+                return inner.innermost();
+            }
+            error = current.source();
+        }
+        self
+    }
+
+    /// Where it failed, if it is known.
+    pub(crate) fn loc(&self) -> Option<Loc> {
+        self.loc
+    }
+
+    /// The id to show: the path when there is one.
+    fn shown(&self) -> &str {
+        match &self.path {
+            Some(path) if !path.is_root() => path.as_str(),
+            _ => self.node,
         }
     }
 
@@ -54,7 +121,7 @@ impl NodeFailure {
         false
     }
 
-    /// The failing node's name.
+    /// The failing node's id.
     pub fn node(&self) -> &'static str {
         self.node
     }
@@ -67,16 +134,16 @@ impl NodeFailure {
 
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_panic() {
-            return write!(f, "node `{}` {}", self.node, self.cause);
-        }
         if self.whole_run {
             return write!(f, "run of `{}` failed: {}", self.node, self.cause);
         }
-        write!(f, "node `{}` failed: ", self.node)?;
+        if self.is_panic() {
+            return write!(f, "node `{}` {}", self.shown(), self.cause);
+        }
+        write!(f, "node `{}` failed: ", self.shown())?;
         match self.cause.downcast_ref::<ContextError>() {
             // Said once is enough: the context error names the same node.
-            Some(err) if err.node() == Some(self.node) => err.describe(f),
+            Some(err) if err.node().is_some() => err.describe(f),
             _ => write!(f, "{}", self.cause),
         }
     }
@@ -85,6 +152,23 @@ impl fmt::Display for NodeFailure {
 impl StdError for NodeFailure {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&*self.cause)
+    }
+}
+
+/// Resolves the failures inside `error`: those of branches and items, and
+/// the cause of a failed loop iteration.
+fn resolve_inside(
+    error: &mut (dyn StdError + Send + Sync + 'static),
+    shape: &Shape,
+    paths: &Paths<'_>,
+    owner: &'static str,
+) {
+    if let Some(branches) = error.downcast_mut::<crate::branches::BranchesFailed>() {
+        branches.resolve(shape, paths, owner);
+    } else if let Some(iteration) = error.downcast_mut::<crate::looping::LoopIterationFailed>() {
+        resolve_inside(iteration.cause_mut(), shape, paths, owner);
+    } else if let Some(inner) = error.downcast_mut::<NodeFailure>() {
+        inner.resolve(shape, paths);
     }
 }
 

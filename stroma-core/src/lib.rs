@@ -7,6 +7,7 @@
 
 mod branches;
 mod context;
+mod engine;
 mod error;
 mod event;
 mod execution;
@@ -23,6 +24,7 @@ mod record;
 mod run_context;
 mod run_id;
 mod runner;
+mod tree;
 mod type_map;
 mod update;
 
@@ -31,6 +33,7 @@ pub mod __private;
 
 pub use branches::{BranchOf, BranchesFailed, ForEach, for_each};
 pub use context::Context;
+pub use engine::state::Cx;
 pub use error::{BoxError, ContextError, NodeError};
 pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
@@ -44,7 +47,7 @@ pub use model::{
     ExecutedCommandLog, HumanInteraction, ModelDataError, ModelValidate, PipelineContext,
 };
 pub use named::{Named, NodeExt};
-pub use node::{Accepts, Cx, Node, RunsWith};
+pub use node::{Accepts, Node, RunsWith};
 pub use outcome::{RunError, RunResult};
 pub use propagation::{
     NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
@@ -54,4 +57,5 @@ pub use record::{NodeRecord, NodeStatus};
 pub use run_context::RunContext;
 pub use run_id::RunId;
 pub use runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};
 pub use update::ModelUpdateError;

@@ -6,10 +6,15 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
+use crate::engine::observe::Observer;
+use crate::engine::run_caught;
+use crate::engine::state::Cx;
 use crate::error::BoxError;
 use crate::event::Event;
 use crate::failure::{NodeFailure, NodePanic};
-use crate::node::{Accepts, Cx, Node, RunsWith, run_caught};
+use crate::node::{Accepts, Node, RunsWith};
+use crate::tree::ScopeKind;
+use crate::tree::shape::ShapeBuilder;
 
 /// A node that can be a loop's body: its output type is its input type.
 #[diagnostic::on_unimplemented(
@@ -90,7 +95,7 @@ impl<B, F, M> LoopUntil<B, F, M> {
         self
     }
 
-    /// The loop's name, shown in errors, events and spans.
+    /// The loop's id in the run tree, paths, errors and events (default `loop_until`).
     pub fn named(mut self, name: &'static str) -> Self {
         self.name = name;
         self
@@ -139,6 +144,14 @@ where
     }
 
     const MAY_CHANGE_MODEL: bool = B::MAY_CHANGE_MODEL;
+
+    const SLOTS: u32 = 1 + B::SLOTS;
+
+    fn describe(&self, shape: &mut ShapeBuilder) {
+        shape.scope(self.name, ScopeKind::Loop, |inner| {
+            self.body.describe(inner)
+        });
+    }
 }
 
 #[diagnostic::do_not_recommend]
@@ -164,70 +177,98 @@ where
 {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
-    fn run<'a>(
+    fn run<'a, O: Observer>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
+        slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
-            let mut value = input;
-            let direct = cx.direct();
-            'iterations: for iteration in 1..=self.max_loops {
-                cx.state().emit(Event::LoopIteration {
+            let scope = cx.state().enter_scope::<O>(slot);
+            let outcome = self.iterate::<O>(input, cx, slot).await;
+            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
+            outcome
+        }
+    }
+}
+
+impl<B, F, M> LoopUntil<B, F, M>
+where
+    B: LoopBody + RunsWith<M>,
+    F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
+    M: Clone + Send + 'static,
+{
+    async fn iterate<O: Observer>(
+        &self,
+        input: B::Input,
+        cx: &mut Cx<M>,
+        slot: u32,
+    ) -> Result<B::Output, NodeFailure> {
+        let mut value = input;
+        let here = cx.state_ref().loc(slot);
+        'iterations: for iteration in 1..=self.max_loops {
+            if O::WATCHED && cx.state_ref().streams() {
+                let path = cx.state_ref().path_now(slot);
+                cx.state().emit(|| Event::LoopIteration {
                     name: self.name,
+                    path,
                     iteration,
                 });
-                let kept = cx.model().clone();
-                cx.state().clock_moved();
-                let outcome = run_caught!(self.body, value, cx, direct);
-                let failure = 'failed: {
-                    match outcome {
-                        Ok(Ok(output)) => {
-                            // A condition that panics fails the loop itself, not
-                            // the node that ran last.
-                            let until = || (self.until)(&output, cx.model());
-                            let done = match std::panic::catch_unwind(AssertUnwindSafe(until)) {
-                                Ok(done) => done,
-                                Err(payload) => {
-                                    let panic = NodePanic::from_payload(&*payload);
-                                    break 'failed NodeFailure::error(self.name, Box::new(panic));
-                                }
-                            };
-                            cx.state().clock_moved();
-                            if done {
-                                return Ok(output);
-                            }
-                            if iteration == self.max_loops {
-                                return match self.on_cap {
-                                    OnCap::ReturnLast => Ok(output),
-                                    OnCap::Fail => Err(NodeFailure::error(
-                                        self.name,
-                                        Box::new(LoopCapReached {
-                                            name: self.name,
-                                            max_loops: self.max_loops,
-                                        }),
-                                    )),
-                                };
-                            }
-                            value = B::feed(output);
-                            continue 'iterations;
-                        }
-                        Ok(Err(failure)) => failure,
-                        Err(payload) => cx.state().panic_failure(payload, self.name),
-                    }
-                };
-                // The failed iteration's changes are discarded.
-                *cx.model_mut() = kept;
-                return Err(failure.map_cause(|cause| {
-                    Box::new(LoopIterationFailed {
-                        name: self.name,
-                        iteration,
-                        cause,
-                    })
-                }));
             }
-            unreachable!("max_loops is at least 1, and the last iteration returns")
+            let kept = cx.model().clone();
+            let frame = cx.state().enter_frame::<O>(slot, iteration);
+            let outcome = run_caught!(O, self.body, value, cx, slot + 1);
+            let failure = 'failed: {
+                match outcome {
+                    Ok(Ok(output)) => {
+                        // A condition that panics fails the loop itself, not
+                        // the node that ran last.
+                        let until = || (self.until)(&output, cx.model());
+                        let done = match std::panic::catch_unwind(AssertUnwindSafe(until)) {
+                            Ok(done) => done,
+                            Err(payload) => {
+                                let panic = NodePanic::from_payload(&*payload);
+                                break 'failed NodeFailure::at(here, Box::new(panic));
+                            }
+                        };
+                        cx.state().leave_frame::<O>(frame, false);
+                        if done {
+                            return Ok(output);
+                        }
+                        if iteration == self.max_loops {
+                            return match self.on_cap {
+                                OnCap::ReturnLast => Ok(output),
+                                OnCap::Fail => Err(NodeFailure::at(
+                                    here,
+                                    Box::new(LoopCapReached {
+                                        name: self.name,
+                                        max_loops: self.max_loops,
+                                    }),
+                                )),
+                            };
+                        }
+                        value = B::feed(output);
+                        continue 'iterations;
+                    }
+                    Ok(Err(failure)) => failure,
+                    Err(payload) => {
+                        let at = cx.state_ref().loc(slot + 1);
+                        cx.state().panic_failure(payload, at)
+                    }
+                }
+            };
+            cx.state().leave_frame::<O>(frame, true);
+            // The failed iteration's changes are discarded.
+            *cx.model_mut() = kept;
+            return Err(failure.map_cause(|cause| {
+                Box::new(LoopIterationFailed {
+                    name: self.name,
+                    iteration,
+                    cause,
+                })
+            }));
         }
+        unreachable!("max_loops is at least 1, and the last iteration returns")
     }
 }
 
@@ -278,6 +319,12 @@ impl fmt::Display for LoopIterationFailed {
             "{} (in iteration {} of loop `{}`, whose changes were discarded)",
             self.cause, self.iteration, self.name
         )
+    }
+}
+
+impl LoopIterationFailed {
+    pub(crate) fn cause_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        &mut *self.cause
     }
 }
 

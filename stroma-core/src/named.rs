@@ -2,17 +2,31 @@
 
 use std::future::Future;
 
+use crate::engine::observe::Observer;
+use crate::engine::state::Cx;
 use crate::failure::NodeFailure;
-use crate::node::{Accepts, Cx, Node, RecordMode, RunsWith};
+use crate::node::{Accepts, Node, RunsWith};
+use crate::tree::shape::ShapeBuilder;
 
 /// Methods on every [`Node`]; in the prelude.
 pub trait NodeExt: Node + Sized {
-    /// This node under the name `name`: what a pipeline is called in its run's
-    /// [`RunContext::graph_id`](crate::RunContext::graph_id), spans and errors.
+    /// This node under the id `name`: its id in the run tree, paths,
+    /// records, spans and errors, and, for the pipeline a run runs, the
+    /// run's [`RunContext::graph_id`](crate::RunContext::graph_id).
     ///
-    /// A pipeline's default name lists its nodes. A `#[node]` function's own
-    /// name is set with `#[node(name = "...")]`; this does not rename the
-    /// records of the nodes inside.
+    /// On a `#[node]` it renames the node. On a `pipeline![..]` it makes
+    /// the pipeline a scope of its own: its nodes' paths start with
+    /// `name.` (an unnamed nested pipeline is transparent: its nodes belong
+    /// to the enclosing scope). On a combinator it renames the combinator's
+    /// scope.
+    ///
+    /// ```
+    /// use stroma_core::{Node, NodeExt, for_each};
+    /// # fn doc<N: Node>(fetch: N) {
+    /// let pages = for_each(fetch).named("pages");
+    /// assert_eq!(pages.name(), "pages");
+    /// # }
+    /// ```
     fn named(self, name: &'static str) -> Named<Self> {
         Named { node: self, name }
     }
@@ -38,7 +52,7 @@ impl<N: Node> Node for Named<N> {
     }
 
     fn leaf_count(&self) -> usize {
-        self.node.leaf_count()
+        self.node.leaf_count() + usize::from(N::TRANSPARENT)
     }
 
     fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
@@ -46,6 +60,19 @@ impl<N: Node> Node for Named<N> {
     }
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+
+    // A named pipeline is a scope of its own, one slot before its nodes.
+    const SLOTS: u32 = N::SLOTS + N::TRANSPARENT as u32;
+
+    fn describe(&self, shape: &mut ShapeBuilder) {
+        if N::TRANSPARENT {
+            shape.scope(self.name, crate::tree::ScopeKind::Scope, |inner| {
+                self.node.describe(inner)
+            });
+        } else {
+            shape.renamed(self.name, |inner| self.node.describe(inner));
+        }
+    }
 }
 
 #[diagnostic::do_not_recommend]
@@ -58,22 +85,24 @@ impl<T, N: Accepts<T>> Accepts<T> for Named<N> {
     }
 }
 
-impl<M, N: RunsWith<M>> RunsWith<M> for Named<N> {
+impl<M: Send, N: RunsWith<M>> RunsWith<M> for Named<N> {
+    // Written out: the trait promises a `Send` future, which this states.
+    #[allow(clippy::manual_async_fn)]
     #[inline]
-    fn run<'a>(
+    fn run<'a, O: Observer>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
+        slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        self.node.run(input, cx)
-    }
-
-    #[inline]
-    fn run_direct<'a, R: RecordMode>(
-        &'a self,
-        input: Self::Input,
-        cx: &'a mut Cx<M>,
-    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        self.node.run_direct::<R>(input, cx)
+        async move {
+            if !N::TRANSPARENT {
+                return self.node.run::<O>(input, cx, slot).await;
+            }
+            let scope = cx.state().enter_scope::<O>(slot);
+            let outcome = self.node.run::<O>(input, cx, slot + 1).await;
+            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
+            outcome
+        }
     }
 }

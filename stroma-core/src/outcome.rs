@@ -3,14 +3,17 @@
 use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::context::Context;
 use crate::failure::NodeFailure;
 use crate::record::NodeRecord;
 use crate::run_id::RunId;
+use crate::tree::trace::Trace;
+use crate::tree::{ResultError, Scope, ScopePath};
 
-/// A finished run: its output, its id, its final model, its records and its context.
-#[derive(Debug)]
+/// A finished run: its output, its id, its final model and its context;
+/// its tree of scopes, records and kept outputs through methods.
 #[non_exhaustive]
 pub struct RunResult<O, M = ()> {
     /// The last node's output.
@@ -19,16 +22,65 @@ pub struct RunResult<O, M = ()> {
     pub run_id: RunId,
     /// The model as the last node left it (`()` for [`StromaRunner::run`](crate::StromaRunner::run)).
     pub model: M,
-    /// One record per node, in the order nodes finished; empty when records are off.
-    pub records: Vec<NodeRecord>,
     /// The run's context: the runner's entries plus everything the run wrote.
     pub context: Context,
+    pub(crate) trace: Trace,
+}
+
+impl<O, M> RunResult<O, M> {
+    /// One record per node, in the order nodes finished; empty when records are off.
+    pub fn records(&self) -> &[NodeRecord] {
+        self.trace.records()
+    }
+
+    /// The run tree: its root is the run, and every node and scope of the
+    /// pipeline is inside, with its path, status and time. Made on first call.
+    ///
+    /// ```
+    /// # use stroma_core::{NodeStatus, RunResult, ScopeKind};
+    /// # fn doc(result: RunResult<u32>) {
+    /// for scope in result.tree().walk().filter(|s| s.kind == ScopeKind::Node) {
+    ///     println!("{} {:?} {:?}", scope.path, scope.status, scope.duration);
+    /// }
+    /// # }
+    /// ```
+    pub fn tree(&self) -> &Scope {
+        self.trace.tree()
+    }
+
+    /// The scope at `path` (`stage.parse`, `inc#2`, `refine[2].assess`; see
+    /// [`ScopePath`]), if the run has one.
+    pub fn scope(&self, path: &str) -> Option<&Scope> {
+        self.trace.scope(path)
+    }
+
+    /// The output the node at `path` produced, kept by the run.
+    ///
+    /// An error names the path: an unknown one (with the nearest existing
+    /// paths), a node that did not complete, an output of another type, or
+    /// one whose type cannot be kept (it is not `Clone + Send + Sync`).
+    /// Outputs are kept unless [`RunConfig::results`](crate::RunConfig::results) is off.
+    pub fn result<T: Send + Sync + 'static>(&self, path: &str) -> Result<Arc<T>, ResultError> {
+        self.trace.result(path)
+    }
+}
+
+impl<O: fmt::Debug, M: fmt::Debug> fmt::Debug for RunResult<O, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunResult")
+            .field("final_state", &self.final_state)
+            .field("run_id", &self.run_id)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A failed run: which node failed and why, and everything the run had done before.
 ///
-/// Its message names the node; [`source`](StdError::source) is the node's
-/// error (or a [`NodePanic`](crate::NodePanic) for a panic). The records of the nodes that
+/// Its message names the failing node's path; [`source`](StdError::source)
+/// is the node's error (or a [`NodePanic`](crate::NodePanic) for a panic).
+/// The run tree (with the nodes never reached marked
+/// [`Skipped`](crate::NodeStatus::Skipped)), the records of the nodes that
 /// finished, the context the run wrote and the model are all kept.
 pub struct RunError {
     inner: Box<Failed>,
@@ -36,8 +88,10 @@ pub struct RunError {
 
 struct Failed {
     failure: NodeFailure,
+    /// The innermost failing node's path.
+    path: ScopePath,
     run_id: RunId,
-    records: Vec<NodeRecord>,
+    trace: Trace,
     context: Context,
     model: Box<dyn Any + Send>,
 }
@@ -46,25 +100,39 @@ impl RunError {
     pub(crate) fn new<M: Send + 'static>(
         failure: NodeFailure,
         run_id: RunId,
-        records: Vec<NodeRecord>,
+        trace: Trace,
         context: Context,
         model: M,
     ) -> Self {
+        let path = failure
+            .innermost()
+            .path()
+            .cloned()
+            .unwrap_or_else(ScopePath::root);
         RunError {
             inner: Box::new(Failed {
                 failure,
+                path,
                 run_id,
-                records,
+                trace,
                 context,
                 model: Box::new(model),
             }),
         }
     }
 
-    /// The name of the node that failed; the pipeline's name when a
-    /// middleware stopped the whole run (see [`is_run_stopped`](Self::is_run_stopped)).
+    /// The id of the node that failed; for a failed `parallel!` or
+    /// `for_each`, of the scope whose branches failed; the pipeline's name
+    /// when a middleware stopped the whole run (see [`is_run_stopped`](Self::is_run_stopped)).
     pub fn node(&self) -> &'static str {
         self.inner.failure.node
+    }
+
+    /// The path of the innermost failing node: inside a failed `parallel!`
+    /// or `for_each`, the first branch or item that failed, down to its node.
+    /// Empty (the root's) when a middleware stopped the whole run.
+    pub fn path(&self) -> &ScopePath {
+        &self.inner.path
     }
 
     /// The failed run's id.
@@ -87,9 +155,29 @@ impl RunError {
         self.inner.failure.cause()
     }
 
+    /// The failure, with the failures of branches and items inside it.
+    pub fn failure(&self) -> &NodeFailure {
+        &self.inner.failure
+    }
+
     /// Records of the run up to and including the failed node.
     pub fn records(&self) -> &[NodeRecord] {
-        &self.inner.records
+        self.inner.trace.records()
+    }
+
+    /// The run tree as the failure left it; see [`RunResult::tree`].
+    pub fn tree(&self) -> &Scope {
+        self.inner.trace.tree()
+    }
+
+    /// The scope at `path`, if the run has one.
+    pub fn scope(&self, path: &str) -> Option<&Scope> {
+        self.inner.trace.scope(path)
+    }
+
+    /// The output a node that completed before the failure produced.
+    pub fn result<T: Send + Sync + 'static>(&self, path: &str) -> Result<Arc<T>, ResultError> {
+        self.inner.trace.result(path)
     }
 
     /// The run's context as the failure left it.
@@ -115,13 +203,21 @@ impl fmt::Display for RunError {
 }
 
 impl fmt::Debug for RunError {
+    /// The message, then the chain of causes under it: what `main`
+    /// returning `Result<_, RunError>` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunError")
-            .field("node", &self.node())
-            .field("cause", &self.inner.failure.cause)
-            .field("run_id", &self.inner.run_id)
-            .field("records", &self.inner.records)
-            .finish_non_exhaustive()
+        write!(f, "{self}")?;
+        let mut cause = self.inner.failure.cause().source();
+        let mut first = true;
+        while let Some(error) = cause {
+            if first {
+                write!(f, "\n\nCaused by:")?;
+                first = false;
+            }
+            write!(f, "\n    {error}")?;
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use crate::tree::ScopePath;
+
 /// Where a node stands in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NodeStatus {
-    /// Not started yet.
+    /// Not started yet (or, with records off, not known).
     Pending,
     /// Started and not finished.
     Running,
@@ -14,17 +16,21 @@ pub enum NodeStatus {
     Completed,
     /// Finished with an error or a panic.
     Failed,
-    /// Not run, on purpose.
+    /// Not run: the run ended before reaching it, or it was not chosen.
     Skipped,
 }
 
-/// One node's execution in a run, in the order nodes finished.
+/// One node's execution in a run, in the order nodes finished: the flat
+/// view of the run tree's nodes.
 ///
 /// Kept when records are on (the default; see [`RunConfig::records`](crate::RunConfig::records)).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeRecord {
-    /// The node's name.
+    /// The node's id.
     pub name: &'static str,
+    /// Its path in the run.
+    pub path: ScopePath,
     /// How it ended.
     pub status: NodeStatus,
     /// Wall-clock time from its start to its end.

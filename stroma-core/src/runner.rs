@@ -12,17 +12,21 @@ use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::context::{Context, SharedEntries};
+use crate::engine::observe::{Lean, Observer, Recorded, Watched};
+use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::event::{Event, EventSink};
 use crate::execution::ExecutionContext;
 use crate::failure::NodeFailure;
 use crate::middleware::{HookArg, Middleware, around};
-use crate::node::by_path;
-use crate::node::{Cx, RunState, RunsWith};
+use crate::node::RunsWith;
 use crate::outcome::{RunError, RunResult};
 use crate::propagation::{current_execution_context, with_cell};
+use crate::record::NodeStatus;
 use crate::run_context::RunContext;
 use crate::run_id::RunId;
+use crate::tree::shape::shape_of;
+use crate::tree::trace::{Entry, Paths, Trace, TraceParts};
 
 /// How a runner runs: the context it shares with every run, and whether runs keep records.
 ///
@@ -39,6 +43,8 @@ use crate::run_id::RunId;
 pub struct RunConfig {
     context: Context,
     records: bool,
+    /// Whether runs keep outputs; `None`: as records.
+    results: Option<bool>,
     execution: ExecutionContext,
     /// Shared as is with every run.
     middleware: Arc<[Arc<dyn Middleware>]>,
@@ -49,6 +55,7 @@ impl Default for RunConfig {
         RunConfig {
             context: Context::new(),
             records: true,
+            results: None,
             execution: ExecutionContext::new(),
             middleware: Arc::new([]),
         }
@@ -61,6 +68,7 @@ impl fmt::Debug for RunConfig {
         f.debug_struct("RunConfig")
             .field("context", &self.context)
             .field("records", &self.records)
+            .field("results", &self.keeps_results())
             .field("execution", &self.execution)
             .field("middleware", &middleware)
             .finish()
@@ -74,12 +82,26 @@ impl RunConfig {
         self
     }
 
-    /// Whether runs keep a [`NodeRecord`](crate::NodeRecord) per node (default: on).
+    /// Whether runs keep a [`NodeRecord`](crate::NodeRecord) per node and
+    /// the statuses and times of the run tree (default: on).
     ///
-    /// Off, a plain chain allocates nothing per node; on, one allocation per run
-    /// holds all records.
+    /// Off, a plain chain allocates nothing per node, and outputs are not
+    /// kept unless [`results`](Self::results) asks; on, one allocation per
+    /// run holds all records.
     pub fn records(mut self, on: bool) -> Self {
         self.records = on;
+        self
+    }
+
+    /// Whether runs keep each node's output, for
+    /// [`RunResult::result`](crate::RunResult::result) (default: as
+    /// [`records`](Self::records), so on unless records are off).
+    ///
+    /// A kept output is a copy of the node's output behind an `Arc`, made
+    /// for outputs whose type is `Clone + Send + Sync` (others are not kept,
+    /// and a look-up says so).
+    pub fn results(mut self, on: bool) -> Self {
+        self.results = Some(on);
         self
     }
 
@@ -109,6 +131,11 @@ impl RunConfig {
     /// Whether runs keep records.
     pub fn keeps_records(&self) -> bool {
         self.records
+    }
+
+    /// Whether runs keep outputs.
+    pub fn keeps_results(&self) -> bool {
+        self.results.unwrap_or(self.records)
     }
 }
 
@@ -277,7 +304,23 @@ impl StromaRunner {
         self.stream_with(pipeline, input, RunOptions::new())
     }
 
-    /// [`stream`](Self::stream) with per-run options, as [`run_with`](Self::run_with).
+    /// [`stream`](Self::stream) for a run with `model` as its typed model,
+    /// as [`run_with_model`](Self::run_with_model).
+    pub fn stream_with_model<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
+        input: P::Input,
+        model: M,
+    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'a
+    where
+        P: RunsWith<M>,
+        M: Send + 'static,
+    {
+        self.stream_with(pipeline, input, RunOptions::new().model(model))
+    }
+
+    /// [`stream`](Self::stream) with per-run options (the model among
+    /// them), as [`run_with`](Self::run_with).
     pub fn stream_with<'a, P, M>(
         &'a self,
         pipeline: &'a P,
@@ -327,19 +370,32 @@ impl StromaRunner {
             user = run.context.user_id(),
             correlation = run.context.correlation_id(),
         );
-        let state = RunState::new(
+        let config = &self.inner.config;
+        let (records, results) = (config.records, config.keeps_results());
+        // What watches the run is decided once, here: the whole run is
+        // compiled for it.
+        let watched = sink.is_some()
+            || !config.middleware.is_empty()
+            || tracing::level_enabled!(tracing::Level::INFO);
+        let streamed = sink.is_some();
+        let state = RunState::new(RunSetup {
             context,
             run,
-            self.inner.config.records,
-            pipeline.leaf_count(),
-            Arc::clone(&self.inner.config.middleware),
-            sink,
-        );
-        let mut cx = Cx::new(state, options.model);
-        cx.state().emit(Event::RunStarted {
-            run_id,
-            graph_id: pipeline.name(),
+            records,
+            results,
+            expected_entries: pipeline.leaf_count(),
+            middleware: Arc::clone(&config.middleware),
+            events: sink,
+            shape: watched.then(|| shape_of(pipeline)),
         });
+        let mut cx = Cx::new(state, options.model);
+        if streamed {
+            cx.state().emit(|| Event::RunStarted {
+                run_id,
+                graph_id: pipeline.name(),
+            });
+        }
+        let started = (records || streamed).then(std::time::Instant::now);
         // The run's future borrows `cx`; a panic inside drops it, so `cx`
         // still tells which node was running.
         let cell = cx.context().cell();
@@ -348,32 +404,89 @@ impl StromaRunner {
         // through each wrapper.
         let cx_ref = &mut cx;
         let guarded = with_cell(cell, async move {
-            AssertUnwindSafe(guarded(pipeline, input, cx_ref))
-                .catch_unwind()
-                .await
+            if watched {
+                AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
+                    .catch_unwind()
+                    .await
+            } else if records || results {
+                AssertUnwindSafe(guarded::<Recorded, P, M>(pipeline, input, cx_ref))
+                    .catch_unwind()
+                    .await
+            } else {
+                AssertUnwindSafe(guarded::<Lean, P, M>(pipeline, input, cx_ref))
+                    .catch_unwind()
+                    .await
+            }
         });
         // One future, instrumented even when the span is disabled: awaiting
         // it bare in one branch and wrapped in the other would hold it twice.
         let outcome = guarded.instrument(span).await;
+        let duration = started.map(|at| at.elapsed());
         let failure = match outcome {
             Ok(Ok(final_state)) => {
                 let (state, model) = cx.into_parts();
-                let (records, context) = state.into_records_and_context();
+                let shape = state.shared().shape.clone();
+                let (entries, frames, context) = state.finish();
+                let trace = Trace::new(
+                    pipeline,
+                    TraceParts {
+                        shape,
+                        entries,
+                        frames,
+                        records_on: records,
+                        results_on: results,
+                        status: NodeStatus::Completed,
+                        duration,
+                    },
+                );
                 return Ok(RunResult {
                     final_state,
                     run_id,
                     model,
-                    records,
                     context,
+                    trace,
                 });
             }
             Ok(Err(failure)) => failure,
-            Err(payload) => cx.state().panic_failure(payload, pipeline.name()),
+            Err(payload) => {
+                let root = cx.state_ref().loc(0);
+                cx.state().panic_failure(payload, root)
+            }
         };
-        tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
         let (state, model) = cx.into_parts();
-        let (records, context) = state.into_records_and_context();
-        Err(RunError::new(failure, run_id, records, context, model))
+        let shape = state.shared().shape.clone();
+        let (mut entries, frames, context) = state.finish();
+        let mut failure = failure;
+        if !(records || results)
+            && let Some(loc) = failure.innermost().loc()
+        {
+            // Records off: the failing node is the one entry the tree shows.
+            entries.push(Entry {
+                loc,
+                status: NodeStatus::Failed,
+                duration: std::time::Duration::ZERO,
+                output: None,
+            });
+        }
+        let trace = Trace::new(
+            pipeline,
+            TraceParts {
+                shape,
+                entries,
+                frames,
+                records_on: records,
+                results_on: results,
+                status: NodeStatus::Failed,
+                duration,
+            },
+        );
+        {
+            let shape = trace.shape();
+            let paths = Paths::new(shape, &trace.frames);
+            failure.resolve(shape, &paths);
+        }
+        tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
+        Err(RunError::new(failure, run_id, trace, context, model))
     }
 
     /// The execution context of a new run, from the nearest source out.
@@ -395,13 +508,15 @@ impl StromaRunner {
     }
 }
 
-/// Runs the pipeline, inside the run hooks of the middleware if there are any.
-async fn guarded<P, M>(
+/// Runs the pipeline, watched by `O`, inside the run hooks of the middleware
+/// if there are any.
+async fn guarded<O, P, M>(
     pipeline: &P,
     input: P::Input,
     cx: &mut Cx<M>,
 ) -> Result<P::Output, NodeFailure>
 where
+    O: Observer,
     P: RunsWith<M>,
     M: Send + 'static,
 {
@@ -411,29 +526,37 @@ where
     if let Some(fill) = crate::model::input_filler::<M>() {
         fill(cx.model_mut(), P::input_json(&input).unwrap_or_default());
     }
-    if cx.state().middleware().is_empty() {
-        return by_path!(
-            cx.direct(),
-            |Mode| pipeline.run_direct::<Mode>(input, cx).await,
-            pipeline.run(input, cx).await
-        );
+    if !O::WATCHED || cx.state().middleware().is_empty() {
+        return pipeline.run::<O>(input, cx, 0).await;
     }
     // Boxed, so runs without middleware do not carry the chain's state.
-    Box::pin(guarded_by_middleware(pipeline, input, cx)).await
+    Box::pin(guarded_by_middleware::<O, P, M>(pipeline, input, cx)).await
 }
 
-async fn guarded_by_middleware<P, M>(
+async fn guarded_by_middleware<O, P, M>(
     pipeline: &P,
     input: P::Input,
     cx: &mut Cx<M>,
 ) -> Result<P::Output, NodeFailure>
 where
+    O: Observer,
     P: RunsWith<M>,
     M: Send + 'static,
 {
     let middleware = Arc::clone(cx.state().middleware());
     let run = cx.run_context().clone();
-    let body = async { pipeline.run(input, cx).await.map_err(BoxError::from) };
+    let body = async {
+        pipeline
+            .run::<O>(input, cx, 0)
+            .await
+            .map_err(|mut failure| {
+                // The run hooks see the failure named as the caller will.
+                if let Some(shape) = cx.state_ref().shared().shape.clone() {
+                    failure.resolve(&shape, &Paths::new(&shape, &cx.state_ref().frames));
+                }
+                BoxError::from(failure)
+            })
+    };
     around(&middleware, HookArg::Run(&run), body)
         .await
         .map_err(|err| match err.downcast::<NodeFailure>() {
@@ -444,6 +567,8 @@ where
 }
 
 /// What [`StromaRunner::stream`] yields: events as they happen, then the result.
+// The result is large and comes once; boxing it would cost every run an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RunEvent<O, M = ()> {
     /// Something happened.

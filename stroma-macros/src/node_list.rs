@@ -58,13 +58,14 @@ impl NodeList {
 impl NodeList {
     /// `Node` and `Accepts` for the generated struct `name` over these nodes:
     /// it takes what its first node takes and gives `output`, is called
-    /// `default_name`, runs all its nodes' leaves, may change the model if
+    /// `default_name`, runs all its nodes' leaves, has the shape `shape`, may change the model if
     /// any node may, and answers for its input through its first node.
     pub(crate) fn node_impls(
         &self,
         name: &Ident,
         output: TokenStream,
         default_name: &str,
+        shape: TokenStream,
     ) -> TokenStream {
         let NodeList { params, fields, .. } = self;
         let first = &params[0];
@@ -84,6 +85,7 @@ impl NodeList {
                 }
                 const MAY_CHANGE_MODEL: bool =
                     false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
+                #shape
                 #[inline]
                 fn input_json(
                     input: &<#first as __stroma::Node>::Input,

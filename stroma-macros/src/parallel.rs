@@ -33,8 +33,17 @@ fn generate(list: &NodeList) -> TokenStream {
     let failures: Vec<_> = (0..count)
         .map(|i| format_ident!("__failure{}", i))
         .collect();
-    // The default name lists the branches as written: `a | b | c`.
-    let default_name = list.name(" | ");
+    // The default id: a word, so that paths inside read plainly
+    // (`parallel[1].fetch`); `.named(..)` gives another.
+    let default_name = "parallel".to_owned();
+    // Each branch's first slot: after the `parallel!`'s own and the branches before it.
+    let slots: Vec<_> = (0..count)
+        .map(|i| {
+            let before = &params[..i];
+            quote!(__slot + 1 #(+ <#before as __stroma::Node>::SLOTS)*)
+        })
+        .collect();
+    let indices: Vec<_> = (0..count as u32).collect();
     let first = &params[0];
 
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
@@ -71,6 +80,14 @@ fn generate(list: &NodeList) -> TokenStream {
         &quote::format_ident!("__StromaParallel"),
         quote!((#(<#params as __stroma::Node>::Output,)*)),
         &default_name,
+        quote! {
+            const SLOTS: u32 = 1 #(+ <#params as __stroma::Node>::SLOTS)*;
+            fn describe(&self, __shape: &mut __stroma::ShapeBuilder) {
+                __stroma::describe_parallel(__shape, __stroma::Node::name(self), |__shape| {
+                    #(__shape.branch(|__shape| __stroma::Node::describe(&self.#fields, __shape));)*
+                });
+            }
+        },
     );
 
     quote! {{
@@ -86,10 +103,11 @@ fn generate(list: &NodeList) -> TokenStream {
         where
             <#first as __stroma::Node>::Input: ::core::clone::Clone,
         {
-            fn run<'a>(
+            fn run<'a, __O: __stroma::Observer>(
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
+                __slot: u32,
             ) -> impl __stroma::Future<
                 Output = ::core::result::Result<
                     (#(<#params as __stroma::Node>::Output,)*),
@@ -97,13 +115,15 @@ fn generate(list: &NodeList) -> TokenStream {
                 >,
             > + ::core::marker::Send + 'a {
                 async move {
-                    let __direct = cx.direct();
-                    #(let mut #forks = cx.fork();)*
+                    let __scope = __stroma::enter_scope::<__O, __M>(cx, __slot);
+                    #(let mut #forks = __stroma::fork(cx);)*
                     // The branches' futures are dropped at the end of this
                     // block, which ends their borrows of the forks.
                     let (#(#outcomes,)*) = {
                         #(let mut #futures = ::core::pin::pin!(
-                            __stroma::run_branch(&self.#fields, #inputs, &mut #forks, __direct)
+                            __stroma::run_branch::<__O, _, __M>(
+                                &self.#fields, #inputs, &mut #forks, __slot, #indices, #slots,
+                            )
                         );)*
                         #(let mut #outcomes = ::core::option::Option::None;)*
                         ::core::future::poll_fn(|__task| {
@@ -119,8 +139,9 @@ fn generate(list: &NodeList) -> TokenStream {
                         (#(#outcomes,)*)
                     };
                     #(let (#outputs, #failures) = __stroma::split_outcome(#outcomes);)*
-                    __stroma::settle(
+                    let __settled = __stroma::settle(
                         cx,
+                        __slot,
                         __stroma::Node::name(self),
                         &mut [#(__stroma::Settled {
                             name: __stroma::Node::name(&self.#fields),
@@ -128,7 +149,9 @@ fn generate(list: &NodeList) -> TokenStream {
                             may_change_model: <#params as __stroma::Node>::MAY_CHANGE_MODEL,
                             failure: #failures,
                         }),*],
-                    )?;
+                    );
+                    __stroma::leave_scope::<__O, __M>(cx, __scope, __settled.as_ref().err());
+                    __settled?;
                     ::core::result::Result::Ok((#(__stroma::settled_output(#outputs),)*))
                 }
             }

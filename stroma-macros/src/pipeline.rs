@@ -1,5 +1,5 @@
-//! `pipeline![a, b, c]`: one generated struct per pipeline, with a general
-//! and a direct async body, and a link check placed on each node after the first.
+//! `pipeline![a, b, c]`: one generated struct per pipeline, with one async
+//! body, and a link check placed on each node after the first.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -38,28 +38,20 @@ fn generate(list: &NodeList) -> TokenStream {
             quote!(#param: __stroma::RunsWith<__M> + __stroma::Accepts<<#prev as __stroma::Node>::Output>)
         }
     });
+    // Each node runs knowing its first slot: the pipeline's own first slot
+    // plus the slots of the nodes before it (constants, folded away).
     let steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
+        let before = &params[..i];
+        let slot = quote!(__slot #(+ <#before as __stroma::Node>::SLOTS)*);
         if i == 0 {
-            quote!(let __value = self.#field.run(input, cx).await?;)
+            quote!(let __value = self.#field.run::<__O>(input, cx, #slot).await?;)
         } else {
             let prev = &params[i - 1];
             quote! {
-                let __value = self.#field.run(
+                let __value = self.#field.run::<__O>(
                     <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
                     cx,
-                ).await?;
-            }
-        }
-    });
-    let direct_steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
-        if i == 0 {
-            quote!(let __value = self.#field.run_direct::<__R>(input, cx).await?;)
-        } else {
-            let prev = &params[i - 1];
-            quote! {
-                let __value = self.#field.run_direct::<__R>(
-                    <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
-                    cx,
+                    #slot,
                 ).await?;
             }
         }
@@ -83,17 +75,18 @@ fn generate(list: &NodeList) -> TokenStream {
         quote_spanned! {node.span()=> let #next = __stroma::link(&#prev, #next);}
     });
 
-    // What `run` and `run_direct` return.
-    let returns = quote! {
-        impl __stroma::Future<
-            Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
-        > + ::core::marker::Send + 'a
-    };
-
     let node_impls = list.node_impls(
         &quote::format_ident!("__StromaPipeline"),
         quote!(<#last as __stroma::Node>::Output),
         &default_name,
+        // Unnamed, a pipeline is no scope: its nodes belong to the enclosing one.
+        quote! {
+            const SLOTS: u32 = 0 #(+ <#params as __stroma::Node>::SLOTS)*;
+            const TRANSPARENT: bool = true;
+            fn describe(&self, __shape: &mut __stroma::ShapeBuilder) {
+                #(__stroma::Node::describe(&self.#fields, __shape);)*
+            }
+        },
     );
 
     quote! {{
@@ -128,27 +121,17 @@ fn generate(list: &NodeList) -> TokenStream {
         impl<__M: ::core::marker::Send + 'static, #(#run_bounds),*> __stroma::RunsWith<__M>
             for __StromaPipeline<#(#params),*>
         {
-            fn run<'a>(
+            #[inline]
+            fn run<'a, __O: __stroma::Observer>(
                 &'a self,
                 input: <#first as __stroma::Node>::Input,
                 cx: &'a mut __stroma::Cx<__M>,
-            ) -> #returns {
-                // The general path: the runner, loops and branches take the
-                // direct one (`run_direct`) when nothing but records watches the run.
+                __slot: u32,
+            ) -> impl __stroma::Future<
+                Output = ::core::result::Result<<#last as __stroma::Node>::Output, __stroma::NodeFailure>,
+            > + ::core::marker::Send + 'a {
                 async move {
                     #(#steps)*
-                    ::core::result::Result::Ok(__value)
-                }
-            }
-
-            #[inline]
-            fn run_direct<'a, __R: __stroma::RecordMode>(
-                &'a self,
-                input: <#first as __stroma::Node>::Input,
-                cx: &'a mut __stroma::Cx<__M>,
-            ) -> #returns {
-                async move {
-                    #(#direct_steps)*
                     ::core::result::Result::Ok(__value)
                 }
             }

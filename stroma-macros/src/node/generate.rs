@@ -115,36 +115,56 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         None => (quote!(<__M: ::core::marker::Send + 'static>), quote!(__M)),
     };
 
-    let mut prepare = TokenStream::new();
-    let mut args = vec![quote!(input)];
-    if sig.takes_context {
-        prepare.extend(quote!(let __ctx = __run.node_context(#name);));
-        args.push(quote!(&__ctx));
-    }
     let changes_model = matches!(sig.model, Some(ModelParam::Exclusive(_)));
-    match &sig.model {
-        Some(ModelParam::Exclusive(_)) => args.push(quote!(&mut *__model)),
-        Some(ModelParam::Shared(_)) => args.push(quote!(&*__model)),
-        None => {}
-    }
     // Spanned at the error type, so an error type that does not convert into
     // a boxed error is reported there.
     let outcome = match sig.error {
         Some(error) => quote_spanned!(error=> __stroma::from_result(__returned)),
         None => quote!(__stroma::ok(__returned)),
     };
-    let call = quote!(#ident::call(#(#args),*));
+    // Keeps a copy of the output when its type allows (chosen by autoref,
+    // where the output's type is concrete), readable as JSON when `Serialize`.
+    let keep = quote! {
+        |__output: &#output| {
+            #[allow(unused_imports)]
+            use __stroma::{AsJson as _, KeepCloned as _, KeepNothing as _, NoJson as _};
+            (&__stroma::KeepProbe(__output))
+                .stroma_keep((&__stroma::JsonProbe::<#output>::new()).stroma_to_json())
+        }
+    };
 
     let body = if sig.model.is_none() {
+        let future = if sig.takes_context {
+            quote! {{
+                let __ctx = __run.node_context(#name);
+                async move { #ident::call(input, &__ctx).await }
+            }}
+        } else {
+            // No state of its own: the function's future itself.
+            quote!(#ident::call(input))
+        };
         quote! {
-            async move {
-                let __returned = #call.await;
-                #outcome
-            }
+            let (__run, _) = cx.split();
+            let __future = #future;
+            __O::leaf(__run, __slot, __future, |__returned| #outcome, #keep)
         }
     } else {
+        let mut args = vec![quote!(input)];
+        if sig.takes_context {
+            args.push(quote!(&__ctx));
+        }
+        match &sig.model {
+            Some(ModelParam::Exclusive(_)) => args.push(quote!(&mut *__model)),
+            Some(ModelParam::Shared(_)) => args.push(quote!(&*__model)),
+            None => {}
+        }
+        let call = quote!(#ident::call(#(#args),*));
+        let prepare_ctx = sig
+            .takes_context
+            .then(|| quote!(let __ctx = __run.node_context(#name);));
         // A node that may change the model: a panic becomes its error, the
-        // model is validated after it, and any failure puts the model back.
+        // model is validated after it, and a guard puts the model back on
+        // any failure, a panic while unwinding, or the future being dropped.
         // The types are written out so that a model or output that cannot be
         // merged is reported at its type in the signature.
         let merge = updates.then(|| {
@@ -156,7 +176,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         });
         let validate = changes_model
             .then(|| quote!((&__stroma::ValidateProbe(&*__model)).stroma_validate()?;));
-        quote! {
+        let node_body = quote! {
             async {
                 let __returned = __stroma::catch_panic(#call).await?;
                 let __output = #outcome?;
@@ -164,12 +184,9 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 #validate
                 ::core::result::Result::Ok(__output)
             }
-        }
-    };
-    // The node's body, run by `runner` (the general wrapper, or directly),
-    // with the model put back if it fails.
-    let run_with = |runner: TokenStream| {
-        if changes_model || updates {
+        };
+        let run = quote!(__O::leaf(__run, __slot, #node_body, |__outcome| __outcome, #keep).await);
+        let guarded = if changes_model || updates {
             // Spanned at the model's type: a model that cannot be copied is reported there.
             let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
             let snapshot = quote_spanned!(model_span=>
@@ -177,83 +194,42 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             );
             quote! {
                 let __saved = #snapshot;
-                let __result = #runner.await;
-                if __result.is_err() {
-                    *__model = __saved;
-                }
+                let mut __guard = __stroma::ModelGuard::new(__model, __saved);
+                let __model = __guard.model_mut();
+                let __result = #run;
+                __guard.settle(&__result);
                 __result
             }
         } else {
-            quote!(#runner.await)
-        }
-    };
-    let run = run_with(quote!(__run.run_node::<#ident, _>(#body)));
-
-    // What `run` and `run_direct` return.
-    let returns = quote! {
-        impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
-            + ::core::marker::Send + 'a
-    };
-    let direct_signature = quote! {
-        fn run_direct<'a, __R: __stroma::RecordMode>(
-            &'a self,
-            input: #input,
-            cx: &'a mut __stroma::Cx<#model_ty>,
-        ) -> #returns
-    };
-    let run_direct = if sig.model.is_some() {
-        let run = run_with(quote! {
-            __stroma::direct_node::<#ident, __R, _, _, _>(__run, #body, |__outcome| __outcome)
-        });
-        quote! {
-            #[inline]
-            #direct_signature {
-                #[allow(unused_imports)]
-                use __stroma::{ValidateAlways as _, ValidateWithModel as _};
-                async move {
-                    let (__run, __model) = cx.split();
-                    #prepare
-                    #run
-                }
+            quote! {
+                let __model = &*__model;
+                #run
             }
-        }
-    } else {
-        let future = if sig.takes_context {
-            quote! {{
-                let __ctx = __run.node_context(#name);
-                async move { #ident::call(input, &__ctx).await }
-            }}
-        } else {
-            // No state of its own: the function's future itself.
-            quote!(#ident::call(input))
         };
         quote! {
-            #[inline(always)]
-            #direct_signature {
-                let (__run, _) = cx.split();
-                let __future = #future;
-                __stroma::direct_node::<#ident, __R, _, _, _>(__run, __future, |__returned| #outcome)
+            #[allow(unused_imports)]
+            use __stroma::{ValidateAlways as _, ValidateWithModel as _};
+            async move {
+                let (__run, __model) = cx.split();
+                #prepare_ctx
+                #guarded
             }
         }
     };
 
     quote! {
         impl #impl_generics __stroma::RunsWith<#model_ty> for #ident {
-            fn run<'a>(
+            #[inline(always)]
+            fn run<'a, __O: __stroma::Observer>(
                 &'a self,
                 input: #input,
                 cx: &'a mut __stroma::Cx<#model_ty>,
-            ) -> #returns {
-                #[allow(unused_imports)]
-                use __stroma::{ValidateAlways as _, ValidateWithModel as _};
-                async move {
-                    let (__run, __model) = cx.split();
-                    #prepare
-                    #run
-                }
+                __slot: u32,
+            ) -> impl __stroma::Future<Output = ::core::result::Result<#output, __stroma::NodeFailure>>
+                + ::core::marker::Send + 'a
+            {
+                #body
             }
-
-            #run_direct
         }
     }
 }

@@ -1,0 +1,254 @@
+//! The static shape of a pipeline: every node and scope it can run, numbered
+//! in the order `Node::describe` meets them (its *slots*), with each one's id
+//! and kind. Runs refer to nodes by slot; paths are made from the shape only
+//! when someone reads them.
+
+use std::collections::HashMap;
+
+use super::path::sanitize;
+use super::scope::ScopeKind;
+
+/// One node or scope of a pipeline's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct SlotShape {
+    /// The id as given: the node's name or what `.named(..)` says.
+    pub(crate) id: &'static str,
+    /// The id as it appears in paths: sanitized, with `#k` for the k-th
+    /// sibling of that id in its scope.
+    pub(crate) key: String,
+    pub(crate) kind: ScopeKind,
+    /// The slots directly inside, in order. For a `parallel!`, see `branches`.
+    pub(crate) children: Vec<u32>,
+    /// For a `parallel!`: the slots of each branch.
+    pub(crate) branches: Vec<Vec<u32>>,
+}
+
+/// A pipeline's whole static shape.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shape {
+    pub(crate) slots: Vec<SlotShape>,
+    /// The slots at the run's top level.
+    pub(crate) roots: Vec<u32>,
+    /// Each slot's static parent.
+    pub(crate) parents: Vec<Option<u32>>,
+}
+
+impl Shape {
+    pub(crate) fn slot(&self, slot: u32) -> Option<&SlotShape> {
+        self.slots.get(slot as usize)
+    }
+
+    /// The id of `slot`, or `"?"` for a slot the shape does not have.
+    pub(crate) fn id(&self, slot: u32) -> &'static str {
+        self.slot(slot).map_or("?", |s| s.id)
+    }
+
+    /// The path of `slot` from the nearest enclosing loop, `parallel!` or
+    /// `for_each` (or the root): `stage.parse`.
+    pub(crate) fn relative_path(&self, slot: u32) -> String {
+        let mut keys = Vec::new();
+        let mut current = Some(slot);
+        while let Some(at) = current {
+            let Some(shape) = self.slot(at) else { break };
+            keys.push(shape.key.as_str());
+            current = self.parents.get(at as usize).copied().flatten();
+            if let Some(parent) = current
+                && self.slot(parent).is_some_and(|s| s.kind.is_dynamic())
+            {
+                break;
+            }
+        }
+        keys.reverse();
+        keys.join(".")
+    }
+
+    fn compute_parents(&self) -> Vec<Option<u32>> {
+        let mut parents = vec![None; self.slots.len()];
+        for (index, slot) in self.slots.iter().enumerate() {
+            for child in slot.children.iter().chain(slot.branches.iter().flatten()) {
+                if let Some(parent) = parents.get_mut(*child as usize) {
+                    *parent = Some(index as u32);
+                }
+            }
+        }
+        parents
+    }
+}
+
+/// Builds a [`Shape`]: what `Node::describe` is given.
+#[doc(hidden)]
+pub struct ShapeBuilder {
+    /// Only hashing ids and kinds, to tell two values of one type apart.
+    hashing: Option<std::collections::hash_map::DefaultHasher>,
+    shape: Shape,
+    /// The open scopes: where the next slot goes, and the ids seen there.
+    open: Vec<OpenScope>,
+    /// The id the next slot takes instead of its own (`.named` on a leaf).
+    rename: Option<&'static str>,
+}
+
+struct OpenScope {
+    /// The slot whose children are being added; `None` for the run's top level.
+    owner: Option<u32>,
+    /// For a `parallel!`: the branch being added to.
+    branch: Option<usize>,
+    seen: HashMap<String, u32>,
+}
+
+impl Default for ShapeBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShapeBuilder {
+    pub(crate) fn new() -> Self {
+        ShapeBuilder {
+            hashing: None,
+            shape: Shape::default(),
+            open: vec![OpenScope {
+                owner: None,
+                branch: None,
+                seen: HashMap::new(),
+            }],
+            rename: None,
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Shape {
+        self.shape.parents = self.shape.compute_parents();
+        self.shape
+    }
+
+    /// A node that runs nothing inside: a leaf with output type `output_type`.
+    pub fn leaf(&mut self, id: &'static str, output_type: &'static str) {
+        let _ = output_type;
+        self.push(id, ScopeKind::Node);
+    }
+
+    /// A scope of kind `kind` whose insides `inner` describes.
+    pub fn scope(&mut self, id: &'static str, kind: ScopeKind, inner: impl FnOnce(&mut Self)) {
+        let slot = self.push(id, kind);
+        if self.hashing.is_some() {
+            return inner(self);
+        }
+        self.open.push(OpenScope {
+            owner: Some(slot),
+            branch: None,
+            seen: HashMap::new(),
+        });
+        inner(self);
+        self.open.pop();
+    }
+
+    /// A `parallel!` whose branches `branches` describes, one call to
+    /// [`branch`](Self::branch) each.
+    pub fn parallel(&mut self, id: &'static str, branches: impl FnOnce(&mut Self)) {
+        let slot = self.push(id, ScopeKind::Parallel);
+        if self.hashing.is_some() {
+            return branches(self);
+        }
+        self.open.push(OpenScope {
+            owner: Some(slot),
+            branch: None,
+            seen: HashMap::new(),
+        });
+        branches(self);
+        self.open.pop();
+    }
+
+    /// One branch of the innermost `parallel!`: a scope of its own for ids.
+    pub fn branch(&mut self, inner: impl FnOnce(&mut Self)) {
+        if self.hashing.is_some() {
+            return inner(self);
+        }
+        let owner = self.open.last().and_then(|scope| scope.owner);
+        let branch = owner.map(|slot| {
+            let branches = &mut self.shape.slots[slot as usize].branches;
+            branches.push(Vec::new());
+            branches.len() - 1
+        });
+        self.open.push(OpenScope {
+            owner,
+            branch,
+            seen: HashMap::new(),
+        });
+        inner(self);
+        self.open.pop();
+    }
+
+    /// The next slot `inner` adds takes the id `id` (`.named` on a node
+    /// that is not a scope of its own).
+    pub fn renamed(&mut self, id: &'static str, inner: impl FnOnce(&mut Self)) {
+        self.rename = Some(id);
+        inner(self);
+        self.rename = None;
+    }
+
+    fn push(&mut self, id: &'static str, kind: ScopeKind) -> u32 {
+        let id = self.rename.take().unwrap_or(id);
+        if let Some(hasher) = &mut self.hashing {
+            use std::hash::Hash;
+            id.hash(hasher);
+            kind.hash(hasher);
+            return 0;
+        }
+        let slot = self.shape.slots.len() as u32;
+        let scope = self.open.last_mut().expect("the top level is always open");
+        let base = sanitize(id).into_owned();
+        let seen = scope.seen.entry(base.clone()).or_insert(0);
+        *seen += 1;
+        let key = if *seen == 1 {
+            base
+        } else {
+            format!("{base}#{seen}")
+        };
+        match (scope.owner, scope.branch) {
+            (None, _) => self.shape.roots.push(slot),
+            (Some(owner), Some(branch)) => {
+                self.shape.slots[owner as usize].branches[branch].push(slot)
+            }
+            (Some(owner), None) => self.shape.slots[owner as usize].children.push(slot),
+        }
+        self.shape.slots.push(SlotShape {
+            id,
+            key,
+            kind,
+            children: Vec::new(),
+            branches: Vec::new(),
+        });
+        slot
+    }
+}
+
+/// The shape of `node`, made once per pipeline and shared: a zero-sized
+/// pipeline type is its shape; others are told apart by their ids.
+pub(crate) fn shape_of<N: crate::node::Node>(node: &N) -> std::sync::Arc<Shape> {
+    use std::any::TypeId;
+    use std::hash::Hasher;
+    use std::sync::{Arc, LazyLock, RwLock};
+    type Cache = RwLock<HashMap<(TypeId, u64), Arc<Shape>>>;
+    static CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
+
+    let names = if std::mem::size_of::<N>() == 0 {
+        0
+    } else {
+        let mut builder = ShapeBuilder::new();
+        builder.hashing = Some(Default::default());
+        node.describe(&mut builder);
+        builder.hashing.map_or(0, |h| h.finish())
+    };
+    let key = (TypeId::of::<N>(), names);
+    if let Some(shape) = CACHE.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Arc::clone(shape);
+    }
+    let mut builder = ShapeBuilder::new();
+    node.describe(&mut builder);
+    let shape = Arc::new(builder.finish());
+    CACHE
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert(shape)
+        .clone()
+}
