@@ -157,8 +157,8 @@ async fn count_seen(n: u32, ctx: &mut PipelineContext<Discovery>) -> u32 {
 
 #[tokio::test]
 async fn a_run_whose_first_node_is_a_for_each_keeps_the_whole_list_as_its_input() {
-    // Every item's branch sees the run's input, the list, not its own item,
-    // so the merge of the items' copies agrees on it.
+    // Every item's branch sees the run's input, the list, not its own item:
+    // no item changes it, so the merge keeps it.
     let each = for_each(count_seen).concurrency(2);
     for runner in [
         StromaRunner::quick(),

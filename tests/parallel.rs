@@ -363,7 +363,9 @@ async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
         model_after(&parallel![read_only, set_a.named("renamed")]).await,
         "named",
     );
-    let each = pipeline![for_each(pipeline![read_only, set_a]).concurrency(2), sum_up];
+    // Every item writes, so only to fields that combine (`set_a`'s plain `a`
+    // written by three items would be a conflict).
+    let each = pipeline![for_each(pipeline![read_only, log_a]).concurrency(2), sum_up];
     let model = StromaRunner::quick()
         .run_with_model(&each, vec![1, 2, 3], Model::default())
         .await
@@ -371,6 +373,14 @@ async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
         .model;
     assert_eq!(model.log.0, ["a", "a", "a"], "for_each");
     assert_eq!(model.hits.0, 3, "for_each");
+}
+
+/// `set_a`'s writes to the fields that combine, for many items.
+#[node]
+async fn log_a(seed: u64, model: &mut Model) -> u64 {
+    model.log.push("a".into());
+    *model.hits += 1;
+    seed
 }
 
 #[node]
