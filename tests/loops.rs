@@ -375,7 +375,7 @@ struct Crawl {
 #[node]
 async fn check_page(page: u64, crawl: &mut Crawl) -> u64 {
     if page % 4 != 3 {
-        *crawl.ok += 1;
+        crawl.ok += 1;
     } else {
         crawl.failed.push(page);
     }

@@ -198,7 +198,7 @@ struct Crawl {
 #[node]
 async fn read_page(text: String, ctx: &mut PipelineContext<Crawl>) -> usize {
     let words = text.split_whitespace().count();
-    *ctx.words += words as u32;
+    ctx.words += words as u32;
     ctx.titles
         .push(text.split_whitespace().next().unwrap_or("").to_string());
     if let Some(Value::String(key)) = ctx.scratchpad.get("note").cloned() {

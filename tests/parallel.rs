@@ -222,7 +222,7 @@ async fn count_plain(page: u64, model: &mut PlainCrawl) -> u64 {
 async fn check_page(page: u64, model: &mut Crawl) -> u64 {
     jitter(page).await;
     if page_ok(page) {
-        *model.ok += 1;
+        model.ok += 1;
     } else {
         model.failed.push(page);
     }
@@ -490,7 +490,7 @@ async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
 #[node]
 async fn log_a(seed: u64, model: &mut Model) -> u64 {
     model.log.push("a".into());
-    *model.hits += 1;
+    model.hits += 1;
     seed
 }
 

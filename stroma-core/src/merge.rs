@@ -19,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
+use std::ops::{AddAssign, Deref, DerefMut, SubAssign};
 
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
@@ -364,19 +364,162 @@ fn serialize_marked<S: Serializer, T: Serialize>(
     map.end()
 }
 
-/// A list that concurrent branches each add to: their additions are
-/// appended in declaration order, instead of conflicting.
+/// A list that concurrent branches (or `for_each` items) each add to:
+/// their additions are appended in declaration order (items in item order),
+/// instead of conflicting. Branches may only add to its end; changing an
+/// item already in it fails the merge.
 ///
-/// Serializes as a plain list.
+/// It derefs to its `Vec<T>`, has [`push`](Append::push), iterates by
+/// reference or by value, collects and extends. Serializes as a plain list.
+///
+/// ```
+/// use stroma_core::Append;
+///
+/// let mut failed: Append<u32> = vec![3].into();
+/// failed.push(7);
+/// failed.extend([11, 15]);
+/// assert_eq!(failed.len(), 4); // `Vec`'s methods, through `Deref`
+/// let mut total = 0;
+/// for page in &failed {
+///     total += page;
+/// }
+/// assert_eq!(total, 36);
+/// let late: Append<u32> = failed.into_iter().filter(|page| *page > 10).collect();
+/// assert_eq!(late.0, [11, 15]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Append<T>(pub Vec<T>);
 
-/// A number that concurrent branches each change: the changes add up
-/// (the base plus each branch's difference), instead of conflicting.
+/// A number that concurrent branches (or `for_each` items) each change: the
+/// changes add up (the base plus each branch's difference), instead of
+/// conflicting. Count in one with `+=` and `-=`, by a `T` or another `Sum`;
+/// read it through `Deref` (`*sum`) or `Display`.
 ///
 /// Serializes as a plain number.
+///
+/// ```
+/// use stroma_core::Sum;
+///
+/// let mut ok: Sum<u32> = 20.into();
+/// ok += 2;
+/// ok -= 1;
+/// ok += Sum(3);
+/// ok -= Sum(2);
+/// assert_eq!(*ok, 22);
+/// assert_eq!(ok.pow(2), 484); // `u32`'s methods, through `Deref`
+/// assert_eq!(format!("{ok} pages"), "22 pages");
+/// ```
+///
+/// Counting across `for_each` items (or `parallel!` branches): each item
+/// works on its own copy of the model, so with a plain `ok: u32` every item
+/// would write `ok = 1` and the merge would fail naming `ok`. A `Sum` adds
+/// up what each item added:
+///
+/// ```
+/// use stroma::prelude::*;
+/// use stroma::Sum;
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// struct Crawl { ok: Sum<u32> }
+///
+/// #[node]
+/// async fn check(page: u32, crawl: &mut Crawl) -> u32 {
+///     if page % 4 != 3 {
+///         crawl.ok += 1;
+///     }
+///     page
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let pages: Vec<u32> = (0..27).collect();
+/// let result = StromaRunner::quick()
+///     .run_with_model(&for_each(check).concurrency(8), pages, Crawl::default())
+///     .await
+///     .unwrap();
+/// assert_eq!(*result.model.ok, 21);
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd)]
 pub struct Sum<T>(pub T);
+
+impl<T> Append<T> {
+    /// Adds `item` at the end, the one place a branch may add to.
+    pub fn push(&mut self, item: T) {
+        self.0.push(item);
+    }
+}
+
+impl<T> From<Vec<T>> for Append<T> {
+    fn from(items: Vec<T>) -> Self {
+        Append(items)
+    }
+}
+
+impl<T> FromIterator<T> for Append<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Append(Vec::from_iter(items))
+    }
+}
+
+impl<T> Extend<T> for Append<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        self.0.extend(items);
+    }
+}
+
+impl<T> IntoIterator for Append<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Append<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T> From<T> for Sum<T> {
+    fn from(value: T) -> Self {
+        Sum(value)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Sum<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: AddAssign> AddAssign<T> for Sum<T> {
+    fn add_assign(&mut self, rhs: T) {
+        self.0 += rhs;
+    }
+}
+
+impl<T: AddAssign> AddAssign for Sum<T> {
+    fn add_assign(&mut self, rhs: Sum<T>) {
+        self.0 += rhs.0;
+    }
+}
+
+impl<T: SubAssign> SubAssign<T> for Sum<T> {
+    fn sub_assign(&mut self, rhs: T) {
+        self.0 -= rhs;
+    }
+}
+
+impl<T: SubAssign> SubAssign for Sum<T> {
+    fn sub_assign(&mut self, rhs: Sum<T>) {
+        self.0 -= rhs.0;
+    }
+}
 
 /// How to combine a [`Reduce`] field that several branches changed.
 pub trait Reducer<T>: 'static {
@@ -563,7 +706,7 @@ mod tests {
         let mut two = base.clone();
         two.name = "two".into();
         two.log.push("two".into());
-        *two.total -= 2;
+        two.total -= 2;
         two.nested.b = 8;
         let merged = merge_models(&base, [&one, &two]).unwrap();
         assert_eq!(merged.plain, 1);
@@ -583,7 +726,7 @@ mod tests {
         // Associative by groups too: a merged group counts as one branch.
         let mut three = base.clone();
         three.log.push("three".into());
-        *three.total += 100;
+        three.total += Sum(100);
         let all = merge_models(&base, [&one, &two, &three]).unwrap();
         let grouped = merge_models(&base, [&merged, &three]).unwrap();
         assert_eq!(grouped, all);
@@ -679,7 +822,7 @@ mod tests {
                 let mut copy = base.clone();
                 if page % 4 != 3 {
                     copy.ok += 1;
-                    *copy.ok_sum += 1;
+                    copy.ok_sum += 1;
                 }
                 copy.seen.push(page);
                 copy
