@@ -159,10 +159,11 @@ pub use stroma_macros::pipeline;
 /// Each branch works on its own copy of the run's model. When all succeed,
 /// the copies are merged into the model field by field, in declaration order
 /// whatever order the branches finished in: a field one branch changed takes
-/// its value; two branches writing different values to one field is an error
-/// naming the field, unless the field is an [`Append`], a [`Sum`] or a
-/// [`Reduce`]. When any branch fails (or panics), the whole fails, the error
-/// reports every branch's outcome, and the model is left as it was. Merging
+/// its value; a field two or more branches changed is an error naming the
+/// field, even when they wrote the same value, unless the field is an
+/// [`Append`], a [`Sum`] or a [`Reduce`] (see [`Mergeable`]). When any
+/// branch fails (or panics), the whole fails, the error reports every
+/// branch's outcome, and the model is left as it was. Merging
 /// needs a model that is `Clone`, `Serialize` and `Deserialize`, nothing more.
 /// Only copies that can have changed are merged: a branch whose nodes take
 /// the model as `&M` or not at all (and do not `updates_context`) costs no

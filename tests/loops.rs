@@ -3,7 +3,10 @@
 
 use serde_json::json;
 use stroma::prelude::*;
-use stroma::{LoopCapReached, LoopIterationFailed, PipelineContext, RunsWith, loop_until};
+use stroma::{
+    Append, LoopCapReached, LoopIterationFailed, MergeConflict, PipelineContext, RunsWith, Sum,
+    loop_until,
+};
 
 // ---- the refinement example ---------------------------------------------------
 
@@ -356,4 +359,92 @@ async fn a_failing_loop_in_a_pipeline_keeps_what_came_before_it() {
     assert_eq!(err.node(), "refuse_two");
     // `parse` wrote 1, iteration 1 wrote 1; iteration 2 and `render` left nothing.
     assert_eq!(err.into_model::<Vec<u64>>(), Some(vec![1, 1]));
+}
+
+// ---- a loop over batches, each a for_each ----------------------------------------------
+
+/// A crawl's counts, in batches of pages.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Crawl {
+    ok: Sum<u32>,
+    failed: Append<u64>,
+    /// Batches done: a plain field, so one writer per batch.
+    batches: u32,
+}
+
+/// Checks a page (all but every fourth are fine) and names the page in the next batch.
+#[node]
+async fn check_page(page: u64, crawl: &mut Crawl) -> u64 {
+    if page % 4 != 3 {
+        crawl.ok += 1;
+    } else {
+        crawl.failed.push(page);
+    }
+    page + 9
+}
+
+#[node]
+async fn end_batch(next: Vec<u64>, crawl: &mut Crawl) -> Vec<u64> {
+    crawl.batches += 1;
+    next
+}
+
+/// Counts the batch in every page's item instead of once: 9 writers of one plain field.
+#[node]
+async fn count_batch_per_page(page: u64, crawl: &mut Crawl) -> u64 {
+    crawl.batches += 1;
+    page + 9
+}
+
+#[tokio::test]
+async fn a_loop_of_for_each_batches_adds_each_batchs_counts_to_the_last() {
+    // Three batches of 9 pages: each iteration's items merge onto the model
+    // the previous iteration left.
+    let crawl = loop_until(
+        pipeline![for_each(check_page).concurrency(4), end_batch],
+        |next: &Vec<u64>, _: &Crawl| next[0] >= 27,
+    )
+    .named("crawl");
+    let result = StromaRunner::quick()
+        .run_with_model(&crawl, (0..9).collect(), Crawl::default())
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, (27..36).collect::<Vec<u64>>());
+    assert_eq!(result.model.ok.0, 21);
+    assert_eq!(result.model.failed.0, [3, 7, 11, 15, 19, 23]);
+    assert_eq!(result.model.batches, 3);
+}
+
+#[tokio::test]
+async fn a_batch_whose_items_all_write_one_plain_field_fails_its_iteration() {
+    let batches = loop_until(
+        for_each(count_batch_per_page).concurrency(4),
+        |next: &Vec<u64>, _: &Crawl| next[0] >= 27,
+    )
+    .named("crawl");
+    let start = Crawl {
+        batches: 5,
+        ..Crawl::default()
+    };
+    let err = StromaRunner::quick()
+        .run_with_model(&batches, (0..9).collect(), start.clone())
+        .await
+        .unwrap_err();
+    let failed = err
+        .cause()
+        .downcast_ref::<LoopIterationFailed>()
+        .expect("the cause names the iteration");
+    assert_eq!((failed.loop_name(), failed.iteration()), ("crawl", 1));
+    let conflict =
+        std::iter::successors(Some(err.cause() as &dyn std::error::Error), |e| e.source())
+            .find_map(|e| e.downcast_ref::<MergeConflict>())
+            .expect("a merge conflict behind the failed iteration");
+    assert_eq!(conflict.field(), "batches");
+    assert!(
+        conflict.to_string().starts_with(
+            "9 branches changed the model field `batches` (values: 6; 6; 6; and 6 more)"
+        ),
+        "{conflict}"
+    );
+    assert_eq!(err.model::<Crawl>(), Some(&start));
 }

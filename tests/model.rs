@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use stroma::prelude::*;
 use stroma::{
-    ExecutedCommandLog, HumanInteraction, ModelUpdateError, ModelValidate, PipelineContext,
+    Append, ExecutedCommandLog, HumanInteraction, MergeConflict, ModelUpdateError, ModelValidate,
+    PipelineContext, Sum,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -157,8 +158,8 @@ async fn count_seen(n: u32, ctx: &mut PipelineContext<Discovery>) -> u32 {
 
 #[tokio::test]
 async fn a_run_whose_first_node_is_a_for_each_keeps_the_whole_list_as_its_input() {
-    // Every item's branch sees the run's input, the list, not its own item,
-    // so the merge of the items' copies agrees on it.
+    // Every item's branch sees the run's input, the list, not its own item:
+    // no item changes it, so the merge keeps it.
     let each = for_each(count_seen).concurrency(2);
     for runner in [
         StromaRunner::quick(),
@@ -181,6 +182,79 @@ async fn a_run_whose_first_node_is_a_for_each_keeps_the_whole_list_as_its_input(
             );
         }
     }
+}
+
+// ---- fields that combine, in a PipelineContext ------------------------------
+
+/// What a crawl over pages keeps: fields every page's item may change.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Crawl {
+    words: Sum<u32>,
+    titles: Append<String>,
+}
+
+/// Counts a page's words and keeps its title, its first word; notes that a
+/// page was read in the scratchpad key named by `note`, when that is set.
+#[node]
+async fn read_page(text: String, ctx: &mut PipelineContext<Crawl>) -> usize {
+    let words = text.split_whitespace().count();
+    ctx.words += words as u32;
+    ctx.titles
+        .push(text.split_whitespace().next().unwrap_or("").to_string());
+    if let Some(Value::String(key)) = ctx.scratchpad.get("note").cloned() {
+        ctx.scratchpad.insert(key, json!(true));
+    }
+    words
+}
+
+#[tokio::test]
+async fn sums_and_appends_combine_the_items_changes_and_a_scratchpad_key_takes_one_writer() {
+    // Plain JSON in and out: the wrappers mark themselves only inside a merge.
+    let model =
+        PipelineContext::<Crawl>::from_initial(json!({"words": 5, "titles": ["intro"]})).unwrap();
+    let pages = vec![
+        "alpha beta".to_string(),
+        "gamma delta epsilon".into(),
+        "zeta".into(),
+    ];
+    let result = StromaRunner::quick()
+        .run_with_model(
+            &for_each(read_page).concurrency(3),
+            pages.clone(),
+            model.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, [2, 3, 1]);
+    assert_eq!(result.model.words.0, 11);
+    assert_eq!(result.model.titles.0, ["intro", "alpha", "gamma", "zeta"]);
+    let json = serde_json::to_value(&result.model).unwrap();
+    assert_eq!(json["words"], json!(11));
+    assert_eq!(json["titles"], json!(["intro", "alpha", "gamma", "zeta"]));
+
+    // A scratchpad entry is a field too: every item writing one key
+    // conflicts, though all write the same value.
+    let mut noting = model;
+    noting.scratchpad.insert("note".into(), json!("read"));
+    let err = StromaRunner::quick()
+        .run_with_model(&for_each(read_page), pages, noting.clone())
+        .await
+        .unwrap_err();
+    let conflict = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<MergeConflict>())
+        .expect("a merge conflict");
+    assert_eq!(conflict.field(), "scratchpad.read");
+    assert!(
+        conflict.to_string().starts_with(
+            "3 branches changed the model field `scratchpad.read` (values: true; true; true): "
+        ),
+        "{conflict}"
+    );
+    let after = err.model::<PipelineContext<Crawl>>().unwrap();
+    assert_eq!(
+        (&after.data, &after.scratchpad),
+        (&noting.data, &noting.scratchpad)
+    );
 }
 
 #[tokio::test]

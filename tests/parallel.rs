@@ -159,6 +159,117 @@ async fn two_branches_writing_one_plain_field_is_an_error_naming_it() {
     );
 }
 
+#[tokio::test]
+async fn two_branches_writing_one_same_value_conflict_and_one_writer_does_not() {
+    // Equal values are two writers all the same: they may be lost updates.
+    let err = StromaRunner::quick()
+        .run_with_model(
+            &parallel![write_shared_1, read_only, write_shared_1],
+            0,
+            Model::default(),
+        )
+        .await
+        .unwrap_err();
+    let conflict = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<MergeConflict>())
+        .expect("a merge conflict");
+    assert_eq!(conflict.field(), "shared");
+    assert!(
+        err.to_string()
+            .contains("2 branches changed the model field `shared` (values: 1; 1)"),
+        "{err}"
+    );
+    assert_eq!(err.model::<Model>(), Some(&Model::default()));
+
+    // One writer beside branches that leave the field alone.
+    let result = StromaRunner::quick()
+        .run_with_model(
+            &parallel![read_only, write_shared_2, set_a],
+            0,
+            Model::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((result.model.shared, result.model.a), (2, 1));
+}
+
+/// Whether a page of the crawl below is fine: all but every fourth, 21 of 27.
+fn page_ok(page: u64) -> bool {
+    page % 4 != 3
+}
+
+/// A crawl's counts kept in plain fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct PlainCrawl {
+    ok: u32,
+}
+
+/// A crawl's counts kept in fields that say how to combine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Crawl {
+    ok: Sum<u32>,
+    failed: Append<u64>,
+}
+
+#[node]
+async fn count_plain(page: u64, model: &mut PlainCrawl) -> u64 {
+    jitter(page).await;
+    model.ok += 1;
+    page
+}
+
+#[node]
+async fn check_page(page: u64, model: &mut Crawl) -> u64 {
+    jitter(page).await;
+    if page_ok(page) {
+        model.ok += 1;
+    } else {
+        model.failed.push(page);
+    }
+    page
+}
+
+#[tokio::test]
+async fn for_each_counting_in_a_plain_field_is_a_conflict_and_in_a_sum_adds_up() {
+    let pages: Vec<u64> = (0..27).collect();
+    // Every item's copy says `ok = 1`: taking it would count 1 page, not 27.
+    let err = StromaRunner::quick()
+        .run_with_model(
+            &for_each(count_plain).concurrency(8),
+            pages.clone(),
+            PlainCrawl::default(),
+        )
+        .await
+        .unwrap_err();
+    let conflict = std::error::Error::source(&err)
+        .and_then(|e| e.downcast_ref::<MergeConflict>())
+        .expect("a merge conflict");
+    assert_eq!(conflict.field(), "ok");
+    assert_eq!(
+        conflict.to_string(),
+        "27 branches changed the model field `ok` (values: 1; 1; 1; and 24 more): a field \
+         changed by more than one branch or item must say how to combine the changes: make it \
+         a `Sum` (numbers add up) or an `Append` (lists concatenate), or a `Reduce`, or let one \
+         branch write it"
+    );
+    assert_eq!(err.node(), "for_each");
+    assert_eq!(err.model::<PlainCrawl>(), Some(&PlainCrawl::default()));
+
+    // With a `Sum` the items' counts add up, and the `Append` gathers the
+    // failed pages in item order, whatever order the items finished in.
+    let result = StromaRunner::quick()
+        .run_with_model(
+            &for_each(check_page).concurrency(8),
+            pages.clone(),
+            Crawl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, pages);
+    assert_eq!(result.model.ok.0, 21);
+    assert_eq!(result.model.failed.0, [3, 7, 11, 15, 19, 23]);
+}
+
 #[node]
 async fn fail_b(n: u64, model: &mut Model) -> Result<u64, NodeError> {
     model.b = "half-written".into();
@@ -365,7 +476,9 @@ async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
         model_after(&parallel![read_only, set_a.named("renamed")]).await,
         "named",
     );
-    let each = pipeline![for_each(pipeline![read_only, set_a]).concurrency(2), sum_up];
+    // Every item writes, so only to fields that combine (`set_a`'s plain `a`
+    // written by three items would be a conflict).
+    let each = pipeline![for_each(pipeline![read_only, log_a]).concurrency(2), sum_up];
     let model = StromaRunner::quick()
         .run_with_model(&each, vec![1, 2, 3], Model::default())
         .await
@@ -373,6 +486,14 @@ async fn a_branch_that_writes_the_model_is_merged_however_it_is_wrapped() {
         .model;
     assert_eq!(model.log.0, ["a", "a", "a"], "for_each");
     assert_eq!(model.hits.0, 3, "for_each");
+}
+
+/// `set_a`'s writes to the fields that combine, for many items.
+#[node]
+async fn log_a(seed: u64, model: &mut Model) -> u64 {
+    model.log.push("a".into());
+    model.hits += 1;
+    seed
 }
 
 #[node]

@@ -1,21 +1,25 @@
 //! Merging copies of the model that concurrent branches changed, field by
 //! field, and the wrapper types that let a field say how to combine.
 //!
-//! The rule, per field (fields of nested structs and maps count as fields):
-//! compared with the model before the branches, a field no branch changed
-//! keeps its value; a field one branch changed takes that value; a field
-//! several branches changed to one same value takes it; a field branches
-//! changed to different values is a conflict, an error naming the field,
+//! The rule, per field (fields of nested structs and maps, and map entries,
+//! count as fields): compared with the model before the branches, a field no
+//! branch changed keeps its value, and a field exactly one branch changed
+//! takes that value. A field more than one branch changed is a conflict, an
+//! error naming the field, even when the branches wrote the same value,
 //! unless the field is an [`Append`], a [`Sum`] or a [`Reduce`], which
-//! combine the changes in declaration order. Branches are merged in the
-//! order they are declared, never in the order they finish, and the merge
-//! is associative: merging branches one group at a time gives the same
-//! model as merging them all at once.
+//! combine the changes in declaration order. Equal values are no excuse:
+//! every branch starts from the same copy, so `count += 1` in each of them
+//! writes the same number, and taking it would drop all increments but one.
+//!
+//! Branches are merged in the order they are declared (a `for_each`'s items
+//! in item order), never in the order they finish, and the merge is
+//! associative: merging branches one group at a time gives the same model as
+//! merging them all at once.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
+use std::ops::{AddAssign, Deref, DerefMut, SubAssign};
 
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
@@ -25,16 +29,19 @@ use serde_json::{Map, Number, Value};
 /// A model that concurrent branches can each change and have merged: any
 /// type that is `Clone`, `Serialize` and `Deserialize`. No derive or impl needed.
 ///
-/// The merge rule, per field (fields of nested structs and maps count as
-/// fields): compared with the model before the branches, a field no branch
-/// changed keeps its value; a field one branch changed takes that value; a
-/// field several branches changed to one same value takes it; a field
-/// branches changed to different values is a [`MergeConflict`] naming the
-/// field, unless the field is an [`Append`] (additions appended in
-/// declaration order), a [`Sum`] (differences added up) or a [`Reduce`] (a
-/// custom [`Reducer`]). Branches merge in declaration order, never in the
-/// order they finish, and merging is associative: merging branches one group
-/// at a time gives the same model as merging them all at once.
+/// The merge rule, per field (fields of nested structs and maps, and map
+/// entries, count as fields): compared with the model before the branches, a
+/// field no branch changed keeps its value; a field exactly one branch
+/// changed takes that value; a field more than one branch changed is a
+/// [`MergeConflict`] naming the field, even when they wrote the same value,
+/// unless the field says how to combine the changes: an [`Append`]
+/// (additions concatenated in declaration order), a [`Sum`] (differences
+/// added up) or a [`Reduce`] (a custom [`Reducer`]). So `count += 1` in every
+/// `for_each` item needs `count: Sum<u32>`: on a plain `u32` each item's copy
+/// writes the same `base + 1`. Branches merge in declaration order (items in
+/// item order), never in the order they finish, and merging is associative:
+/// merging branches one group at a time gives the same model as merging them
+/// all at once.
 #[diagnostic::on_unimplemented(
     message = "the model `{Self}` cannot be shared by concurrent branches",
     label = "branches work on copies of this model that are merged field by field",
@@ -44,34 +51,56 @@ pub trait Mergeable: Clone + Serialize + DeserializeOwned + Send + 'static {}
 
 impl<M: Clone + Serialize + DeserializeOwned + Send + 'static> Mergeable for M {}
 
-/// Branches changed one field to different values, and the field does not say how to combine them.
+/// More than one branch (or `for_each` item) changed one field, and the
+/// field does not say how to combine the changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergeConflict {
-    field: String,
+    /// The path; `None` for the whole model.
+    field: Option<String>,
+    /// How many branches changed it.
+    changed: usize,
+    /// The first [`SHOWN_VALUES`] of their values, in declaration order.
     values: Vec<Value>,
 }
 
+/// How many of the conflicting values the message shows, and how long each
+/// may be: enough to tell a count from a list, short for 1,000 items.
+const SHOWN_VALUES: usize = 3;
+const SHOWN_CHARS: usize = 60;
+
 impl MergeConflict {
-    /// The field, as a path: `stats.count`.
+    /// The field, as a path: `stats.count`; `(the whole model)` when the
+    /// model is a plain value, not a struct or map.
     pub fn field(&self) -> &str {
-        &self.field
+        self.field.as_deref().unwrap_or("(the whole model)")
     }
 }
 
 impl fmt::Display for MergeConflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "branches wrote different values to the model field `{}`:",
-            self.field
-        )?;
-        for value in &self.values {
-            write!(f, " {value};")?;
+        write!(f, "{} branches changed ", self.changed)?;
+        match &self.field {
+            Some(field) => write!(f, "the model field `{field}`")?,
+            None => f.write_str("the whole model")?,
         }
-        write!(
-            f,
-            " make the field an `Append`, a `Sum` or a `Reduce` to combine them, \
-             or let one branch write it"
+        f.write_str(" (values: ")?;
+        for (i, value) in self.values.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            let text = value.to_string();
+            match text.char_indices().nth(SHOWN_CHARS) {
+                Some((cut, _)) => write!(f, "{}…", &text[..cut])?,
+                None => f.write_str(&text)?,
+            }
+        }
+        if self.changed > self.values.len() {
+            write!(f, "; and {} more", self.changed - self.values.len())?;
+        }
+        f.write_str(
+            "): a field changed by more than one branch or item must say how to combine \
+             the changes: make it a `Sum` (numbers add up) or an `Append` (lists \
+             concatenate), or a `Reduce`, or let one branch write it",
         )
     }
 }
@@ -172,22 +201,26 @@ fn merge_value(
         }
         return Ok(Value::Object(merged));
     }
+    // A plain value: it may have one writer. Two that agree are still two:
+    // each started from the base, so equal writes can hide lost updates.
     let mut changes = branches.iter().filter(|b| **b != base);
     let Some(first) = changes.next() else {
         return Ok(strip(base));
     };
-    let others: Vec<&&Value> = changes.filter(|b| **b != *first).collect();
-    if others.is_empty() {
+    if changes.next().is_none() {
         return Ok(strip(first));
     }
-    let mut values = vec![(*first).clone()];
-    values.extend(others.into_iter().map(|v| (*v).clone()));
+    let changed = branches.iter().filter(|b| **b != base);
     Err(Box::new(MergeConflict {
         field: match path {
-            FieldPath::Whole => "(the whole model)".into(),
-            FieldPath::Field(..) => path.to_string(),
+            FieldPath::Whole => None,
+            FieldPath::Field(..) => Some(path.to_string()),
         },
-        values,
+        changed: changed.clone().count(),
+        values: changed
+            .take(SHOWN_VALUES)
+            .map(|value| strip(value))
+            .collect(),
     }))
 }
 
@@ -331,19 +364,162 @@ fn serialize_marked<S: Serializer, T: Serialize>(
     map.end()
 }
 
-/// A list that concurrent branches each add to: their additions are
-/// appended in declaration order, instead of conflicting.
+/// A list that concurrent branches (or `for_each` items) each add to:
+/// their additions are appended in declaration order (items in item order),
+/// instead of conflicting. Branches may only add to its end; changing an
+/// item already in it fails the merge.
 ///
-/// Serializes as a plain list.
+/// It derefs to its `Vec<T>`, has [`push`](Append::push), iterates by
+/// reference or by value, collects and extends. Serializes as a plain list.
+///
+/// ```
+/// use stroma_core::Append;
+///
+/// let mut failed: Append<u32> = vec![3].into();
+/// failed.push(7);
+/// failed.extend([11, 15]);
+/// assert_eq!(failed.len(), 4); // `Vec`'s methods, through `Deref`
+/// let mut total = 0;
+/// for page in &failed {
+///     total += page;
+/// }
+/// assert_eq!(total, 36);
+/// let late: Append<u32> = failed.into_iter().filter(|page| *page > 10).collect();
+/// assert_eq!(late.0, [11, 15]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Append<T>(pub Vec<T>);
 
-/// A number that concurrent branches each change: the changes add up
-/// (the base plus each branch's difference), instead of conflicting.
+/// A number that concurrent branches (or `for_each` items) each change: the
+/// changes add up (the base plus each branch's difference), instead of
+/// conflicting. Count in one with `+=` and `-=`, by a `T` or another `Sum`;
+/// read it through `Deref` (`*sum`) or `Display`.
 ///
 /// Serializes as a plain number.
+///
+/// ```
+/// use stroma_core::Sum;
+///
+/// let mut ok: Sum<u32> = 20.into();
+/// ok += 2;
+/// ok -= 1;
+/// ok += Sum(3);
+/// ok -= Sum(2);
+/// assert_eq!(*ok, 22);
+/// assert_eq!(ok.pow(2), 484); // `u32`'s methods, through `Deref`
+/// assert_eq!(format!("{ok} pages"), "22 pages");
+/// ```
+///
+/// Counting across `for_each` items (or `parallel!` branches): each item
+/// works on its own copy of the model, so with a plain `ok: u32` every item
+/// would write `ok = 1` and the merge would fail naming `ok`. A `Sum` adds
+/// up what each item added:
+///
+/// ```
+/// use stroma::prelude::*;
+/// use stroma::Sum;
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// struct Crawl { ok: Sum<u32> }
+///
+/// #[node]
+/// async fn check(page: u32, crawl: &mut Crawl) -> u32 {
+///     if page % 4 != 3 {
+///         crawl.ok += 1;
+///     }
+///     page
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let pages: Vec<u32> = (0..27).collect();
+/// let result = StromaRunner::quick()
+///     .run_with_model(&for_each(check).concurrency(8), pages, Crawl::default())
+///     .await
+///     .unwrap();
+/// assert_eq!(*result.model.ok, 21);
+/// # });
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd)]
 pub struct Sum<T>(pub T);
+
+impl<T> Append<T> {
+    /// Adds `item` at the end, the one place a branch may add to.
+    pub fn push(&mut self, item: T) {
+        self.0.push(item);
+    }
+}
+
+impl<T> From<Vec<T>> for Append<T> {
+    fn from(items: Vec<T>) -> Self {
+        Append(items)
+    }
+}
+
+impl<T> FromIterator<T> for Append<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(items: I) -> Self {
+        Append(Vec::from_iter(items))
+    }
+}
+
+impl<T> Extend<T> for Append<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        self.0.extend(items);
+    }
+}
+
+impl<T> IntoIterator for Append<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Append<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T> From<T> for Sum<T> {
+    fn from(value: T) -> Self {
+        Sum(value)
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Sum<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: AddAssign> AddAssign<T> for Sum<T> {
+    fn add_assign(&mut self, rhs: T) {
+        self.0 += rhs;
+    }
+}
+
+impl<T: AddAssign> AddAssign for Sum<T> {
+    fn add_assign(&mut self, rhs: Sum<T>) {
+        self.0 += rhs.0;
+    }
+}
+
+impl<T: SubAssign> SubAssign<T> for Sum<T> {
+    fn sub_assign(&mut self, rhs: T) {
+        self.0 -= rhs;
+    }
+}
+
+impl<T: SubAssign> SubAssign for Sum<T> {
+    fn sub_assign(&mut self, rhs: Sum<T>) {
+        self.0 -= rhs.0;
+    }
+}
 
 /// How to combine a [`Reduce`] field that several branches changed.
 pub trait Reducer<T>: 'static {
@@ -530,7 +706,7 @@ mod tests {
         let mut two = base.clone();
         two.name = "two".into();
         two.log.push("two".into());
-        *two.total -= 2;
+        two.total -= 2;
         two.nested.b = 8;
         let merged = merge_models(&base, [&one, &two]).unwrap();
         assert_eq!(merged.plain, 1);
@@ -547,6 +723,15 @@ mod tests {
         two_on_first.nested.b = 8;
         let stepwise = merge_models(&first, [&two_on_first]).unwrap();
         assert_eq!(stepwise, merged);
+        // Associative by groups too: a merged group counts as one branch.
+        let mut three = base.clone();
+        three.log.push("three".into());
+        three.total += Sum(100);
+        let all = merge_models(&base, [&one, &two, &three]).unwrap();
+        let grouped = merge_models(&base, [&merged, &three]).unwrap();
+        assert_eq!(grouped, all);
+        assert_eq!(all.log.0, ["start", "one", "two", "three"]);
+        assert_eq!(all.total.0, 113);
         // Outside a merge, wrappers serialize as their plain values.
         assert_eq!(
             serde_json::to_value(&merged.log).unwrap(),
@@ -573,7 +758,7 @@ mod tests {
             }
             copy
         };
-        let (one, two) = (with(&[("y", 2)]), with(&[("z", 3), ("y", 2)]));
+        let (one, two) = (with(&[("y", 2)]), with(&[("z", 3)]));
         let merged = merge_models(&base, [&one, &two]).unwrap();
         let tags: Vec<(&str, u32)> = merged
             .inner
@@ -583,24 +768,136 @@ mod tests {
             .collect();
         assert_eq!(tags, [("kept", 1), ("y", 2), ("z", 3)]);
 
-        let err = merge_models(&base, [&one, &with(&[("y", 4)])]).unwrap_err();
-        let conflict = err.downcast_ref::<MergeConflict>().unwrap();
-        assert_eq!(conflict.field(), "inner.tags.y");
+        // Two branches adding one key is a conflict, even with one value.
+        for other in [4, 2] {
+            let err = merge_models(&base, [&one, &with(&[("y", other)])]).unwrap_err();
+            let conflict = err.downcast_ref::<MergeConflict>().unwrap();
+            assert_eq!(conflict.field(), "inner.tags.y");
+        }
+    }
+
+    /// The conflict a merge of `branches` over `base` fails with.
+    fn conflict<M: Mergeable + fmt::Debug>(base: &M, branches: &[M]) -> MergeConflict {
+        let err = merge_models(base, branches).unwrap_err();
+        err.downcast_ref::<MergeConflict>()
+            .unwrap_or_else(|| panic!("not a merge conflict: {err}"))
+            .clone()
     }
 
     #[test]
-    fn different_writes_to_one_plain_field_conflict_naming_it() {
+    fn a_field_two_branches_changed_conflicts_even_when_they_agree() {
         let base = Model::default();
         let mut one = base.clone();
         one.nested.a = 1;
         let mut two = base.clone();
         two.nested.a = 2;
-        let err = merge_models(&base, [&one, &two]).unwrap_err();
-        let conflict = err.downcast_ref::<MergeConflict>().unwrap();
-        assert_eq!(conflict.field(), "nested.a");
-        // The same value written twice is no conflict.
-        let mut same = base.clone();
-        same.nested.a = 3;
-        assert_eq!(merge_models(&base, [&same, &same]).unwrap().nested.a, 3);
+        assert_eq!(conflict(&base, &[one.clone(), two]).field(), "nested.a");
+        // The same value written twice is two writers, not one.
+        let err = conflict(&base, &[one.clone(), one.clone()]);
+        assert_eq!(err.field(), "nested.a");
+        assert_eq!(
+            err.to_string(),
+            "2 branches changed the model field `nested.a` (values: 1; 1): a field changed by \
+             more than one branch or item must say how to combine the changes: make it a `Sum` \
+             (numbers add up) or an `Append` (lists concatenate), or a `Reduce`, or let one \
+             branch write it"
+        );
+        // One writer among copies that left the field alone is no conflict.
+        let merged = merge_models(&base, [&base, &one, &base]).unwrap();
+        assert_eq!(merged.nested.a, 1);
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct Pages {
+        ok: u32,
+        ok_sum: Sum<u32>,
+        seen: Append<u32>,
+    }
+
+    /// What 27 `for_each` items over pages leave: each counts an ok page
+    /// (all but every fourth, so 21 of 27) and notes its page.
+    fn page_copies(base: &Pages) -> Vec<Pages> {
+        (0..27)
+            .map(|page| {
+                let mut copy = base.clone();
+                if page % 4 != 3 {
+                    copy.ok += 1;
+                    copy.ok_sum += 1;
+                }
+                copy.seen.push(page);
+                copy
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counting_in_every_item_conflicts_on_a_plain_field_and_adds_up_in_a_sum() {
+        let base = Pages::default();
+        let copies = page_copies(&base);
+        // The bug this rule is for: every copy wrote `ok = 1`, which used to
+        // merge as 1 instead of 21.
+        let err = conflict(&base, &copies);
+        assert_eq!(err.field(), "ok");
+        assert!(
+            err.to_string().starts_with(
+                "21 branches changed the model field `ok` (values: 1; 1; 1; and 18 more): "
+            ),
+            "{err}"
+        );
+        // Without the plain counter, the `Sum` counts and the `Append` gathers in item order.
+        let copies: Vec<Pages> = copies
+            .into_iter()
+            .map(|copy| Pages { ok: 0, ..copy })
+            .collect();
+        let merged = merge_models(&base, &copies).unwrap();
+        assert_eq!(merged.ok_sum.0, 21);
+        assert_eq!(merged.seen.0, (0..27).collect::<Vec<u32>>());
+        // From a base that already counted, the items' changes add to it.
+        let base = Pages {
+            ok_sum: Sum(100),
+            seen: Append(vec![99]),
+            ..Pages::default()
+        };
+        let copies: Vec<Pages> = page_copies(&base)
+            .into_iter()
+            .map(|copy| Pages { ok: 0, ..copy })
+            .collect();
+        let merged = merge_models(&base, &copies).unwrap();
+        assert_eq!(merged.ok_sum.0, 121);
+        assert_eq!(merged.seen.len(), 28);
+        assert_eq!(merged.seen[..3], [99, 0, 1]);
+    }
+
+    #[test]
+    fn a_reduce_gets_every_change_even_equal_ones() {
+        /// Counts how many branches changed the field.
+        struct Writers;
+        impl Reducer<u32> for Writers {
+            fn reduce(base: &u32, changed: Vec<u32>) -> u32 {
+                base + changed.len() as u32
+            }
+        }
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        struct Tally {
+            writers: Reduce<u32, Writers>,
+        }
+        let mut copy = Tally::default();
+        *copy.writers = 7;
+        let merged = merge_models(&Tally::default(), [&copy, &Tally::default(), &copy]).unwrap();
+        assert_eq!(*merged.writers, 2);
+    }
+
+    #[test]
+    fn a_conflict_on_a_plain_model_names_the_whole_model_and_shortens_long_values() {
+        let long = "x".repeat(100);
+        let err = conflict(&String::new(), &[long.clone(), long, "y".into()]);
+        assert_eq!(err.field(), "(the whole model)");
+        let shown = format!("\"{}…", "x".repeat(SHOWN_CHARS - 1));
+        assert!(
+            err.to_string().starts_with(&format!(
+                "3 branches changed the whole model (values: {shown}; {shown}; \"y\"): "
+            )),
+            "{err}"
+        );
     }
 }
