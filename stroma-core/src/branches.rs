@@ -68,7 +68,7 @@ where
 {
     let frame = cx.state().enter_frame::<O>(scope, index);
     let outcome = match run_caught!(O, node, input, cx, slot) {
-        Ok(outcome) => outcome,
+        Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
         Err(payload) => {
             let at = cx.state_ref().loc(slot);
             Err(cx.state().panic_failure(payload, at))

@@ -14,6 +14,13 @@ use crate::tree::trace::{Loc, Paths};
 /// [`BranchesFailed`](crate::BranchesFailed).
 #[derive(Debug)]
 pub struct NodeFailure {
+    // Boxed: a node's outcome is then as small as its output, which every
+    // node of a chain moves on success.
+    parts: Box<FailureParts>,
+}
+
+#[derive(Debug)]
+struct FailureParts {
     /// Where it failed, until the run's end tells the id and path.
     pub(crate) loc: Option<Loc>,
     pub(crate) node: &'static str,
@@ -26,54 +33,85 @@ pub struct NodeFailure {
 impl NodeFailure {
     /// The node `node` returned `cause`.
     pub fn error(node: &'static str, cause: BoxError) -> Self {
-        NodeFailure {
+        Self::from_parts(FailureParts {
             loc: None,
             node,
             path: None,
             cause,
             whole_run: false,
+        })
+    }
+
+    fn from_parts(parts: FailureParts) -> Self {
+        NodeFailure {
+            parts: Box::new(parts),
         }
     }
 
     /// The node at `loc` failed with `cause`; its id and path are told at the run's end.
+    #[cold]
     pub(crate) fn at(loc: Loc, cause: BoxError) -> Self {
-        NodeFailure {
+        Self::from_parts(FailureParts {
             loc: Some(loc),
             node: "",
             path: None,
             cause,
             whole_run: false,
+        })
+    }
+
+    /// A node failed with `cause`; where is told by [`locate`](Self::locate),
+    /// called by whoever catches it first.
+    #[cold]
+    pub(crate) fn unlocated(cause: BoxError) -> Self {
+        Self::from_parts(FailureParts {
+            loc: None,
+            node: "",
+            path: None,
+            cause,
+            whole_run: false,
+        })
+    }
+
+    /// Tells a failure that does not know where it happened that it was at
+    /// `current`: the node that started last on the state that caught it,
+    /// which is the failed one, since nothing ran between its end and the catch.
+    pub(crate) fn locate(mut self, current: Loc) -> Self {
+        if self.parts.loc.is_none() && !self.parts.whole_run && self.parts.node.is_empty() {
+            self.parts.loc = Some(current);
         }
+        self
     }
 
     /// The run of the pipeline `pipeline` was stopped before or around its nodes.
     pub(crate) fn run_stopped(pipeline: &'static str, cause: BoxError) -> Self {
-        NodeFailure {
+        Self::from_parts(FailureParts {
             loc: None,
             node: pipeline,
             path: Some(ScopePath::root()),
             cause,
             whole_run: true,
-        }
+        })
     }
 
     /// The failing node's path in the run (the root's, empty, when the whole run was stopped).
     pub fn path(&self) -> Option<&ScopePath> {
-        self.path.as_ref()
+        self.parts.path.as_ref()
     }
 
     /// Tells this failure, and those inside it, their ids and paths.
     pub(crate) fn resolve(&mut self, shape: &Shape, paths: &Paths<'_>) {
-        if let Some(loc) = self.loc {
-            self.node = shape.id(loc.slot);
-            self.path = Some(paths.path(loc));
+        if let Some(loc) = self.parts.loc {
+            self.parts.node = shape.id(loc.slot);
+            self.parts.path = Some(paths.path(loc));
         }
-        resolve_inside(&mut *self.cause, shape, paths, self.node);
+        let owner = self.parts.node;
+        resolve_inside(&mut *self.parts.cause, shape, paths, owner);
     }
 
     /// The innermost failure: for branches, the first that failed.
     pub(crate) fn innermost(&self) -> &NodeFailure {
-        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.cause);
+        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.parts.cause);
         while let Some(current) = error {
             if let Some(branches) = current.downcast_ref::<crate::branches::BranchesFailed>()
                 && let Some(first) = branches.first_failure()
@@ -90,28 +128,32 @@ impl NodeFailure {
 
     /// Where it failed, if it is known.
     pub(crate) fn loc(&self) -> Option<Loc> {
-        self.loc
+        self.parts.loc
     }
 
     /// The id to show: the path when there is one.
     fn shown(&self) -> &str {
-        match &self.path {
+        match &self.parts.path {
             Some(path) if !path.is_root() => path.as_str(),
-            _ => self.node,
+            _ => self.parts.node,
         }
     }
 
     /// The same failure with its cause wrapped by `wrap`.
-    pub(crate) fn map_cause(self, wrap: impl FnOnce(BoxError) -> BoxError) -> Self {
-        NodeFailure {
-            cause: wrap(self.cause),
-            ..self
-        }
+    pub(crate) fn map_cause(mut self, wrap: impl FnOnce(BoxError) -> BoxError) -> Self {
+        let cause = std::mem::replace(&mut self.parts.cause, Box::new(NodePanic::placeholder()));
+        self.parts.cause = wrap(cause);
+        self
+    }
+
+    /// Whether a middleware's run hook stopped the whole run.
+    pub(crate) fn is_run_stopped(&self) -> bool {
+        self.parts.whole_run
     }
 
     /// Whether the cause, or any error under it, is a panic.
     pub(crate) fn is_panic(&self) -> bool {
-        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.cause);
+        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.parts.cause);
         while let Some(current) = error {
             if current.is::<NodePanic>() {
                 return true;
@@ -123,35 +165,39 @@ impl NodeFailure {
 
     /// The failing node's id.
     pub fn node(&self) -> &'static str {
-        self.node
+        self.parts.node
     }
 
     /// What went wrong.
     pub fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.cause
+        &*self.parts.cause
     }
 }
 
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.whole_run {
-            return write!(f, "run of `{}` failed: {}", self.node, self.cause);
+        if self.parts.whole_run {
+            return write!(
+                f,
+                "run of `{}` failed: {}",
+                self.parts.node, self.parts.cause
+            );
         }
         if self.is_panic() {
-            return write!(f, "node `{}` {}", self.shown(), self.cause);
+            return write!(f, "node `{}` {}", self.shown(), self.parts.cause);
         }
         write!(f, "node `{}` failed: ", self.shown())?;
-        match self.cause.downcast_ref::<ContextError>() {
+        match self.parts.cause.downcast_ref::<ContextError>() {
             // Said once is enough: the context error names the same node.
             Some(err) if err.node().is_some() => err.describe(f),
-            _ => write!(f, "{}", self.cause),
+            _ => write!(f, "{}", self.parts.cause),
         }
     }
 }
 
 impl StdError for NodeFailure {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.cause)
+        Some(&*self.parts.cause)
     }
 }
 
@@ -188,6 +234,13 @@ impl NodePanic {
             "a value that is not a string".to_owned()
         };
         NodePanic { message }
+    }
+
+    /// A stand-in while a cause is being wrapped.
+    fn placeholder() -> Self {
+        NodePanic {
+            message: String::new(),
+        }
     }
 
     /// What the node panicked with.

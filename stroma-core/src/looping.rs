@@ -250,7 +250,7 @@ where
                         value = B::feed(output);
                         continue 'iterations;
                     }
-                    Ok(Err(failure)) => failure,
+                    Ok(Err(failure)) => failure.locate(cx.state_ref().current),
                     Err(payload) => {
                         let at = cx.state_ref().loc(slot + 1);
                         cx.state().panic_failure(payload, at)

@@ -101,6 +101,7 @@ impl<M: Send, N: RunsWith<M>> RunsWith<M> for Named<N> {
             }
             let scope = cx.state().enter_scope::<O>(slot);
             let outcome = self.node.run::<O>(input, cx, slot + 1).await;
+            let outcome = outcome.map_err(|failure| failure.locate(cx.state_ref().current));
             cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
             outcome
         }

@@ -125,7 +125,7 @@ impl RunError {
     /// `for_each`, of the scope whose branches failed; the pipeline's name
     /// when a middleware stopped the whole run (see [`is_run_stopped`](Self::is_run_stopped)).
     pub fn node(&self) -> &'static str {
-        self.inner.failure.node
+        self.inner.failure.node()
     }
 
     /// The path of the innermost failing node: inside a failed `parallel!`
@@ -142,7 +142,7 @@ impl RunError {
 
     /// Whether a middleware's run hook stopped the whole run, rather than one node failing.
     pub fn is_run_stopped(&self) -> bool {
-        self.inner.failure.whole_run
+        self.inner.failure.is_run_stopped()
     }
 
     /// Whether the node panicked (rather than returned an error).
@@ -223,6 +223,6 @@ impl fmt::Debug for RunError {
 
 impl StdError for RunError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.inner.failure.cause)
+        Some(self.inner.failure.cause())
     }
 }

@@ -447,7 +447,7 @@ impl StromaRunner {
                     trace,
                 });
             }
-            Ok(Err(failure)) => failure,
+            Ok(Err(failure)) => failure.locate(cx.state_ref().current),
             Err(payload) => {
                 let root = cx.state_ref().loc(0);
                 cx.state().panic_failure(payload, root)

@@ -82,7 +82,11 @@ impl Observer for Lean {
         C: Fn(F::Output) -> Result<O, BoxError> + Send + 'a,
         K: Fn(&O) -> Kept + Send + 'a,
     {
-        DirectLeaf::<Self, F, C, K>::new(run, slot, future, outcome, keep)
+        let _ = keep;
+        // Marked as running; a failure is located by whoever catches it,
+        // from the same mark, so the future holds nothing but the node's own.
+        run.start_node(slot, false);
+        LeanLeaf { future, outcome }
     }
 }
 
@@ -126,6 +130,32 @@ impl Observer for Watched {
         K: Fn(&O) -> Kept + Send + 'a,
     {
         watched_leaf(run, slot, future, outcome, keep)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A node awaited in place with nothing kept: the function's own future
+    /// and what turns its output into the node's outcome.
+    #[doc(hidden)]
+    pub struct LeanLeaf<F, C> {
+        #[pin]
+        future: F,
+        outcome: C,
+    }
+}
+
+impl<F, O, C> Future for LeanLeaf<F, C>
+where
+    F: Future,
+    C: Fn(F::Output) -> Result<O, BoxError>,
+{
+    type Output = Result<O, NodeFailure>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let returned = ready!(this.future.poll(task));
+        Poll::Ready((this.outcome)(returned).map_err(NodeFailure::unlocated))
     }
 }
 
@@ -181,8 +211,7 @@ where
             this.run
                 .end_node(*this.slot, started, &outcome, &*this.keep);
         }
-        let loc = this.run.loc(*this.slot);
-        Poll::Ready(outcome.map_err(|cause| NodeFailure::at(loc, cause)))
+        Poll::Ready(outcome.map_err(|cause| NodeFailure::at(this.run.loc(*this.slot), cause)))
     }
 }
 

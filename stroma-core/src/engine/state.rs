@@ -95,8 +95,8 @@ pub struct RunState {
     /// Loop iterations, branches and items: all of them when the run keeps
     /// entries; otherwise only those a failure passed through.
     pub(crate) frames: Vec<FrameRow>,
-    /// The node that started last: a panic is blamed on it.
-    pub(crate) current: Option<Loc>,
+    /// The node that started last (slot `NO_SLOT` before any): a panic is blamed on it.
+    pub(crate) current: Loc,
     /// When the node that started last started, while it runs and the run
     /// keeps entries.
     current_since: Option<Instant>,
@@ -172,6 +172,12 @@ pub(crate) struct RunSetup {
     pub(crate) shape: Option<Arc<Shape>>,
 }
 
+/// No node has started yet.
+const NO_NODE: Loc = Loc {
+    slot: u32::MAX,
+    frame: u32::MAX,
+};
+
 /// A loop iteration, branch or item entered with [`RunState::enter_frame`].
 pub(crate) struct FrameToken {
     outer: u32,
@@ -211,7 +217,7 @@ impl RunState {
                 Vec::new()
             },
             frames: Vec::new(),
-            current: None,
+            current: NO_NODE,
             current_since: None,
             last_end: None,
             frame: ROOT_FRAME,
@@ -245,7 +251,7 @@ impl RunState {
             shared: Shared::Forked(shared),
             entries: Vec::new(),
             frames: Vec::new(),
-            current: None,
+            current: NO_NODE,
             current_since: None,
             last_end: None,
             frame: self.frame,
@@ -256,7 +262,7 @@ impl RunState {
     /// Makes a finished branch's state, whose entries were taken, a fresh
     /// fork of `self` again, so one state can serve branch after branch.
     pub(crate) fn refork(&self, branch: &mut RunState) {
-        branch.current = None;
+        branch.current = NO_NODE;
         branch.current_since = None;
         branch.last_end = None;
         branch.frame = self.frame;
@@ -343,7 +349,7 @@ impl RunState {
     /// the run keeps entries, its start is noted and returned.
     #[inline(always)]
     pub(crate) fn start_node(&mut self, slot: u32, timed: bool) -> Option<Instant> {
-        self.current = Some(self.loc(slot));
+        self.current = self.loc(slot);
         if timed {
             let now = self.last_end.take().unwrap_or_else(Instant::now);
             self.current_since = Some(now);
@@ -551,14 +557,19 @@ impl RunState {
         payload: Box<dyn std::any::Any + Send>,
         outer: Loc,
     ) -> NodeFailure {
-        let loc = self.current.unwrap_or(outer);
+        let loc = if self.current == NO_NODE {
+            outer
+        } else {
+            self.current
+        };
         self.record_panic();
         NodeFailure::at(loc, Box::new(NodePanic::from_payload(&*payload)))
     }
 
     /// Records a panic of the running node, which never finished.
     pub(crate) fn record_panic(&mut self) {
-        if let (Some(loc), Some(at)) = (self.current, self.current_since.take()) {
+        let loc = self.current;
+        if let Some(at) = self.current_since.take() {
             if self.keeps() {
                 self.entries.push(Entry {
                     loc,

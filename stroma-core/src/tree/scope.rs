@@ -1,6 +1,5 @@
 //! [`Scope`]: one node or scope of a finished run, with its children: the run tree.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,7 +122,7 @@ impl Scope {
     /// The kept output, if it is a `T`.
     pub fn output<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         match self.effective_output()? {
-            Kept::Value { value, .. } => Arc::clone(value).downcast::<T>().ok(),
+            Kept::Value(value) => value.get::<T>(),
             Kept::NotKeepable { .. } => None,
         }
     }
@@ -165,16 +164,11 @@ impl Scope {
                 path: path(),
                 type_name,
             }),
-            Kept::Value {
-                value, type_name, ..
-            } => {
-                let value: Arc<dyn Any + Send + Sync> = Arc::clone(value);
-                value.downcast::<T>().map_err(|_| ResultError::WrongType {
-                    path: path(),
-                    expected: std::any::type_name::<T>(),
-                    found: type_name,
-                })
-            }
+            Kept::Value(value) => value.get::<T>().ok_or_else(|| ResultError::WrongType {
+                path: path(),
+                expected: std::any::type_name::<T>(),
+                found: value.type_name(),
+            }),
         }
     }
 
