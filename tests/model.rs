@@ -912,3 +912,102 @@ async fn updates_context_works_on_a_model_that_is_not_a_pipeline_context() {
         }
     );
 }
+
+/// A model whose check panics when `fragile` is set.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Fragile {
+    value: u32,
+    fragile: bool,
+}
+
+impl ModelValidate for Fragile {
+    fn validate(&self) -> Result<(), String> {
+        if self.fragile && self.value > 1 {
+            panic!("the check itself broke");
+        }
+        if self.value > 10 {
+            return Err(format!("{} is over 10", self.value));
+        }
+        Ok(())
+    }
+}
+
+#[node]
+async fn set_value(n: u32, model: &mut Fragile) -> u32 {
+    model.value = n;
+    n
+}
+
+#[tokio::test]
+async fn a_check_that_panics_leaves_the_model_as_before_the_node() {
+    let model = Fragile {
+        value: 1,
+        fragile: true,
+    };
+    let err = StromaRunner::quick()
+        .run_with_model(&set_value, 5, model.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert!(err.to_string().contains("the check itself broke"), "{err}");
+    assert_eq!(err.model::<Fragile>(), Some(&model));
+}
+
+/// An output whose `Drop` panics.
+#[derive(Debug)]
+struct Bomb(u32);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("Bomb {} dropped", self.0);
+        }
+    }
+}
+
+#[node]
+async fn arm(n: u32, model: &mut Fragile) -> Bomb {
+    model.value = n;
+    Bomb(n)
+}
+
+#[tokio::test]
+async fn an_output_that_panics_when_dropped_after_a_refused_change_leaves_the_model() {
+    let model = Fragile {
+        value: 1,
+        fragile: false,
+    };
+    // 50 is refused by the check; the refused output is then dropped, and panics.
+    let err = StromaRunner::quick()
+        .run_with_model(&arm, 50, model.clone())
+        .await
+        .unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(err.path().as_str(), "arm");
+    assert_eq!(err.model::<Fragile>(), Some(&model));
+}
+
+/// Waits until told, after changing the model.
+#[node]
+async fn change_then_wait(n: u32, model: &mut Fragile) -> u32 {
+    model.value = n;
+    std::future::pending::<()>().await;
+    n
+}
+
+#[tokio::test]
+async fn a_run_dropped_midway_through_a_model_node_panics_nowhere_and_the_runner_goes_on() {
+    let runner = StromaRunner::quick().with_context(Context::new().with_named("shared", 1_u32));
+    let model = Fragile::default();
+    let run = runner.run_with_model(&change_then_wait, 3, model);
+    // The node starts, changes the model and waits; the run is dropped there.
+    let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), run).await;
+    assert!(timed_out.is_err());
+    // The runner and its shared context keep working.
+    let result = runner
+        .run_with_model(&set_value, 4, Fragile::default())
+        .await
+        .unwrap();
+    assert_eq!(result.model.value, 4);
+    assert_eq!(*result.context.get_named::<u32>("shared").unwrap(), 1);
+}
