@@ -4,23 +4,23 @@
 pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
 
-pub use crate::branches::{
+pub use crate::combinators::branches::{
     Settled, branch, describe_parallel, enter_scope, fork, leave_scope, poll_branch, run_branch,
     settle, settled_output, split_outcome,
 };
+pub use crate::engine::failure::NodeFailure;
 pub use crate::engine::guard::ModelGuard;
 pub use crate::engine::observe::Observer;
 pub use crate::engine::state::{Cx, RunState};
 use crate::error::BoxError;
-pub use crate::failure::NodeFailure;
-pub use crate::merge::Mergeable;
-pub use crate::node::{Accepts, LeafName, Node, RunsWith};
-pub use crate::tree::kept::{AsJson, JsonProbe, KeepCloned, KeepNothing, KeepProbe, Kept, NoJson};
-pub use crate::tree::shape::ShapeBuilder;
-pub use crate::update::{
+pub use crate::model::merge::Mergeable;
+pub use crate::model::update::{
     InputAsJson, InputNotJson, InputProbe, Snapshot, ValidateAlways, ValidateProbe,
     ValidateWithModel, merge_fields,
 };
+pub use crate::node::{Accepts, LeafName, Node, RunsWith};
+pub use crate::tree::kept::{AsJson, JsonProbe, KeepCloned, KeepNothing, KeepProbe, Kept, NoJson};
+pub use crate::tree::shape::ShapeBuilder;
 
 /// Runs `future`, turning a panic inside it into its error, so a node that
 /// changes the model can put the model back before the run reports it.
@@ -29,7 +29,9 @@ pub async fn catch_panic<F: Future>(future: F) -> Result<F::Output, BoxError> {
     std::panic::AssertUnwindSafe(future)
         .catch_unwind()
         .await
-        .map_err(|payload| Box::new(crate::failure::NodePanic::from_payload(&*payload)) as BoxError)
+        .map_err(|payload| {
+            Box::new(crate::engine::failure::NodePanic::from_payload(&*payload)) as BoxError
+        })
 }
 
 /// A node body's plain output, as the outcome every node body produces.

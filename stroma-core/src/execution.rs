@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::run_id::RunId;
+use crate::run::run_id::RunId;
 
 /// A metadata value read with [`ExecutionContext::get_as`] did not have the type asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]

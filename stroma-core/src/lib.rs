@@ -5,57 +5,48 @@
 
 #![warn(missing_docs)]
 
-mod branches;
+mod combinators;
 mod context;
 mod engine;
 mod error;
-mod event;
 mod execution;
-mod failure;
-mod looping;
-mod merge;
-mod middleware;
 mod model;
-mod named;
 mod node;
-mod outcome;
 mod propagation;
-mod record;
-mod run_context;
-mod run_id;
-mod runner;
+mod run;
 mod tree;
 mod type_map;
-mod update;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use branches::{BranchOf, BranchesFailed, ForEach, for_each};
+pub use combinators::branches::{BranchOf, BranchesFailed, ForEach, for_each};
+pub use combinators::looping::{
+    LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,
+};
 pub use context::Context;
+pub use engine::failure::{NodeFailure, NodePanic};
 pub use engine::state::Cx;
 pub use error::{BoxError, ContextError, NodeError};
-pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
-pub use failure::{NodeFailure, NodePanic};
-pub use looping::{LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until};
-pub use merge::{Append, MergeConflict, Mergeable, Reduce, Reducer, Sum};
-pub use middleware::{
-    BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
-};
-pub use model::{
+pub use model::merge::{Append, MergeConflict, Mergeable, Reduce, Reducer, Sum};
+pub use model::pipeline_context::{
     ExecutedCommandLog, HumanInteraction, ModelDataError, ModelValidate, PipelineContext,
 };
-pub use named::{Named, NodeExt};
+pub use model::update::ModelUpdateError;
+pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
-pub use outcome::{RunError, RunResult};
 pub use propagation::{
     NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
     current_user_id, require_execution_context, spawn,
 };
-pub use record::{NodeRecord, NodeStatus};
-pub use run_context::RunContext;
-pub use run_id::RunId;
-pub use runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use run::event::Event;
+pub use run::middleware::{
+    BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
+};
+pub use run::outcome::{RunError, RunResult};
+pub use run::run_context::RunContext;
+pub use run::run_id::RunId;
+pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};
-pub use update::ModelUpdateError;

@@ -1,6 +1,7 @@
 //! The engine: the state a run executes against, the one node-execution
 //! path and its observers, and the guard that puts a model back.
 
+pub(crate) mod failure;
 pub(crate) mod guard;
 pub(crate) mod observe;
 pub(crate) mod state;

@@ -20,11 +20,11 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use crate::engine::failure::NodeFailure;
 use crate::engine::state::RunState;
 use crate::error::BoxError;
-use crate::event::Event;
-use crate::failure::NodeFailure;
-use crate::middleware::{HookArg, NodeCall, around};
+use crate::run::event::Event;
+use crate::run::middleware::{HookArg, NodeCall, around};
 use crate::tree::kept::Kept;
 
 /// What watches a run; see the module docs. Not implemented outside the crate.

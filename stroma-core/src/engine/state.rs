@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crate::context::Context;
+use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
-use crate::event::{Event, EventSink};
-use crate::failure::{NodeFailure, NodePanic};
-use crate::middleware::Middleware;
-use crate::record::NodeStatus;
-use crate::run_context::RunContext;
-use crate::run_id::RunId;
+use crate::run::event::{Event, EventSink};
+use crate::run::middleware::Middleware;
+use crate::run::run_context::RunContext;
+use crate::run::run_id::RunId;
 use crate::tree::ScopePath;
 use crate::tree::kept::Kept;
+use crate::tree::record::NodeStatus;
 use crate::tree::shape::Shape;
 use crate::tree::trace::{Entry, FrameRow, Loc, ROOT_FRAME};
 

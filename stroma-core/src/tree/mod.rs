@@ -4,6 +4,7 @@
 
 pub(crate) mod kept;
 pub(crate) mod path;
+pub(crate) mod record;
 pub(crate) mod scope;
 pub(crate) mod shape;
 pub(crate) mod trace;

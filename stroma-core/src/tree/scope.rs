@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::kept::Kept;
 use super::path::ScopePath;
-use crate::record::NodeStatus;
+use crate::tree::record::NodeStatus;
 
 /// What a [`Scope`] of the run tree is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

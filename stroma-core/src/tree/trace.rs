@@ -10,7 +10,7 @@ use super::path::ScopePath;
 use super::scope::{ResultError, Scope, ScopeKind};
 use super::shape::{Shape, shape_of};
 use crate::node::Node;
-use crate::record::{NodeRecord, NodeStatus};
+use crate::tree::record::{NodeRecord, NodeStatus};
 
 /// The frame of the run's top level: no loop, branch or item around.
 pub(crate) const ROOT_FRAME: u32 = 0;

@@ -113,7 +113,8 @@ impl NodeFailure {
     pub(crate) fn innermost(&self) -> &NodeFailure {
         let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.parts.cause);
         while let Some(current) = error {
-            if let Some(branches) = current.downcast_ref::<crate::branches::BranchesFailed>()
+            if let Some(branches) =
+                current.downcast_ref::<crate::combinators::branches::BranchesFailed>()
                 && let Some(first) = branches.first_failure()
             {
                 return first.innermost();
@@ -209,9 +210,11 @@ fn resolve_inside(
     paths: &Paths<'_>,
     owner: &'static str,
 ) {
-    if let Some(branches) = error.downcast_mut::<crate::branches::BranchesFailed>() {
+    if let Some(branches) = error.downcast_mut::<crate::combinators::branches::BranchesFailed>() {
         branches.resolve(shape, paths, owner);
-    } else if let Some(iteration) = error.downcast_mut::<crate::looping::LoopIterationFailed>() {
+    } else if let Some(iteration) =
+        error.downcast_mut::<crate::combinators::looping::LoopIterationFailed>()
+    {
         resolve_inside(iteration.cause_mut(), shape, paths, owner);
     } else if let Some(inner) = error.downcast_mut::<NodeFailure>() {
         inner.resolve(shape, paths);

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
 
-use crate::record::NodeStatus;
-use crate::run_id::RunId;
+use crate::run::run_id::RunId;
+use crate::tree::record::NodeStatus;
 use crate::tree::{ScopeKind, ScopePath};
 
 /// Something that happened in a run, in the order it happened. Nodes and

@@ -2,9 +2,9 @@
 
 use std::future::Future;
 
+use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::failure::NodeFailure;
 use crate::node::{Accepts, Node, RunsWith};
 use crate::tree::shape::ShapeBuilder;
 

@@ -6,13 +6,13 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
+use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::Cx;
 use crate::error::BoxError;
-use crate::event::Event;
-use crate::failure::{NodeFailure, NodePanic};
 use crate::node::{Accepts, Node, RunsWith};
+use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::ShapeBuilder;
 

@@ -14,13 +14,13 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use futures::task::AtomicWaker;
 
+use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::{Cx, RunState, ScopeToken};
-use crate::event::Event;
-use crate::failure::NodeFailure;
-use crate::merge::{Mergeable, merge_models};
+use crate::model::merge::{Mergeable, merge_models};
 use crate::node::{Accepts, Node, RunsWith};
+use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::{Shape, ShapeBuilder};
 use crate::tree::trace::{Entry, FrameRow, Paths};

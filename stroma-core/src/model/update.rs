@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::BoxError;
-use crate::model::ModelValidate;
+use crate::model::pipeline_context::ModelValidate;
 
 /// A node's change to the model was refused; the model is as it was before the node.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,13 @@
 //! The node traits: [`Node`] (types, id and shape), [`RunsWith`] (execution
 //! against a model) and [`Accepts`] (the compile-time link check).
 
+pub(crate) mod named;
+
 use std::future::Future;
 
+use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::failure::NodeFailure;
 use crate::tree::shape::ShapeBuilder;
 
 /// A step of a pipeline: its input type, its output type and its name.

@@ -1,7 +1,7 @@
 //! [`RunContext`]: what a run is, as middleware sees it.
 
 use crate::execution::ExecutionContext;
-use crate::run_id::RunId;
+use crate::run::run_id::RunId;
 
 /// One run: the pipeline's name, the run's id and its execution context as
 /// the run started.

@@ -12,19 +12,19 @@ use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::context::{Context, SharedEntries};
+use crate::engine::failure::NodeFailure;
 use crate::engine::observe::{Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
-use crate::event::{Event, EventSink};
 use crate::execution::ExecutionContext;
-use crate::failure::NodeFailure;
-use crate::middleware::{HookArg, Middleware, around};
 use crate::node::RunsWith;
-use crate::outcome::{RunError, RunResult};
 use crate::propagation::{current_execution_context, with_cell};
-use crate::record::NodeStatus;
-use crate::run_context::RunContext;
-use crate::run_id::RunId;
+use crate::run::event::{Event, EventSink};
+use crate::run::middleware::{HookArg, Middleware, around};
+use crate::run::outcome::{RunError, RunResult};
+use crate::run::run_context::RunContext;
+use crate::run::run_id::RunId;
+use crate::tree::record::NodeStatus;
 use crate::tree::shape::shape_of;
 use crate::tree::trace::{Entry, Paths, Trace, TraceParts};
 
@@ -523,7 +523,7 @@ where
     // A model that keeps the run's input gets it (null if it has no JSON)
     // before any node runs; inside the runner's catch, so a panicking
     // `Serialize` fails the run rather than unwinding out of it.
-    if let Some(fill) = crate::model::input_filler::<M>() {
+    if let Some(fill) = crate::model::pipeline_context::input_filler::<M>() {
         fill(cx.model_mut(), P::input_json(&input).unwrap_or_default());
     }
     if !O::WATCHED || cx.state().middleware().is_empty() {

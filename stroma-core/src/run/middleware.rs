@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::context::Context;
 use crate::error::BoxError;
-use crate::run_context::RunContext;
+use crate::run::run_context::RunContext;
 
 /// A boxed, sendable future: what middleware hooks return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -6,9 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::context::Context;
-use crate::failure::NodeFailure;
-use crate::record::NodeRecord;
-use crate::run_id::RunId;
+use crate::engine::failure::NodeFailure;
+use crate::run::run_id::RunId;
+use crate::tree::record::NodeRecord;
 use crate::tree::trace::Trace;
 use crate::tree::{ResultError, Scope, ScopePath};
 

@@ -1,0 +1,9 @@
+//! Starting and finishing runs: the runner and its configuration, what a
+//! run returns, the events it reports, middleware around it, its identity.
+
+pub(crate) mod event;
+pub(crate) mod middleware;
+pub(crate) mod outcome;
+pub(crate) mod run_context;
+pub(crate) mod run_id;
+pub(crate) mod runner;
