@@ -138,14 +138,14 @@ pub use stroma_macros::node;
 /// is a compile error pointing at the node that cannot take the previous
 /// node's output; `pipeline![]` is a compile error too.
 ///
-/// The pipeline is one generated struct holding its nodes and two async
-/// bodies awaiting them in turn: a direct one, taken when nothing but records
-/// watches the run (no stream, middleware, or tracing subscriber enabled at
-/// INFO), and a general one that wraps each node in its span, middleware and
-/// events. Neither boxes or allocates per node. The runner makes the choice
-/// when a run starts (and each loop and branch set again as it starts), so
-/// a subscriber installed during a run sees node spans from the next loop,
-/// branch set or run on. Prefix the nodes
+/// An unnamed pipeline is transparent in the run tree: its nodes belong to
+/// the enclosing scope. Named (`pipeline![a, b].named("stage")`), it is a
+/// scope of its own: its nodes' paths are `stage.a`, `stage.b`.
+///
+/// The pipeline is one generated struct holding its nodes and one async
+/// body awaiting them in turn, compiled for what watches the run (nothing,
+/// records, or spans, middleware and events), which the runner decides when
+/// a run starts. It boxes and allocates nothing per node. Prefix the nodes
 /// with `crate = path;` when the `stroma` crate is reachable under another path.
 pub use stroma_macros::pipeline;
 
