@@ -85,6 +85,8 @@ impl NodeList {
                 }
                 const MAY_CHANGE_MODEL: bool =
                     false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
+                const USES_CONTEXT: bool =
+                    false #(|| <#params as __stroma::Node>::USES_CONTEXT)*;
                 #shape
                 #[inline]
                 fn input_json(

@@ -267,6 +267,8 @@ impl<N: Node> Node for ForEach<N> {
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 
+    const USES_CONTEXT: bool = N::USES_CONTEXT;
+
     const SLOTS: u32 = 1 + N::SLOTS;
 
     fn describe(&self, shape: &mut ShapeBuilder) {

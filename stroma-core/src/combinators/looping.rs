@@ -145,6 +145,8 @@ where
 
     const MAY_CHANGE_MODEL: bool = B::MAY_CHANGE_MODEL;
 
+    const USES_CONTEXT: bool = B::USES_CONTEXT;
+
     const SLOTS: u32 = 1 + B::SLOTS;
 
     fn describe(&self, shape: &mut ShapeBuilder) {

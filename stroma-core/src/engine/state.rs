@@ -31,9 +31,9 @@ impl<M> Cx<M> {
         Cx { state, model }
     }
 
-    /// The run's shared context.
+    /// The run's context, as this branch of it sees it.
     pub fn context(&self) -> &Context {
-        &self.state.shared.context
+        &self.state.context
     }
 
     /// The run's model.
@@ -90,6 +90,8 @@ impl<M: Clone> Cx<M> {
 pub struct RunState {
     /// What the run's branches share with it: one handle to clone per branch.
     shared: Shared,
+    /// The context nodes see: the run's, or a branch's layer over it.
+    pub(crate) context: Context,
     /// Nodes and scopes that ended, when the run keeps them.
     pub(crate) entries: Vec<Entry>,
     /// Loop iterations, branches and items: all of them when the run keeps
@@ -112,7 +114,6 @@ pub struct RunState {
 /// The part of a run's state that never changes during the run, shared by
 /// the run and all its branches.
 pub(crate) struct RunShared {
-    pub(crate) context: Context,
     pub(crate) run: RunContext,
     pub(crate) records: bool,
     pub(crate) results: bool,
@@ -128,7 +129,6 @@ pub(crate) struct RunShared {
 impl Clone for RunShared {
     fn clone(&self) -> Self {
         RunShared {
-            context: self.context.clone(),
             run: self.run.clone(),
             records: self.records,
             results: self.results,
@@ -201,8 +201,8 @@ impl RunState {
     pub(crate) fn new(setup: RunSetup) -> Self {
         let keeps = setup.records || setup.results;
         RunState {
+            context: setup.context,
             shared: Shared::Alone(RunShared {
-                context: setup.context,
                 run: setup.run,
                 records: setup.records,
                 results: setup.results,
@@ -248,6 +248,7 @@ impl RunState {
             }
         };
         RunState {
+            context: self.context.clone(),
             shared: Shared::Forked(shared),
             entries: Vec::new(),
             frames: Vec::new(),
@@ -284,11 +285,7 @@ impl RunState {
 
     /// The run's entries, frames and context, once it is over.
     pub(crate) fn finish(self) -> (Vec<Entry>, Vec<FrameRow>, Context) {
-        let context = match self.shared {
-            Shared::Alone(shared) => shared.context,
-            Shared::Forked(shared) => shared.context.clone(),
-        };
-        (self.entries, self.frames, context)
+        (self.entries, self.frames, self.context)
     }
 
     /// Reports `event` when the run is streamed.
@@ -310,7 +307,7 @@ impl RunState {
     #[doc(hidden)]
     #[inline]
     pub fn node_context(&self, name: &'static str) -> Context {
-        self.shared.context.for_node(name)
+        self.context.for_node(name)
     }
 
     /// Where the node at `slot` runs now.

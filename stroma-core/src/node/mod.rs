@@ -36,6 +36,14 @@ pub trait Node: Clone + Send + Sync + 'static {
         1
     }
 
+    /// Whether running this node may write the run's [`Context`](crate::Context)
+    /// (or enrich its execution context): `#[node]` says so for a function
+    /// taking `&Context`; combinators say what their nodes say. A branch,
+    /// item or loop iteration gets a context layer of its own only when its
+    /// node may write, so the others cost nothing. `true` unless overridden.
+    #[doc(hidden)]
+    const USES_CONTEXT: bool = true;
+
     /// How many slots (nodes and scopes) this node's shape has: the slots
     /// of a pipeline are numbered in the order [`describe`](Node::describe)
     /// meets them, and each node runs knowing its first slot.

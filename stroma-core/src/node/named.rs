@@ -61,6 +61,8 @@ impl<N: Node> Node for Named<N> {
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 
+    const USES_CONTEXT: bool = N::USES_CONTEXT;
+
     // A named pipeline is a scope of its own, one slot before its nodes.
     const SLOTS: u32 = N::SLOTS + N::TRANSPARENT as u32;
 

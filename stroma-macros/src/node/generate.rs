@@ -45,6 +45,8 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
     let run_impl = run_impl(&ident, &name, sig, args.updates_context.is_some());
     // Only a `&mut M` parameter or `updates_context` lets a node change the
     // model; a node without either is not merged back from a branch.
+    // Only a node given `&Context` can write it or enrich the execution context.
+    let uses_context = sig.takes_context;
     let may_change_model =
         matches!(sig.model, Some(ModelParam::Exclusive(_))) || args.updates_context.is_some();
 
@@ -72,6 +74,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                     <Self as __stroma::LeafName>::NAME
                 }
                 const MAY_CHANGE_MODEL: bool = #may_change_model;
+                const USES_CONTEXT: bool = #uses_context;
                 fn input_json(input: &#input) -> ::core::option::Option<__stroma::JsonValue> {
                     #[allow(unused_imports)]
                     use __stroma::{InputAsJson as _, InputNotJson as _};
