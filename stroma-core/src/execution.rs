@@ -64,10 +64,8 @@ impl SortedMap {
         self.0.len()
     }
 
-    fn remove(&mut self, key: &str) {
-        if let Ok(i) = self.find(key) {
-            self.0.remove(i);
-        }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn iter(&self) -> impl Iterator<Item = (&Key, &Value)> {
@@ -75,52 +73,246 @@ impl SortedMap {
     }
 }
 
-#[derive(Clone, Default)]
+/// At most this many contexts share into one: past it, [`Metadata::over`]
+/// copies them into one, so a look-up never walks more than this many.
+const MOST_SHARED: u32 = 16;
+
+/// One context's keys: those set on it, over those of the contexts it was
+/// laid over, which are shared, never copied.
+///
+/// A run's context lies over the runner's this way, so starting a run, or
+/// enriching its context, costs the same however large the runner's
+/// context is: only the keys set on the run's own are ever copied.
 struct Metadata {
+    /// The keys set on this context itself; they win over `near`'s and `far`'s.
     values: SortedMap,
-    /// Keys whose values `Debug` must not show.
+    /// Keys of `values` whose values `Debug` must not show.
     secrets: BTreeSet<Key>,
-    /// The run whose id is the correlation id, when `values` has none. Made
-    /// into a value only when read: most runs never read it.
+    /// The run whose id is the correlation id. Never beside a correlation
+    /// id in `values`: setting one there drops it.
     run_correlation: Option<RunCorrelation>,
+    /// A context this one lies over, shared; its keys win over `far`'s.
+    near: Option<ExecutionContext>,
+    /// A context under `near`, shared.
+    far: Option<ExecutionContext>,
+    /// How many contexts this one is made of, itself included.
+    shared: u32,
+    /// Every key and value, flattened, once something iterates or compares
+    /// them; never made for a context that shares none.
+    flat: OnceLock<SortedMap>,
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata {
+            values: SortedMap::default(),
+            secrets: BTreeSet::new(),
+            run_correlation: None,
+            near: None,
+            far: None,
+            shared: 1,
+            flat: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Clone)]
 struct RunCorrelation {
     run_id: RunId,
-    /// `values` with the correlation id added, once something reads them.
-    values: OnceLock<SortedMap>,
+    /// The id as a value, made only when read: most runs never read it.
+    text: OnceLock<Value>,
 }
 
-impl Metadata {
-    /// Every key and value, the run's correlation id included.
-    fn values(&self) -> &SortedMap {
-        match &self.run_correlation {
-            None => &self.values,
-            Some(run) => run.values.get_or_init(|| {
-                let mut values = self.values.clone();
-                values.insert(
-                    Cow::Borrowed(ExecutionContext::CORRELATION_ID),
-                    Value::String(run.run_id.to_text()),
-                );
-                values
-            }),
+impl RunCorrelation {
+    fn new(run_id: RunId) -> Self {
+        RunCorrelation {
+            run_id,
+            text: OnceLock::new(),
         }
     }
 
-    /// A copy to change, with the correlation id (if any) as a plain value.
-    fn to_owned_values(&self) -> Metadata {
-        Metadata {
-            values: self.values().clone(),
-            secrets: self.secrets.clone(),
-            run_correlation: None,
+    fn text(&self) -> &Value {
+        self.text
+            .get_or_init(|| Value::String(self.run_id.to_text()))
+    }
+}
+
+impl Metadata {
+    /// `values` (with their `secrets` and run) over `near` over `far`.
+    /// Past [`MOST_SHARED`] contexts, copied into one.
+    fn over(
+        values: SortedMap,
+        secrets: BTreeSet<Key>,
+        run_correlation: Option<RunCorrelation>,
+        near: Option<ExecutionContext>,
+        far: Option<ExecutionContext>,
+    ) -> Self {
+        // An empty context adds nothing but a step to every look-up.
+        let near = near.filter(|c| !c.is_empty());
+        let far = far.filter(|c| !c.is_empty());
+        let (near, far) = match (near, far) {
+            (None, far) => (far, None),
+            both => both,
+        };
+        let shared = 1 + [&near, &far]
+            .into_iter()
+            .flatten()
+            .map(|c| c.inner.shared)
+            .sum::<u32>();
+        let metadata = Metadata {
+            values,
+            secrets,
+            run_correlation,
+            near,
+            far,
+            shared,
+            flat: OnceLock::new(),
+        };
+        if shared <= MOST_SHARED {
+            return metadata;
         }
+        let secrets = metadata
+            .values()
+            .iter()
+            .filter(|(key, _)| metadata.is_secret(key))
+            .map(|(key, _)| key.clone())
+            .collect();
+        Metadata {
+            values: metadata.values().clone(),
+            secrets,
+            ..Metadata::default()
+        }
+    }
+
+    /// Whether this context itself (not one it shares) sets `key`.
+    fn sets(&self, key: &str) -> bool {
+        (self.run_correlation.is_some() && key == ExecutionContext::CORRELATION_ID)
+            || self.values.contains_key(key)
+    }
+
+    /// The nearest context, this one or one it shares, that sets `key`.
+    fn setter(&self, key: &str) -> Option<&Metadata> {
+        if self.sets(key) {
+            return Some(self);
+        }
+        [&self.near, &self.far]
+            .into_iter()
+            .flatten()
+            .find_map(|shared| shared.inner.setter(key))
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        if let Some(run) = &self.run_correlation
+            && key == ExecutionContext::CORRELATION_ID
+        {
+            return Some(run.text());
+        }
+        if let Some(value) = self.values.get(key) {
+            return Some(value);
+        }
+        [&self.near, &self.far]
+            .into_iter()
+            .flatten()
+            .find_map(|shared| shared.inner.get(key))
+    }
+
+    fn is_secret(&self, key: &str) -> bool {
+        // The context that sets the value decides: a plain value set over a
+        // secret one is no longer secret. The run's id never is.
+        self.setter(key)
+            .is_some_and(|setter| setter.values.contains_key(key) && setter.secrets.contains(key))
+    }
+
+    fn shares(&self) -> bool {
+        self.near.is_some() || self.run_correlation.is_some()
+    }
+
+    fn is_empty(&self) -> bool {
+        // `over` keeps no empty context, so one sharing any is not empty.
+        self.values.is_empty() && !self.shares()
+    }
+
+    /// Every key and value, sorted, the nearest setting of each.
+    fn values(&self) -> &SortedMap {
+        if !self.shares() {
+            return &self.values;
+        }
+        self.flat.get_or_init(|| {
+            let mut all = Vec::new();
+            self.collect(&mut all);
+            // Stable: of equal keys, the nearest, collected first, stays first.
+            all.sort_by(|(a, _), (b, _)| a.cmp(b));
+            all.dedup_by(|(later, _), (earlier, _)| later == earlier);
+            SortedMap(all)
+        })
+    }
+
+    /// Every setting of every key, nearest first.
+    fn collect(&self, out: &mut Vec<(Key, Value)>) {
+        if let Some(run) = &self.run_correlation {
+            out.push((
+                Cow::Borrowed(ExecutionContext::CORRELATION_ID),
+                run.text().clone(),
+            ));
+        }
+        out.extend(self.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for shared in [&self.near, &self.far].into_iter().flatten() {
+            shared.inner.collect(out);
+        }
+    }
+
+    /// How many keys, without copying any value.
+    fn len(&self) -> usize {
+        if !self.shares() {
+            return self.values.len();
+        }
+        if let Some(flat) = self.flat.get() {
+            return flat.len();
+        }
+        let mut keys = Vec::new();
+        self.collect_keys(&mut keys);
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len()
+    }
+
+    fn collect_keys<'a>(&'a self, out: &mut Vec<&'a str>) {
+        if self.run_correlation.is_some() {
+            out.push(ExecutionContext::CORRELATION_ID);
+        }
+        out.extend(self.values.iter().map(|(k, _)| k.as_ref()));
+        for shared in [&self.near, &self.far].into_iter().flatten() {
+            shared.inner.collect_keys(out);
+        }
+    }
+
+    /// This context's own keys with `change` applied, over the same shared ones.
+    fn changed(&self, change: impl FnOnce(&mut SortedMap, &mut BTreeSet<Key>)) -> Self {
+        let mut values = self.values.clone();
+        let mut secrets = self.secrets.clone();
+        change(&mut values, &mut secrets);
+        // A correlation id set here wins over the run's.
+        let run_correlation = self
+            .run_correlation
+            .clone()
+            .filter(|_| !values.contains_key(ExecutionContext::CORRELATION_ID));
+        Metadata::over(
+            values,
+            secrets,
+            run_correlation,
+            self.near.clone(),
+            self.far.clone(),
+        )
     }
 }
 
 impl PartialEq for Metadata {
     fn eq(&self, other: &Self) -> bool {
-        self.values() == other.values() && self.secrets == other.secrets
+        self.values() == other.values()
+            && self
+                .values()
+                .iter()
+                .all(|(key, _)| self.is_secret(key) == other.is_secret(key))
     }
 }
 
@@ -197,7 +389,7 @@ impl ExecutionContext {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.inner.values().get(key)
+        self.inner.get(key)
     }
 
     /// The value under `key` as a `T`: `Ok(None)` when absent, an error (not a
@@ -218,18 +410,17 @@ impl ExecutionContext {
     /// Whether `key` is present.
     pub fn contains(&self, key: &str) -> bool {
         // Answered without making the run's correlation id into text.
-        let run_correlation = self.inner.run_correlation.is_some();
-        (run_correlation && key == Self::CORRELATION_ID) || self.inner.values.contains_key(key)
+        self.inner.setter(key).is_some()
     }
 
     /// How many keys there are.
     pub fn len(&self) -> usize {
-        self.inner.values.len() + usize::from(self.inner.run_correlation.is_some())
+        self.inner.len()
     }
 
     /// Whether there are no keys.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.inner.is_empty()
     }
 
     /// A copy of all keys and values, secrets included.
@@ -257,13 +448,14 @@ impl ExecutionContext {
         K: Into<Cow<'static, str>>,
         V: Into<Value>,
     {
-        let mut metadata = self.inner.to_owned_values();
-        for (key, value) in pairs {
-            let key = key.into();
-            // A plain value replaces a secret one: it is no longer secret.
-            metadata.secrets.remove(&key);
-            metadata.values.insert(key, value.into());
-        }
+        let metadata = self.inner.changed(|values, secrets| {
+            for (key, value) in pairs {
+                let key = key.into();
+                // A plain value replaces a secret one: it is no longer secret.
+                secrets.remove(&key);
+                values.insert(key, value.into());
+            }
+        });
         ExecutionContext {
             inner: Arc::new(metadata),
         }
@@ -282,9 +474,10 @@ impl ExecutionContext {
     #[must_use = "`plus_secret` returns a new context and leaves this one unchanged"]
     pub fn plus_secret(&self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
         let key = key.into();
-        let mut metadata = self.inner.to_owned_values();
-        metadata.values.insert(key.clone(), value.into());
-        metadata.secrets.insert(key);
+        let metadata = self.inner.changed(|values, secrets| {
+            values.insert(key.clone(), value.into());
+            secrets.insert(key);
+        });
         ExecutionContext {
             inner: Arc::new(metadata),
         }
@@ -292,11 +485,12 @@ impl ExecutionContext {
 
     /// Whether `key` holds a secret value.
     pub fn is_secret(&self, key: &str) -> bool {
-        self.inner.secrets.contains(key)
+        self.inner.is_secret(key)
     }
 
     /// `self`'s keys, then `nearer`'s on top (they win on conflicts);
-    /// returns whichever side alone when the other is empty, without copying.
+    /// returns whichever side alone when the other is empty. Copies neither:
+    /// the result shares both.
     pub(crate) fn overlaid_with(&self, nearer: &ExecutionContext) -> Self {
         if nearer.is_empty() {
             return self.clone();
@@ -304,46 +498,43 @@ impl ExecutionContext {
         if self.is_empty() {
             return nearer.clone();
         }
-        let mut metadata = self.inner.to_owned_values();
-        for (key, value) in nearer.inner.values().iter() {
-            metadata.secrets.remove(key);
-            metadata.values.insert(key.clone(), value.clone());
-        }
-        metadata
-            .secrets
-            .extend(nearer.inner.secrets.iter().cloned());
         ExecutionContext {
-            inner: Arc::new(metadata),
+            inner: Arc::new(Metadata::over(
+                SortedMap::default(),
+                BTreeSet::new(),
+                None,
+                Some(nearer.clone()),
+                Some(self.clone()),
+            )),
         }
     }
 
     /// This context for the run `run_id`: if it has no correlation id (a
-    /// string), the run id is one. Costs one allocation; the id becomes text
-    /// only if read.
+    /// string), the run id is one. Costs one allocation whatever `self`
+    /// holds, which the run shares; the id becomes text only if read.
     pub(crate) fn for_run(&self, run_id: RunId) -> Self {
-        let given = self.inner.values.get(Self::CORRELATION_ID);
-        if self.inner.run_correlation.is_some() || given.is_some_and(Value::is_string) {
+        let has_one = self
+            .inner
+            .setter(Self::CORRELATION_ID)
+            .is_some_and(|setter| {
+                setter.run_correlation.is_some()
+                    || setter
+                        .values
+                        .get(Self::CORRELATION_ID)
+                        .is_some_and(Value::is_string)
+            });
+        if has_one {
             return self.clone();
         }
-        // The usual run inherits nothing: nothing to copy.
-        let mut inherited = if self.is_empty() {
-            Metadata::default()
-        } else {
-            self.inner.to_owned_values()
-        };
-        if given.is_some() {
-            // Not a string, so not a correlation id: the run id replaces it.
-            inherited.values.remove(Self::CORRELATION_ID);
-            inherited.secrets.remove(Self::CORRELATION_ID);
-        }
+        // Laid over `self`, the run's id hides a correlation id that is not a string.
         ExecutionContext {
-            inner: Arc::new(Metadata {
-                run_correlation: Some(RunCorrelation {
-                    run_id,
-                    values: OnceLock::new(),
-                }),
-                ..inherited
-            }),
+            inner: Arc::new(Metadata::over(
+                SortedMap::default(),
+                BTreeSet::new(),
+                Some(RunCorrelation::new(run_id)),
+                Some(self.clone()),
+                None,
+            )),
         }
     }
 
@@ -369,7 +560,7 @@ impl fmt::Debug for ExecutionContext {
         }
         let mut map = f.debug_map();
         for (key, value) in self.inner.values().iter() {
-            if self.inner.secrets.contains(key) {
+            if self.inner.is_secret(key) {
                 map.entry(key, &Redacted);
             } else {
                 map.entry(key, &Json(value));
@@ -400,8 +591,7 @@ impl<'de> Deserialize<'de> for ExecutionContext {
                         .map(|(k, v)| (Cow::Owned(k), v))
                         .collect(),
                 ),
-                secrets: BTreeSet::new(),
-                run_correlation: None,
+                ..Metadata::default()
             }),
         })
     }
@@ -458,6 +648,93 @@ mod tests {
         assert_eq!(number, eager);
         // A run inside a run keeps the outer run's id.
         assert_eq!(lazy.for_run(RunId::new()), eager);
+    }
+
+    /// The address of the value under `key`: the same address, the same value, not a copy.
+    fn address(ctx: &ExecutionContext, key: &str) -> *const Value {
+        ctx.get(key).expect("present")
+    }
+
+    #[test]
+    fn a_run_shares_the_runners_values_instead_of_copying_them() {
+        let blob = "x".repeat(4 << 20);
+        let runner = ExecutionContext::of([("blob", blob.as_str()), ("tenant_id", "t")]);
+        let per_run = ExecutionContext::of([("user_id", "u")]);
+        let outer = ExecutionContext::of([("region", "eu")]);
+        let run_id = RunId::new();
+        let runs = [
+            runner.for_run(run_id),
+            runner.overlaid_with(&per_run).for_run(run_id),
+            outer
+                .overlaid_with(&runner)
+                .overlaid_with(&per_run)
+                .for_run(run_id),
+            runner.for_run(run_id).plus("session_id", "s-1"),
+            runner
+                .for_run(run_id)
+                .plus_secret("token", "t")
+                .plus("n", 1),
+        ];
+        for run in &runs {
+            assert_eq!(address(run, "blob"), address(&runner, "blob"));
+            assert_eq!(run.tenant_id(), Some("t"));
+            assert_eq!(run.correlation_id(), Some(run_id.to_text().as_str()));
+        }
+        assert_eq!(
+            runs[2].get_as::<String>("region").unwrap().as_deref(),
+            Some("eu")
+        );
+        assert_eq!(runs[2].user_id(), Some("u"));
+        // Iterating copies the values once, for that context only.
+        assert_eq!(runs[1].len(), 4);
+        assert_eq!(runs[1].iter().count(), 4);
+        assert_eq!(address(&runs[1], "blob"), address(&runner, "blob"));
+    }
+
+    #[test]
+    fn the_nearest_setting_of_a_key_decides_its_value_and_secrecy() {
+        let far = ExecutionContext::of([("a", 1)]).plus_secret("b", 2);
+        let near = ExecutionContext::of([("b", 3)]).plus_secret("a", 4);
+        let both = far.overlaid_with(&near);
+        assert_eq!(both.get("a"), Some(&json!(4)));
+        assert_eq!(both.get("b"), Some(&json!(3)));
+        assert!(both.is_secret("a") && !both.is_secret("b"));
+        let flat = ExecutionContext::of([("b", 3)]).plus_secret("a", 4);
+        assert_eq!(both, flat);
+        assert_ne!(both, ExecutionContext::of([("a", 4), ("b", 3)]));
+        assert_eq!(format!("{both:?}"), format!("{flat:?}"));
+        // A key set over a shared context wins, and a plain value is not secret.
+        let changed = both.plus("a", 5).plus_secret("c", 6);
+        assert_eq!(changed.get("a"), Some(&json!(5)));
+        assert!(!changed.is_secret("a") && changed.is_secret("c"));
+        assert_eq!(both.get("a"), Some(&json!(4)), "the original is untouched");
+        // A secret correlation id that is not a string gives way to the run's, not secret.
+        let run_id = RunId::new();
+        let run = ExecutionContext::new()
+            .plus_secret(ExecutionContext::CORRELATION_ID, 7)
+            .for_run(run_id);
+        assert_eq!(run.correlation_id(), Some(run_id.to_text().as_str()));
+        assert!(!run.is_secret(ExecutionContext::CORRELATION_ID));
+        // A correlation id set in a run replaces the run's.
+        let set = ExecutionContext::new()
+            .for_run(run_id)
+            .plus(ExecutionContext::CORRELATION_ID, "c-9");
+        assert_eq!(set.correlation_id(), Some("c-9"));
+        assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn contexts_laid_over_many_times_stay_correct_and_bounded() {
+        let mut ctx = ExecutionContext::new();
+        for i in 0..100_u32 {
+            let key = format!("k{}", i % 10);
+            ctx = ctx.overlaid_with(&ExecutionContext::of([(key, i)]));
+            assert!(ctx.inner.shared <= MOST_SHARED);
+        }
+        assert_eq!(ctx.len(), 10);
+        for i in 90..100_u32 {
+            assert_eq!(ctx.get_as::<u32>(&format!("k{}", i % 10)).unwrap(), Some(i));
+        }
     }
 
     #[test]
