@@ -31,7 +31,7 @@ pub mod __private;
 
 pub use branches::{BranchOf, BranchesFailed, ForEach, for_each};
 pub use context::Context;
-pub use error::{BoxError, ContextError, NodeError};
+pub use error::{BoxError, ContextConflict, ContextError, NodeError};
 pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
 pub use failure::{NodeFailure, NodePanic};
