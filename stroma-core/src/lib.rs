@@ -30,7 +30,7 @@ mod update;
 pub mod __private;
 
 pub use branches::{BranchOf, BranchesFailed, ForEach, for_each};
-pub use context::Context;
+pub use context::{Combine, Context};
 pub use error::{BoxError, ContextConflict, ContextError, NodeError};
 pub use event::Event;
 pub use execution::{ExecutionContext, MetadataTypeError};
