@@ -8,12 +8,15 @@
 //! committed ([`Context::commit_child`]), and either is discarded by dropping it.
 
 use std::any::{Any, TypeId, type_name};
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
+use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::{Entry, RandomState};
 use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::ops::{Add, Sub};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::{ConflictKey, ContextConflict, ContextError};
@@ -21,7 +24,7 @@ use crate::execution::ExecutionContext;
 use crate::failure::NodePanic;
 use crate::merge::{Append, Sum};
 use crate::propagation::ExecutionCell;
-use crate::type_map::TypeIdMap;
+use crate::type_map::{TypeIdHasher, TypeIdMap};
 
 type Shared = Arc<dyn Any + Send + Sync>;
 
@@ -157,6 +160,129 @@ impl<T: Clone + Send + Sync + 'static> Combine for Append<T> {
     }
 }
 
+/// An entry's name and its hash. Every layer's map hashes names with the
+/// same keys, so a look-up hashes the name once however many layers it
+/// searches.
+#[derive(Clone)]
+struct Name {
+    hash: u64,
+    text: Cow<'static, str>,
+}
+
+impl Name {
+    fn new(text: Cow<'static, str>) -> Self {
+        Name {
+            hash: hash_name(&text),
+            text,
+        }
+    }
+}
+
+/// A name's hash: keyed once per process (not per map), so equal in every layer.
+fn hash_name(name: &str) -> u64 {
+    static KEYS: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+    KEYS.hash_one(name)
+}
+
+/// A borrowed name and its hash: what a look-up searches each layer with.
+#[derive(Clone, Copy)]
+struct NameQuery<'a> {
+    hash: u64,
+    text: &'a str,
+}
+
+impl<'a> NameQuery<'a> {
+    fn new(text: &'a str) -> Self {
+        NameQuery {
+            hash: hash_name(text),
+            text,
+        }
+    }
+
+    /// As the key type of a name-keyed map, so `get` takes it without allocating.
+    fn key(&self) -> &(dyn NameKey + 'a) {
+        self
+    }
+}
+
+/// A name and its hash, stored ([`Name`]) or borrowed ([`NameQuery`]): a
+/// map keyed by `Name` is searched by `dyn NameKey`.
+trait NameKey {
+    fn hash(&self) -> u64;
+    fn text(&self) -> &str;
+}
+
+impl NameKey for Name {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl NameKey for NameQuery<'_> {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn text(&self) -> &str {
+        self.text
+    }
+}
+
+// `Name` and `dyn NameKey` hash and compare alike, as `Borrow` requires.
+impl Hash for dyn NameKey + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(NameKey::hash(self));
+    }
+}
+
+impl PartialEq for dyn NameKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for dyn NameKey + '_ {}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl<'a> Borrow<dyn NameKey + 'a> for Name {
+    fn borrow(&self) -> &(dyn NameKey + 'a) {
+        self
+    }
+}
+
+/// Values keyed by name. The hash is the name's, already computed: the
+/// map's hasher only passes it through, as it does a `TypeId`'s.
+type NameMap = HashMap<Name, Slot, BuildHasherDefault<TypeIdHasher>>;
+
 /// Entries frozen for sharing: what a runner gives each of its runs to read.
 pub(crate) type SharedEntries = Arc<Entries>;
 
@@ -164,7 +290,7 @@ pub(crate) type SharedEntries = Arc<Entries>;
 #[derive(Clone, Default)]
 pub(crate) struct Entries {
     by_type: TypeIdMap<Slot>,
-    by_name: HashMap<Cow<'static, str>, Slot>,
+    by_name: NameMap,
 }
 
 impl Entries {
@@ -190,7 +316,7 @@ impl Entries {
 /// An entry's key, as merging compares them.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum EntryKey {
-    Name(Cow<'static, str>),
+    Name(Name),
     Type(TypeId),
 }
 
@@ -210,6 +336,10 @@ pub(crate) struct Layer {
     /// Entries written in this layer: by one run, one branch or one loop
     /// iteration, or by the caller building a context.
     own: RwLock<Entries>,
+    /// Whether `own` was ever written. Reads skip the lock of a layer never
+    /// written: most branch layers, and the run's layer of a run that only
+    /// reads, cost a load each.
+    written: AtomicBool,
 }
 
 impl Layer {
@@ -230,6 +360,9 @@ impl Layer {
     }
 
     fn own_mut(&self) -> RwLockWriteGuard<'_, Entries> {
+        // Set before the write: a reader that must see the write (one it
+        // happens before) sees the flag, then waits for the lock.
+        self.written.store(true, AtomicOrdering::Release);
         self.own.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -238,7 +371,9 @@ impl Layer {
     fn find<R>(&self, mut look: impl FnMut(&Entries) -> Option<R>) -> Option<R> {
         let mut layer = self;
         loop {
-            if let Some(found) = look(&layer.own()) {
+            if layer.written.load(AtomicOrdering::Acquire)
+                && let Some(found) = look(&layer.own())
+            {
                 return Some(found);
             }
             match &layer.parent {
@@ -355,6 +490,7 @@ impl Context {
                 parent: None,
                 execution: RwLock::new(execution),
                 own: RwLock::new(Entries::default()),
+                written: AtomicBool::new(false),
             }),
             node: None,
         }
@@ -444,7 +580,7 @@ impl Context {
         self.layer
             .own_mut()
             .by_name
-            .insert(name.into(), Slot::new(value));
+            .insert(Name::new(name.into()), Slot::new(value));
     }
 
     /// Stores `value` under `name` as an entry that concurrent branches may
@@ -469,7 +605,7 @@ impl Context {
         self.layer
             .own_mut()
             .by_name
-            .insert(name.into(), Slot::combined(value));
+            .insert(Name::new(name.into()), Slot::combined(value));
     }
 
     /// The value stored under `name`.
@@ -482,15 +618,18 @@ impl Context {
             slot.downcast::<T>()
                 .ok_or_else(|| self.wrong_type::<T>(name, slot.type_name))
         };
+        // Hashed once, whatever the number of layers searched.
+        let query = NameQuery::new(name);
         self.layer
-            .find(|entries| entries.by_name.get(name).map(typed))
+            .find(|entries| entries.by_name.get(query.key()).map(typed))
             .unwrap_or_else(|| Err(self.missing_name(name)))
     }
 
     /// Whether `name` holds a value of any type.
     pub fn contains_named(&self, name: &str) -> bool {
+        let query = NameQuery::new(name);
         self.layer
-            .find(|entries| entries.by_name.contains_key(name).then_some(()))
+            .find(|entries| entries.by_name.contains_key(query.key()).then_some(()))
             .is_some()
     }
 
@@ -519,14 +658,15 @@ impl Context {
     where
         T: Clone + Send + Sync + 'static,
     {
+        let query = NameQuery::new(name);
         let mut own = self.layer.own_mut();
-        if !own.by_name.contains_key(name) {
+        if !own.by_name.contains_key(query.key()) {
             let (key, inherited) = self
                 .layer
                 .find_outside(|entries| {
                     entries
                         .by_name
-                        .get_key_value(name)
+                        .get_key_value(query.key())
                         .map(|(key, slot)| (key.clone(), slot.clone()))
                 })
                 .ok_or_else(|| self.missing_name(name))?;
@@ -535,7 +675,7 @@ impl Context {
             }
             own.by_name.insert(key, inherited);
         }
-        let Some(slot) = own.by_name.get_mut(name) else {
+        let Some(slot) = own.by_name.get_mut(query.key()) else {
             return Err(self.missing_name(name));
         };
         let found = slot.type_name;
@@ -601,6 +741,7 @@ impl Context {
                 parent: Some(Arc::clone(&self.layer)),
                 execution: RwLock::new(self.layer.execution()),
                 own: RwLock::new(Entries::default()),
+                written: AtomicBool::new(false),
             }),
             node: self.node,
         }
@@ -685,7 +826,7 @@ impl Context {
         let (key, first, first_slot) = &group[0];
         let second = group.get(1).map_or(*first, |(_, position, _)| *position);
         let conflict_key = match key {
-            EntryKey::Name(name) => ConflictKey::Name(name.to_string()),
+            EntryKey::Name(name) => ConflictKey::Name(name.text.to_string()),
             EntryKey::Type(_) => ConflictKey::Type(first_slot.type_name),
         };
         let combine = first_slot
@@ -826,7 +967,7 @@ impl fmt::Debug for Context {
         let mut names: Vec<String> = Vec::new();
         let mut types: Vec<&'static str> = Vec::new();
         let mut list = |entries: &Entries| {
-            names.extend(entries.by_name.keys().map(|k| k.to_string()));
+            names.extend(entries.by_name.keys().map(|k| k.text.to_string()));
             types.extend(entries.by_type.values().map(|s| s.type_name));
         };
         list(&self.layer.base);
@@ -938,7 +1079,8 @@ mod tests {
         // A failed update copies nothing in.
         let err = branch.update_named("model", |n: &mut u64| *n += 1);
         assert!(matches!(err, Err(ContextError::WrongType { .. })));
-        assert!(branch.layer.own().by_name.get("model").is_none());
+        let model = NameQuery::new("model");
+        assert!(branch.layer.own().by_name.get(model.key()).is_none());
         assert!(matches!(
             branch.update::<Hits, ()>(|_| ()),
             Err(ContextError::MissingType { .. })
@@ -1168,6 +1310,77 @@ mod tests {
         assert_eq!(seen.0, (Some("a".to_owned()), Some("acme".to_owned())));
         assert!(!seen.1, "a sibling does not see it");
         assert!(!seen.2, "the parent does not see it");
+    }
+
+    /// Times reads through the layers; prints figures, asserts nothing about
+    /// them (times are noisy). `cargo bench --bench context_access` times the
+    /// run's and the runner's layers; this adds reads through branch layers,
+    /// which only the crate can make.
+    #[test]
+    #[ignore = "timing: cargo test --release -p stroma-core --lib -- --ignored --nocapture"]
+    fn time_reads_through_branch_layers() {
+        use std::hint::black_box;
+        use std::time::Instant;
+
+        struct ApiKey(#[allow(dead_code)] &'static str);
+        const READS: u32 = 2_000_000;
+        let fillers = || {
+            Context::new()
+                .with(0_u8)
+                .with(0_u16)
+                .with(0_u32)
+                .with_named("filler_0", 0_u8)
+                .with_named("filler_1", 1_u8)
+                .with_named("filler_2", 2_u8)
+        };
+        let in_runner = fillers()
+            .with(ApiKey("k"))
+            .with_named("max_tokens", 500_u32)
+            .freeze();
+        let run_of_runner = Context::for_run(&in_runner, ExecutionContext::new());
+        let run_holding = Context::for_run(&fillers().freeze(), ExecutionContext::new());
+        run_holding.insert(ApiKey("k"));
+        run_holding.insert_named("max_tokens", 500_u32);
+        let cases = [
+            ("run layer", run_holding.clone()),
+            ("runner layer", run_of_runner.clone()),
+            ("branch over run layer", run_holding.child()),
+            ("branch over runner layer", run_of_runner.child()),
+            (
+                "branch of branch over runner",
+                run_of_runner.child().child(),
+            ),
+            ("written branch over runner", {
+                let branch = run_of_runner.child();
+                branch.insert(1_i8);
+                branch.insert_named("scratch", 1_i8);
+                branch
+            }),
+        ];
+        let time = |read: &dyn Fn()| {
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let start = Instant::now();
+                for _ in 0..READS {
+                    read();
+                }
+                best = best.min(start.elapsed().as_nanos() as f64 / f64::from(READS));
+            }
+            best
+        };
+        for (what, ctx) in &cases {
+            let get = time(&|| {
+                black_box(black_box(ctx).get::<ApiKey>());
+            });
+            let get_named = time(&|| {
+                black_box(
+                    black_box(ctx)
+                        .get_named::<u32>(black_box("max_tokens"))
+                        .ok(),
+                );
+            });
+            println!("{what:>30}: get {get:5.1} ns, get_named {get_named:5.1} ns");
+        }
     }
 
     #[test]
