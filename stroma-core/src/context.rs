@@ -761,11 +761,12 @@ impl Context {
     pub(crate) fn merge_children(&self, children: &[&Context]) -> Result<(), ContextConflict> {
         let mut writes: Vec<(EntryKey, usize, Slot)> = Vec::new();
         for (position, child) in children.iter().enumerate() {
-            let seen = self.same_layer(child)
+            let skipped = !child.layer.written.load(AtomicOrdering::Acquire)
+                || self.same_layer(child)
                 || children[..position]
                     .iter()
                     .any(|earlier| earlier.same_layer(child));
-            if seen {
+            if skipped {
                 continue;
             }
             // One lock at a time: the child's, read, then released.
