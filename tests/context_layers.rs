@@ -178,7 +178,7 @@ fn sums_combine_the_differences_and_appends_the_additions() {
     .unwrap();
     assert_eq!(merged.0, ["start", "a", "b", "c"]);
     let shrunk = Append::combine(Some(&log), &[&Append(vec![]), &Append(vec!["start"])]);
-    let message = shrunk.err().expect("a branch removed an item");
+    let message = shrunk.expect_err("a branch removed an item");
     assert!(message.contains("may only add"), "{message}");
 }
 

@@ -144,7 +144,7 @@ impl<T: Clone + Send + Sync + 'static> Combine for Append<T> {
     fn combine(base: Option<&Self>, branches: &[&Self]) -> Result<Self, String> {
         let kept = base.map_or(0, |Append(items)| items.len());
         let mut all = base.map_or_else(Vec::new, |Append(items)| items.clone());
-        for Append(items) in branches.iter().copied() {
+        for Append(items) in branches {
             // Items are not compared (`T` need not be `PartialEq`): a branch
             // may only add, so what lies past the base's length is its addition.
             let added = items.get(kept..).ok_or_else(|| {
@@ -1081,7 +1081,7 @@ mod tests {
         let err = branch.update_named("model", |n: &mut u64| *n += 1);
         assert!(matches!(err, Err(ContextError::WrongType { .. })));
         let model = NameQuery::new("model");
-        assert!(branch.layer.own().by_name.get(model.key()).is_none());
+        assert!(!branch.layer.own().by_name.contains_key(model.key()));
         assert!(matches!(
             branch.update::<Hits, ()>(|_| ()),
             Err(ContextError::MissingType { .. })
