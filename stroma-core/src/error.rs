@@ -162,3 +162,106 @@ impl fmt::Display for ContextError {
 }
 
 impl StdError for ContextError {}
+
+/// Branches of one scope wrote the same [`Context`](crate::Context) entry,
+/// and the entry does not say how to combine their writes.
+///
+/// Returned when branches' writes are merged back into the context they
+/// were made from. Nothing from the branches is written then: the context
+/// is as it was before they ran. The message names the entry and says how
+/// to avoid the conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextConflict {
+    key: ConflictKey,
+    /// The first two branches that wrote the entry, by position (from 0) in declaration order.
+    branches: (usize, usize),
+    /// Why the writes could not be combined, when the entry says how to combine them.
+    combine_error: Option<String>,
+}
+
+/// The entry two branches wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConflictKey {
+    /// An entry stored under a name.
+    Name(String),
+    /// A value stored by its type.
+    Type(&'static str),
+}
+
+impl ContextConflict {
+    /// Two branches, at positions `branches`, both wrote `key`.
+    pub(crate) fn written_twice(key: ConflictKey, branches: (usize, usize)) -> Self {
+        ContextConflict {
+            key,
+            branches,
+            combine_error: None,
+        }
+    }
+
+    /// The branches' writes to `key` say how to combine, but combining failed.
+    pub(crate) fn not_combined(
+        key: ConflictKey,
+        branches: (usize, usize),
+        error: impl Into<String>,
+    ) -> Self {
+        ContextConflict {
+            key,
+            branches,
+            combine_error: Some(error.into()),
+        }
+    }
+
+    /// The entry: its name, or for a value stored by its type, the type's name.
+    pub fn key(&self) -> &str {
+        match &self.key {
+            ConflictKey::Name(name) => name,
+            ConflictKey::Type(type_name) => type_name,
+        }
+    }
+
+    /// Whether the entry is a value stored by its type rather than under a name.
+    pub fn is_by_type(&self) -> bool {
+        matches!(self.key, ConflictKey::Type(_))
+    }
+
+    /// The first two branches that wrote the entry, by position (from 0) in
+    /// declaration order.
+    pub fn branches(&self) -> (usize, usize) {
+        self.branches
+    }
+}
+
+impl fmt::Display for ContextConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Counted from 1, as `BranchesFailed` lists branches.
+        let (first, second) = (self.branches.0 + 1, self.branches.1 + 1);
+        match (&self.key, &self.combine_error) {
+            (ConflictKey::Name(name), None) => write!(
+                f,
+                "branches {first} and {second} both wrote the context entry \"{name}\", so \
+                 nothing they wrote was kept; write it in one branch only, give each branch an \
+                 entry of its own, or store it with `Context::insert_combined` (a `Sum`, an \
+                 `Append` or another `Combine`) so that the writes combine"
+            ),
+            (ConflictKey::Type(type_name), None) => write!(
+                f,
+                "branches {first} and {second} both wrote a context value of type \
+                 `{type_name}`, so nothing they wrote was kept; write it in one branch only, or \
+                 have each branch store its value under a name of its own with \
+                 `Context::insert_named`"
+            ),
+            (ConflictKey::Name(name), Some(error)) => write!(
+                f,
+                "the branches' writes to the context entry \"{name}\" (first by branches \
+                 {first} and {second}) could not be combined, so nothing they wrote was kept: {error}"
+            ),
+            (ConflictKey::Type(type_name), Some(error)) => write!(
+                f,
+                "the branches' writes to the context value of type `{type_name}` (first by \
+                 branches {first} and {second}) could not be combined, so nothing they wrote was kept: {error}"
+            ),
+        }
+    }
+}
+
+impl StdError for ContextConflict {}

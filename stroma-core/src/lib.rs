@@ -9,13 +9,10 @@ mod combinators;
 mod context;
 mod engine;
 mod error;
-mod execution;
 mod model;
 mod node;
-mod propagation;
 mod run;
 mod tree;
-mod type_map;
 
 #[doc(hidden)]
 pub mod __private;
@@ -24,11 +21,15 @@ pub use combinators::branches::{BranchOf, BranchesFailed, ForEach, for_each};
 pub use combinators::looping::{
     LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,
 };
-pub use context::Context;
+pub use context::context::{Combine, Context};
+pub use context::execution::{ExecutionContext, MetadataTypeError};
+pub use context::propagation::{
+    NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
+    current_user_id, require_execution_context, spawn,
+};
 pub use engine::failure::{NodeFailure, NodePanic};
 pub use engine::state::Cx;
-pub use error::{BoxError, ContextError, NodeError};
-pub use execution::{ExecutionContext, MetadataTypeError};
+pub use error::{BoxError, ContextConflict, ContextError, NodeError};
 pub use model::merge::{Append, MergeConflict, Mergeable, Reduce, Reducer, Sum};
 pub use model::pipeline_context::{
     ExecutedCommandLog, HumanInteraction, ModelDataError, ModelValidate, PipelineContext,
@@ -36,10 +37,6 @@ pub use model::pipeline_context::{
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
-pub use propagation::{
-    NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
-    current_user_id, require_execution_context, spawn,
-};
 pub use run::event::Event;
 pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,

@@ -147,6 +147,7 @@ fn generate(list: &NodeList) -> TokenStream {
                             name: __stroma::Node::name(&self.#fields),
                             cx: &mut #forks,
                             may_change_model: <#params as __stroma::Node>::MAY_CHANGE_MODEL,
+                            uses_context: <#params as __stroma::Node>::USES_CONTEXT,
                             failure: #failures,
                         }),*],
                     );

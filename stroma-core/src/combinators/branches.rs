@@ -10,10 +10,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Context as TaskContext;
+use std::task::{Poll, Wake, Waker};
 
 use futures::task::AtomicWaker;
 
+use crate::context::Context;
+use crate::context::propagation::with_context;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
@@ -24,6 +27,8 @@ use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::{Shape, ShapeBuilder};
 use crate::tree::trace::{Entry, FrameRow, Paths};
+use futures::FutureExt as _;
+use std::panic::AssertUnwindSafe;
 
 /// A branch of `cx`'s run, for `parallel!`.
 #[doc(hidden)]
@@ -67,7 +72,16 @@ where
     M: Send + 'static,
 {
     let frame = cx.state().enter_frame::<O>(scope, index);
-    let outcome = match run_caught!(O, node, input, cx, slot) {
+    let caught = if N::USES_CONTEXT {
+        // A layer of its own: its writes merge back only if every branch succeeds.
+        let layer = cx.state_ref().context.child();
+        cx.state().context = layer.clone();
+        let run = AssertUnwindSafe(node.run::<O>(input, cx, slot)).catch_unwind();
+        with_context(&layer, run).await
+    } else {
+        run_caught!(O, node, input, cx, slot)
+    };
+    let outcome = match caught {
         Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
         Err(payload) => {
             let at = cx.state_ref().loc(slot);
@@ -85,6 +99,8 @@ pub struct Settled<'b, M> {
     pub name: &'static str,
     pub cx: &'b mut Cx<M>,
     pub may_change_model: bool,
+    /// Whether the branch has a context layer of its own to merge back.
+    pub uses_context: bool,
     pub failure: Option<NodeFailure>,
 }
 
@@ -136,9 +152,25 @@ pub fn settle<M: Mergeable>(
         .filter(|b| b.may_change_model)
         .map(|b| b.cx.model())
         .peekable();
-    if copies.peek().is_some() {
-        let merged =
-            merge_models(cx.model(), copies).map_err(|cause| NodeFailure::at(at, cause))?;
+    let merged = if copies.peek().is_some() {
+        Some(merge_models(cx.model(), copies).map_err(|cause| NodeFailure::at(at, cause))?)
+    } else {
+        None
+    };
+    // The context after the model, and the model assigned only after both
+    // merged: a conflict in either leaves both as before the branches.
+    let layers: Vec<&Context> = branches
+        .iter()
+        .filter(|b| b.uses_context)
+        .map(|b| &b.cx.state_ref().context)
+        .collect();
+    if !layers.is_empty() {
+        cx.state_ref()
+            .context
+            .merge_children(&layers)
+            .map_err(|conflict| NodeFailure::at(at, Box::new(conflict)))?;
+    }
+    if let Some(merged) = merged {
         *cx.model_mut() = merged;
     }
     cx.state().clock_moved();
@@ -331,6 +363,10 @@ impl<N: Node> ForEach<N> {
     {
         {
             let count = input.len();
+            // What each item's lane goes back to after the item (declared
+            // first: the lanes borrow it until they are dropped).
+            let outer_context = cx.context().clone();
+            let outer_context = &outer_context;
             let merging = N::MAY_CHANGE_MODEL;
             let mut gathered = Gathered::new(count, merging);
             let mut items = input.into_iter().enumerate();
@@ -354,7 +390,11 @@ impl<N: Node> ForEach<N> {
                 let outcome =
                     run_branch::<O, N, M>(node, item, &mut branch, slot, index as u32, slot + 1)
                         .await;
-                (index, outcome, branch)
+                // The item's own context layer, kept for the merge; the lane
+                // goes back to the enclosing one for its next item.
+                let layer = N::USES_CONTEXT
+                    .then(|| std::mem::replace(&mut branch.state().context, outer_context.clone()));
+                (index, outcome, branch, layer)
             };
             std::future::poll_fn(|task| {
                 // Registered before the lanes are looked at: a lane woken
@@ -379,11 +419,11 @@ impl<N: Node> ForEach<N> {
                         waker,
                         ..
                     } = &mut running[lane];
-                    let mut lane_task = Context::from_waker(waker);
-                    while let Poll::Ready((index, outcome, branch)) =
+                    let mut lane_task = TaskContext::from_waker(waker);
+                    while let Poll::Ready((index, outcome, branch, layer)) =
                         future.as_mut().poll(&mut lane_task)
                     {
-                        let branch = gathered.finish(cx, merging, index, outcome, branch);
+                        let branch = gathered.finish(cx, merging, index, outcome, branch, layer);
                         let Some((index, item)) = items.next() else {
                             *busy = false;
                             break;
@@ -490,6 +530,8 @@ struct Gathered<O, M> {
     outputs: Vec<O>,
     /// The items' copies of the model, to merge, when merging.
     models: Vec<M>,
+    /// The items' context layers, to merge, when the node may write the context.
+    layers: Vec<Context>,
     /// The items that failed, in item order.
     failures: Vec<(usize, NodeFailure)>,
     /// Items that finished before an earlier one: entry `i` is item `next + i`.
@@ -502,6 +544,7 @@ struct Early<O, M> {
     entries: Vec<Entry>,
     frames: Vec<FrameRow>,
     model: Option<M>,
+    layer: Option<Context>,
 }
 
 impl<O, M: Mergeable> Gathered<O, M> {
@@ -511,6 +554,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
             // Reserved at the item count: collecting would grow them by doubling.
             outputs: Vec::with_capacity(count),
             models: Vec::with_capacity(if merging { count } else { 0 }),
+            layers: Vec::new(),
             failures: Vec::new(),
             early: VecDeque::new(),
         }
@@ -526,6 +570,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
         index: usize,
         outcome: Result<O, NodeFailure>,
         branch: Cx<M>,
+        layer: Option<Context>,
     ) -> Branch<M> {
         let (model, mut rest) = if merging {
             // The copy is kept for the merge if the item succeeded.
@@ -538,7 +583,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
         if index == self.next && self.early.is_empty() {
             // In turn: the records go straight to the run, the branch keeps its buffer.
             cx.state().join(state);
-            self.gather(outcome, model);
+            self.gather(outcome, model, layer);
         } else {
             let offset = index - self.next;
             if self.early.len() <= offset {
@@ -549,6 +594,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
                 entries: std::mem::take(&mut state.entries),
                 frames: std::mem::take(&mut state.frames),
                 model,
+                layer,
             });
             while let Some(Some(_)) = self.early.front() {
                 let Early {
@@ -556,17 +602,26 @@ impl<O, M: Mergeable> Gathered<O, M> {
                     mut entries,
                     mut frames,
                     model,
+                    layer,
                 } = self.early.pop_front().flatten().expect("looked at above");
                 cx.state().entries.append(&mut entries);
                 cx.state().frames.append(&mut frames);
-                self.gather(outcome, model);
+                self.gather(outcome, model, layer);
             }
         }
         rest
     }
 
     /// Gathers the item `self.next`.
-    fn gather(&mut self, outcome: Result<O, NodeFailure>, model: Option<M>) {
+    fn gather(
+        &mut self,
+        outcome: Result<O, NodeFailure>,
+        model: Option<M>,
+        layer: Option<Context>,
+    ) {
+        if outcome.is_ok() {
+            self.layers.extend(layer);
+        }
         match outcome {
             // Once an item failed, outputs are no longer needed.
             Ok(output) if self.failures.is_empty() => self.outputs.push(output),
@@ -605,9 +660,23 @@ impl<O, M: Mergeable> Gathered<O, M> {
                 }),
             ));
         }
-        if merging && !self.models.is_empty() {
-            let merged = merge_models(cx.model(), &self.models)
-                .map_err(|cause| NodeFailure::at(at, cause))?;
+        let merged = if merging && !self.models.is_empty() {
+            Some(
+                merge_models(cx.model(), &self.models)
+                    .map_err(|cause| NodeFailure::at(at, cause))?,
+            )
+        } else {
+            None
+        };
+        // As for `parallel!`: the model is assigned only once the context merged too.
+        if !self.layers.is_empty() {
+            let layers: Vec<&Context> = self.layers.iter().collect();
+            cx.state_ref()
+                .context
+                .merge_children(&layers)
+                .map_err(|conflict| NodeFailure::at(at, Box::new(conflict)))?;
+        }
+        if let Some(merged) = merged {
             *cx.model_mut() = merged;
         }
         cx.state().clock_moved();
@@ -631,7 +700,7 @@ pub fn settled_output<O>(outcome: Option<O>) -> O {
 pub fn poll_branch<F: Future>(
     future: Pin<&mut F>,
     outcome: &mut Option<F::Output>,
-    task: &mut Context<'_>,
+    task: &mut TaskContext<'_>,
 ) -> bool {
     if outcome.is_some() {
         return false;

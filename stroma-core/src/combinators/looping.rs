@@ -6,6 +6,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
+use crate::context::propagation::with_context;
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
@@ -15,6 +16,7 @@ use crate::node::{Accepts, Node, RunsWith};
 use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::ShapeBuilder;
+use futures::FutureExt as _;
 
 /// A node that can be a loop's body: its output type is its input type.
 #[diagnostic::on_unimplemented(
@@ -219,7 +221,23 @@ where
             }
             let kept = cx.model().clone();
             let frame = cx.state().enter_frame::<O>(slot, iteration);
-            let outcome = run_caught!(O, self.body, value, cx, slot + 1);
+            // A body that may write the context writes into a layer of the
+            // iteration's own, kept only if the iteration succeeds.
+            let layer = B::USES_CONTEXT.then(|| {
+                let layer = cx.state_ref().context.child();
+                std::mem::replace(&mut cx.state().context, layer)
+            });
+            let outcome = match &layer {
+                None => run_caught!(O, self.body, value, cx, slot + 1),
+                Some(_) => {
+                    let inner = cx.state_ref().context.clone();
+                    let run = AssertUnwindSafe(self.body.run::<O>(value, cx, slot + 1));
+                    with_context(&inner, run.catch_unwind()).await
+                }
+            };
+            // Back to the loop's own layer; the iteration's is merged below if it succeeded.
+            let iteration_layer =
+                layer.map(|outer| std::mem::replace(&mut cx.state().context, outer));
             let failure = 'failed: {
                 match outcome {
                     Ok(Ok(output)) => {
@@ -234,6 +252,9 @@ where
                             }
                         };
                         cx.state().leave_frame::<O>(frame, false);
+                        if let Some(layer) = &iteration_layer {
+                            cx.state_ref().context.commit_child(layer);
+                        }
                         if done {
                             return Ok(output);
                         }

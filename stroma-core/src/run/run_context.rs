@@ -1,6 +1,6 @@
 //! [`RunContext`]: what a run is, as middleware sees it.
 
-use crate::execution::ExecutionContext;
+use crate::context::execution::ExecutionContext;
 use crate::run::run_id::RunId;
 
 /// One run: the pipeline's name, the run's id and its execution context as

@@ -11,14 +11,14 @@ use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
+use crate::context::execution::ExecutionContext;
+use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::{Context, SharedEntries};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::{Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
-use crate::execution::ExecutionContext;
 use crate::node::RunsWith;
-use crate::propagation::{current_execution_context, with_cell};
 use crate::run::event::{Event, EventSink};
 use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use crate::context::{Context, Layers};
-use crate::execution::ExecutionContext;
+use crate::context::execution::ExecutionContext;
+use crate::context::{Context, Layer};
 
-/// The execution context of a scope or run: the storage of the run's
-/// [`Context`], so that enrichment by a node reaches every later node and
-/// the run's context and task-local cost one allocation.
-pub(crate) type ExecutionCell = Arc<Layers>;
+/// The execution context of a scope, run, branch or loop iteration: the
+/// innermost layer of its [`Context`], so that enrichment by a node reaches
+/// every later node of the same scope, and the context and task-local cost
+/// one allocation.
+pub(crate) type ExecutionCell = Arc<Layer>;
 
 tokio::task_local! {
     static CURRENT: ExecutionCell;
@@ -31,6 +32,16 @@ pub(crate) fn with_cell<F: Future>(
     future: F,
 ) -> impl Future<Output = F::Output> {
     CURRENT.scope(cell, future)
+}
+
+/// Runs `future` with `context`'s innermost layer as the current execution
+/// context: inside a branch or loop iteration, [`current_execution_context`]
+/// and friends see that layer's enrichments, not a sibling's.
+pub(crate) fn with_context<F: Future>(
+    context: &Context,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    with_cell(context.cell(), future)
 }
 
 impl ExecutionContext {
