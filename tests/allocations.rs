@@ -536,9 +536,10 @@ fn for_each_allocates_per_lane_not_per_item() {
     // behind an `Arc` once the run forks (1); the outputs, reserved at the
     // item count (1); the list of lanes (1); the waker the lanes' wakers
     // wake (1); the box the run's trace keeps the `for_each` in, to draw
-    // its tree if asked (1); then, per lane opened, its boxed future and
-    // its waker (2).
-    let expected = |lanes: usize| RUN_OWN + 1 + 1 + 1 + 1 + 1 + 2 * lanes;
+    // its tree if asked (1); the lanes' branches, kept in place so an
+    // item's future holds only a reference to its lane's (1); then, per
+    // lane opened, its boxed future and its waker (2).
+    let expected = |lanes: usize| RUN_OWN + 1 + 1 + 1 + 1 + 1 + 1 + 2 * lanes;
     // An item done at once frees its lane for the next: one lane is enough.
     assert_eq!(at_once_10.0, expected(1));
     assert_eq!(at_once_100.0, expected(1));

@@ -20,7 +20,7 @@ use crate::context::propagation::with_context;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
-use crate::engine::state::{Cx, RunState, ScopeToken};
+use crate::engine::state::{Cx, ScopeToken};
 use crate::model::merge::{Mergeable, merge_models};
 use crate::node::{Accepts, Node, RunsWith};
 use crate::run::event::Event;
@@ -77,7 +77,9 @@ where
         let layer = cx.state_ref().context.child();
         cx.state().context = layer.clone();
         let run = AssertUnwindSafe(node.run::<O>(input, cx, slot)).catch_unwind();
-        with_context(&layer, run).await
+        // Boxed: the branch's future stays small for nodes that do not write
+        // the context, which make no layer and are most branches and items.
+        Box::pin(with_context(&layer, run)).await
     } else {
         run_caught!(O, node, input, cx, slot)
     };
@@ -375,26 +377,16 @@ impl<N: Node> ForEach<N> {
             // boxes its future once and refills the box in place, and has its
             // own waker, so a wake-up polls only the lanes that were woken.
             let lanes = self.concurrency.min(count);
+            // Each lane's branch of the run, made when the lane opens and kept
+            // in place from item to item: an item's future holds a reference
+            // to it, so running an item moves nothing but that reference.
+            let mut forks: Vec<Option<Cx<M>>> = (0..lanes).map(|_| None).collect();
+            let mut free_forks = forks.iter_mut();
             let mut running: Vec<Lane<_>> = Vec::with_capacity(lanes);
             let task_waker = Arc::new(AtomicWaker::new());
             let node = &self.node;
-            let item_run = move |index: usize, item: N::Input, mut branch: Cx<M>| async move {
-                if O::WATCHED && branch.state_ref().streams() {
-                    let path = branch.state_ref().path_now(slot).indexed(index as u32);
-                    branch.state().emit(|| Event::ItemStarted {
-                        path,
-                        index,
-                        total: count,
-                    });
-                }
-                let outcome =
-                    run_branch::<O, N, M>(node, item, &mut branch, slot, index as u32, slot + 1)
-                        .await;
-                // The item's own context layer, kept for the merge; the lane
-                // goes back to the enclosing one for its next item.
-                let layer = N::USES_CONTEXT
-                    .then(|| std::mem::replace(&mut branch.state().context, outer_context.clone()));
-                (index, outcome, branch, layer)
+            let item_run = |index: usize, item: N::Input, branch| {
+                run_item::<O, N, M>(node, index, item, branch, slot, count, outer_context)
             };
             std::future::poll_fn(|task| {
                 // Registered before the lanes are looked at: a lane woken
@@ -406,8 +398,12 @@ impl<N: Node> ForEach<N> {
                         let Some((index, item)) = items.next() else {
                             break;
                         };
+                        let Some(free) = free_forks.next() else {
+                            break;
+                        };
+                        let branch = free.insert(cx.fork());
                         running.push(Lane::new(
-                            item_run(index, item, cx.fork()),
+                            item_run(index, item, branch),
                             Arc::clone(&task_waker),
                         ));
                     } else if !running[lane].take_wake() {
@@ -423,13 +419,13 @@ impl<N: Node> ForEach<N> {
                     while let Poll::Ready((index, outcome, branch, layer)) =
                         future.as_mut().poll(&mut lane_task)
                     {
-                        let branch = gathered.finish(cx, merging, index, outcome, branch, layer);
+                        gathered.finish(cx, merging, index, outcome, &mut *branch, layer);
                         let Some((index, item)) = items.next() else {
                             *busy = false;
                             break;
                         };
                         // The lane takes the next item at once, on the same branch.
-                        future.set(item_run(index, item, ready_for_next(cx, branch)));
+                        future.set(item_run(index, item, branch));
                     }
                 }
                 if running.iter().any(|lane| lane.busy) {
@@ -440,9 +436,47 @@ impl<N: Node> ForEach<N> {
             })
             .await;
             drop(running);
+            drop(free_forks);
+            drop(forks);
             gathered.settle(cx, slot, self.name, self.node.name(), merging)
         }
     }
+}
+
+/// Runs the item `index` of `count` of the `for_each` at `slot` on its
+/// lane's `branch`; gives back the branch and the item's context layer,
+/// if it had one (the branch goes back to `outer` for the lane's next item).
+async fn run_item<'f, O, N, M>(
+    node: &'f N,
+    index: usize,
+    item: N::Input,
+    branch: &'f mut Cx<M>,
+    slot: u32,
+    count: usize,
+    outer: &'f Context,
+) -> (
+    usize,
+    Result<N::Output, NodeFailure>,
+    &'f mut Cx<M>,
+    Option<Context>,
+)
+where
+    O: Observer,
+    N: RunsWith<M>,
+    M: Send + 'static,
+{
+    if O::WATCHED && branch.state_ref().streams() {
+        let path = branch.state_ref().path_now(slot).indexed(index as u32);
+        branch.state().emit(|| Event::ItemStarted {
+            path,
+            index,
+            total: count,
+        });
+    }
+    let outcome = run_branch::<O, N, M>(node, item, branch, slot, index as u32, slot + 1).await;
+    let layer =
+        N::USES_CONTEXT.then(|| std::mem::replace(&mut branch.state().context, outer.clone()));
+    (index, outcome, branch, layer)
 }
 
 /// One item in flight of a `for_each`, or a lane done with its last item.
@@ -494,35 +528,6 @@ impl Wake for LaneWaker {
     }
 }
 
-/// A branch that finished an item, made ready for the next one: its state
-/// as a fresh fork; when merging, a fresh copy of the model, since the item
-/// may have changed its copy.
-fn ready_for_next<M: Clone>(cx: &Cx<M>, branch: Branch<M>) -> Cx<M> {
-    let (mut state, model) = match branch {
-        Branch::Whole(branch) => branch.into_parts(),
-        Branch::StateOnly(state) => (state, cx.model().clone()),
-    };
-    cx.state_ref().refork(&mut state);
-    Cx::new(state, model)
-}
-
-/// A branch after its item: whole, when its copy of the model is unchanged
-/// and serves the next item; its state alone when its copy was kept for the
-/// merge or thrown away.
-enum Branch<M> {
-    Whole(Cx<M>),
-    StateOnly(RunState),
-}
-
-impl<M> Branch<M> {
-    fn state(&mut self) -> &mut RunState {
-        match self {
-            Branch::Whole(branch) => branch.state(),
-            Branch::StateOnly(state) => state,
-        }
-    }
-}
-
 /// What the items of a `for_each` left, gathered in item order as they finish.
 struct Gathered<O, M> {
     /// The item gathered next.
@@ -561,25 +566,22 @@ impl<O, M: Mergeable> Gathered<O, M> {
     }
 
     /// Takes what the item `index` left on `branch`: in turn if every
-    /// earlier item was gathered, later otherwise. Returns what of the
-    /// branch can serve the next item.
+    /// earlier item was gathered, later otherwise; then makes the branch
+    /// ready for the lane's next item.
     fn finish(
         &mut self,
         cx: &mut Cx<M>,
         merging: bool,
         index: usize,
         outcome: Result<O, NodeFailure>,
-        branch: Cx<M>,
+        branch: &mut Cx<M>,
         layer: Option<Context>,
-    ) -> Branch<M> {
-        let (model, mut rest) = if merging {
-            // The copy is kept for the merge if the item succeeded.
-            let (state, model) = branch.into_parts();
-            (outcome.is_ok().then_some(model), Branch::StateOnly(state))
-        } else {
-            (None, Branch::Whole(branch))
-        };
-        let state = rest.state();
+    ) {
+        // The item's copy of the model is kept for the merge if it succeeded;
+        // the next item starts from a fresh copy, since this one may have changed it.
+        let model = merging.then(|| std::mem::replace(branch.model_mut(), cx.model().clone()));
+        let model = model.filter(|_| outcome.is_ok());
+        let state = branch.state();
         if index == self.next && self.early.is_empty() {
             // In turn: the records go straight to the run, the branch keeps its buffer.
             cx.state().join(state);
@@ -609,7 +611,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
                 self.gather(outcome, model, layer);
             }
         }
-        rest
+        cx.state_ref().refork(branch.state());
     }
 
     /// Gathers the item `self.next`.

@@ -232,7 +232,7 @@ where
                 Some(_) => {
                     let inner = cx.state_ref().context.clone();
                     let run = AssertUnwindSafe(self.body.run::<O>(value, cx, slot + 1));
-                    with_context(&inner, run.catch_unwind()).await
+                    Box::pin(with_context(&inner, run.catch_unwind())).await
                 }
             };
             // Back to the loop's own layer; the iteration's is merged below if it succeeded.
