@@ -192,7 +192,7 @@ pub mod prelude {
     pub use crate::{
         Append, Context, Event, ExecutionContext, Node, NodeError, NodeExt, NodeStatus,
         PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope, ScopeKind,
-        ScopePath, StromaRunner, Sum, for_each, loop_until, node, parallel, pipeline,
+        ScopePath, StromaRunner, Sum, flow, for_each, loop_until, node, parallel, pipeline,
     };
     pub use serde::{Deserialize, Serialize};
 }

@@ -116,6 +116,40 @@ pub enum ContextError {
         /// The node that asked, if a node did.
         node: Option<&'static str>,
     },
+    /// No variable of that name in any scope the node is in.
+    MissingVariable {
+        /// The variable asked for.
+        name: String,
+        /// The scopes searched, nearest first.
+        searched: Vec<String>,
+        /// The node that asked, if a node did.
+        node: Option<&'static str>,
+    },
+    /// The variable exists but holds another type.
+    VariableType {
+        /// The variable's name.
+        name: String,
+        /// The scope that holds it.
+        scope: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The type it holds.
+        found: &'static str,
+        /// The node that asked, if a node did.
+        node: Option<&'static str>,
+    },
+    /// A look-up of a node's kept output found none.
+    Result {
+        /// What went wrong, naming the reference.
+        error: crate::tree::ResultError,
+        /// The node that asked, if a node did.
+        node: Option<&'static str>,
+    },
+    /// Variables, results and templates are read inside a run, by a node.
+    NotInRun {
+        /// What was asked for.
+        what: &'static str,
+    },
 }
 
 impl ContextError {
@@ -124,7 +158,11 @@ impl ContextError {
         match self {
             ContextError::MissingType { node, .. }
             | ContextError::MissingName { node, .. }
-            | ContextError::WrongType { node, .. } => *node,
+            | ContextError::WrongType { node, .. }
+            | ContextError::MissingVariable { node, .. }
+            | ContextError::VariableType { node, .. }
+            | ContextError::Result { node, .. } => *node,
+            ContextError::NotInRun { .. } => None,
         }
     }
 
@@ -147,6 +185,27 @@ impl ContextError {
             } => write!(
                 f,
                 "context entry `{name}` holds a `{found}`, not a `{expected}`"
+            ),
+            ContextError::MissingVariable { name, searched, .. } => write!(
+                f,
+                "no variable `{name}` in scope (searched {}); declare it with \
+                 `flow(..).var(\"{name}\", value)` or `RunOptions::new().var(..)`",
+                searched.join(", ")
+            ),
+            ContextError::VariableType {
+                name,
+                scope,
+                expected,
+                found,
+                ..
+            } => write!(
+                f,
+                "variable `{name}` of {scope} holds a `{found}`, not a `{expected}`"
+            ),
+            ContextError::Result { error, .. } => write!(f, "{error}"),
+            ContextError::NotInRun { what } => write!(
+                f,
+                "{what} are read by a node during a run; this context is not a node's"
             ),
         }
     }

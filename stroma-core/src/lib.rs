@@ -18,6 +18,7 @@ mod tree;
 pub mod __private;
 
 pub use combinators::branches::{BranchOf, BranchesFailed, ForEach, for_each};
+pub use combinators::flow::{Flow, flow};
 pub use combinators::looping::{
     LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,
 };

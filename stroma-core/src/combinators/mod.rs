@@ -2,4 +2,5 @@
 //! and `for_each` run branches; `loop_until` runs iterations.
 
 pub(crate) mod branches;
+pub(crate) mod flow;
 pub(crate) mod looping;

@@ -465,6 +465,8 @@ pub struct Context {
     layer: Arc<Layer>,
     /// The node this handle was given to, named in errors.
     node: Option<&'static str>,
+    /// Where that node runs: its scopes' variables, the run's results.
+    pub(crate) place: super::scoped::Place,
 }
 
 impl Default for Context {
@@ -493,6 +495,7 @@ impl Context {
                 written: AtomicBool::new(false),
             }),
             node: None,
+            place: super::scoped::Place::default(),
         }
     }
 
@@ -770,6 +773,7 @@ impl Context {
                 written: AtomicBool::new(false),
             }),
             node: self.node,
+            place: self.place.clone(),
         }
     }
 
@@ -921,10 +925,11 @@ impl Context {
     }
 
     /// This context, as seen by `node`: same values, errors name the node.
-    pub(crate) fn for_node(&self, node: &'static str) -> Self {
+    pub(crate) fn for_node(&self, node: &'static str, place: super::scoped::Place) -> Self {
         Context {
             layer: Arc::clone(&self.layer),
             node: Some(node),
+            place,
         }
     }
 

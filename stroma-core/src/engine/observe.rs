@@ -246,7 +246,7 @@ where
     let span = tracing::info_span!("stroma.node", node = name);
     let result = if !run.middleware().is_empty() {
         // Boxed, so runs without middleware do not carry the chain's state.
-        let context = run.node_context(name);
+        let context = run.node_context(name, slot);
         let run_context = run.shared().run.clone();
         let middleware = std::sync::Arc::clone(run.middleware());
         let call = NodeCall {

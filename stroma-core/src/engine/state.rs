@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use crate::combinators::flow::VarScope;
 use crate::context::Context;
+use crate::context::scoped::Place;
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::run::event::{Event, EventSink};
@@ -15,6 +17,7 @@ use crate::run::run_id::RunId;
 use crate::tree::ScopePath;
 use crate::tree::kept::Kept;
 use crate::tree::record::NodeStatus;
+use crate::tree::results::ResultsStore;
 use crate::tree::shape::Shape;
 use crate::tree::trace::{Entry, FrameRow, Loc, ROOT_FRAME};
 
@@ -109,6 +112,8 @@ pub struct RunState {
     pub(crate) frame: u32,
     /// The path of that frame, when events need paths as they happen.
     frame_path: Option<ScopePath>,
+    /// The variables of the scopes nodes now run in, nearest first.
+    pub(crate) vars: Option<Arc<VarScope>>,
 }
 
 /// The part of a run's state that never changes during the run, shared by
@@ -122,6 +127,8 @@ pub(crate) struct RunShared {
     pub(crate) events: Option<EventSink>,
     /// The pipeline's shape, when the run is watched (events, spans, middleware).
     pub(crate) shape: Option<Arc<Shape>>,
+    /// What nodes may look up of the nodes before them, when a node can (takes `&Context`).
+    pub(crate) store: Option<Arc<ResultsStore>>,
     /// The next frame's number: frames are numbered across all branches.
     next_frame: AtomicU32,
 }
@@ -135,6 +142,7 @@ impl Clone for RunShared {
             middleware: Arc::clone(&self.middleware),
             events: self.events.clone(),
             shape: self.shape.clone(),
+            store: self.store.clone(),
             next_frame: AtomicU32::new(self.next_frame.load(Ordering::Relaxed)),
         }
     }
@@ -170,6 +178,8 @@ pub(crate) struct RunSetup {
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
     pub(crate) events: Option<EventSink>,
     pub(crate) shape: Option<Arc<Shape>>,
+    pub(crate) store: Option<Arc<ResultsStore>>,
+    pub(crate) vars: Option<Arc<VarScope>>,
 }
 
 /// No node has started yet.
@@ -209,6 +219,7 @@ impl RunState {
                 middleware: setup.middleware,
                 events: setup.events,
                 shape: setup.shape,
+                store: setup.store,
                 next_frame: AtomicU32::new(ROOT_FRAME + 1),
             }),
             entries: if keeps {
@@ -222,6 +233,7 @@ impl RunState {
             last_end: None,
             frame: ROOT_FRAME,
             frame_path: None,
+            vars: setup.vars,
         }
     }
 
@@ -257,6 +269,7 @@ impl RunState {
             last_end: None,
             frame: self.frame,
             frame_path: self.frame_path.clone(),
+            vars: self.vars.clone(),
         }
     }
 
@@ -303,11 +316,19 @@ impl RunState {
         self.shared.events.is_some()
     }
 
-    /// The context as the node `name` sees it: errors it returns name the node.
+    /// The context as the node `name`, at `slot`, sees it: its scopes'
+    /// variables and the run's results; errors it returns name the node.
     #[doc(hidden)]
     #[inline]
-    pub fn node_context(&self, name: &'static str) -> Context {
-        self.context.for_node(name)
+    pub fn node_context(&self, name: &'static str, slot: u32) -> Context {
+        self.context.for_node(
+            name,
+            Place {
+                at: Some(self.loc(slot)),
+                vars: self.vars.clone(),
+                results: self.shared.store.clone(),
+            },
+        )
     }
 
     /// Where the node at `slot` runs now.
@@ -374,6 +395,9 @@ impl RunState {
             ),
             Err(_) => (NodeStatus::Failed, None),
         };
+        if let (Some(results), Some(output)) = (&self.shared.store, &output) {
+            results.keep(self.loc(slot), output.clone());
+        }
         self.entries.push(Entry {
             loc: self.loc(slot),
             status,
@@ -391,6 +415,17 @@ impl RunState {
     pub(crate) fn enter_frame<O: Observer>(&mut self, slot: u32, index: u32) -> FrameToken {
         let id = self.shared.next_frame.fetch_add(1, Ordering::Relaxed);
         let outer = std::mem::replace(&mut self.frame, id);
+        if let Some(results) = &self.shared.store {
+            // Nodes that look results up by `[n]` need every frame.
+            results.enter_frame(FrameRow {
+                id,
+                parent: outer,
+                slot,
+                index,
+                status: NodeStatus::Running,
+                duration: None,
+            });
+        }
         let keeps = (O::KEEPS || O::WATCHED) && self.keeps();
         let started = (keeps || (O::WATCHED && self.streams())).then(Instant::now);
         let row = keeps.then(|| {

@@ -11,6 +11,7 @@ use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
+use crate::combinators::flow::{ScopeLabel, Var, VarScope};
 use crate::context::execution::ExecutionContext;
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::{Context, SharedEntries};
@@ -25,8 +26,11 @@ use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
 use crate::tree::record::NodeStatus;
+use crate::tree::results::ResultsStore;
 use crate::tree::shape::shape_of;
 use crate::tree::trace::{Entry, Paths, Trace, TraceParts};
+use serde::Serialize;
+use std::borrow::Cow;
 
 /// How a runner runs: the context it shares with every run, and whether runs keep records.
 ///
@@ -48,6 +52,8 @@ pub struct RunConfig {
     execution: ExecutionContext,
     /// Shared as is with every run.
     middleware: Arc<[Arc<dyn Middleware>]>,
+    /// The variables every run sees.
+    vars: Option<Arc<VarScope>>,
 }
 
 impl Default for RunConfig {
@@ -58,6 +64,7 @@ impl Default for RunConfig {
             results: None,
             execution: ExecutionContext::new(),
             middleware: Arc::new([]),
+            vars: None,
         }
     }
 }
@@ -120,6 +127,34 @@ impl RunConfig {
     pub fn with_middleware(mut self, middleware: impl Middleware) -> Self {
         let added: Arc<dyn Middleware> = Arc::new(middleware);
         self.middleware = self.middleware.iter().cloned().chain([added]).collect();
+        self
+    }
+
+    /// Declares the run-level variable `name`, holding `value`, for every
+    /// run: nodes read it with [`Context::var`](crate::Context::var) and
+    /// templates with `$var{name}`; a flow's variable of the same name, or
+    /// a run's own ([`RunOptions::var`]), shadows it.
+    pub fn with_var<T: Serialize + Send + Sync + 'static>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Self {
+        let var = Var::new(name, value);
+        let vars: Vec<Var> = self
+            .vars
+            .iter()
+            .flat_map(|scope| scope.vars.iter())
+            .filter(|v| v.name != var.name)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .chain([var])
+            .collect();
+        self.vars = Some(Arc::new(VarScope {
+            label: ScopeLabel::Run,
+            vars: vars.into(),
+            parent: None,
+        }));
         self
     }
 
@@ -201,6 +236,16 @@ impl StromaRunner {
     /// context; see [`RunConfig::with_execution_context`].
     pub fn with_execution_context(self, context: ExecutionContext) -> Self {
         Self::new(self.inner.config.clone().with_execution_context(context))
+    }
+
+    /// This runner with the run-level variable `name` for every run; see
+    /// [`RunConfig::with_var`].
+    pub fn with_var<T: Serialize + Send + Sync + 'static>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Self {
+        Self::new(self.inner.config.clone().with_var(name, value))
     }
 
     /// This runner with `middleware` around every run and node; the first
@@ -387,6 +432,10 @@ impl StromaRunner {
             middleware: Arc::clone(&config.middleware),
             events: sink,
             shape: watched.then(|| shape_of(pipeline)),
+            // Only a node given `&Context` can look up results or its path.
+            store: P::USES_CONTEXT
+                .then(|| Arc::new(ResultsStore::new(shape_of(pipeline), results))),
+            vars: self.vars_for(options.vars),
         });
         let mut cx = Cx::new(state, options.model);
         if streamed {
@@ -487,6 +536,19 @@ impl StromaRunner {
         }
         tracing::debug!(run_id = %run_id, node = failure.node(), "run failed");
         Err(RunError::new(failure, run_id, trace, context, model))
+    }
+
+    /// The variables of a new run: its own over the runner's.
+    fn vars_for(&self, per_run: Vec<Var>) -> Option<Arc<VarScope>> {
+        let runner = self.inner.config.vars.clone();
+        if per_run.is_empty() {
+            return runner;
+        }
+        Some(Arc::new(VarScope {
+            label: ScopeLabel::Run,
+            vars: per_run.into(),
+            parent: runner,
+        }))
     }
 
     /// The execution context of a new run, from the nearest source out.
@@ -615,6 +677,7 @@ where
 pub struct RunOptions<M = ()> {
     model: M,
     execution: Option<ExecutionContext>,
+    vars: Vec<Var>,
 }
 
 impl RunOptions {
@@ -630,7 +693,21 @@ impl<M> RunOptions<M> {
         RunOptions {
             model,
             execution: self.execution,
+            vars: self.vars,
         }
+    }
+
+    /// Declares the run-level variable `name`, holding `value`, for this run
+    /// (over the runner's of the same name); see [`RunConfig::with_var`].
+    pub fn var<T: Serialize + Send + Sync + 'static>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Self {
+        let var = Var::new(name, value);
+        self.vars.retain(|v| v.name != var.name);
+        self.vars.push(var);
+        self
     }
 
     /// Adds `context`'s keys to this run's execution context; they win over

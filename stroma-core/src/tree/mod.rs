@@ -5,6 +5,7 @@
 pub(crate) mod kept;
 pub(crate) mod path;
 pub(crate) mod record;
+pub(crate) mod results;
 pub(crate) mod scope;
 pub(crate) mod shape;
 pub(crate) mod trace;

@@ -28,6 +28,8 @@ pub enum ScopeKind {
     Branch,
     /// A `for_each`; its children are its items.
     ForEach,
+    /// A `flow`: a named scope with variables of its own.
+    Flow,
     /// One item of a `for_each`, `[n]`: the item's index in the list.
     Item,
 }
@@ -54,6 +56,7 @@ impl ScopeKind {
             ScopeKind::Branch => "branch",
             ScopeKind::ForEach => "for_each",
             ScopeKind::Item => "item",
+            ScopeKind::Flow => "flow",
         }
     }
 }
@@ -318,6 +321,23 @@ impl fmt::Display for ResultError {
 }
 
 impl std::error::Error for ResultError {}
+
+/// Up to three of `candidates` nearest to `wanted`, nearest first.
+pub(crate) fn nearest_of<'a>(
+    wanted: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut scored: Vec<(usize, &str)> = candidates
+        .map(|candidate| (edit_distance(wanted, candidate), candidate))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, p)| p.to_owned())
+        .collect()
+}
 
 /// Levenshtein distance, over chars; for suggestions only.
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -139,7 +139,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     let body = if sig.model.is_none() {
         let future = if sig.takes_context {
             quote! {{
-                let __ctx = __run.node_context(#name);
+                let __ctx = __run.node_context(#name, __slot);
                 async move { #ident::call(input, &__ctx).await }
             }}
         } else {
@@ -164,7 +164,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         let call = quote!(#ident::call(#(#args),*));
         let prepare_ctx = sig
             .takes_context
-            .then(|| quote!(let __ctx = __run.node_context(#name);));
+            .then(|| quote!(let __ctx = __run.node_context(#name, __slot);));
         // A node that may change the model: a panic becomes its error, the
         // model is validated after it, and a guard puts the model back on
         // any failure, a panic while unwinding, or the future being dropped.

@@ -1,0 +1,131 @@
+//! What a node's [`Context`] knows of where the node runs: the variables
+//! of its scopes, the results of the nodes before it, its path.
+
+use std::any::type_name;
+use std::sync::Arc;
+
+use super::context::Context;
+use crate::combinators::flow::VarScope;
+use crate::error::ContextError;
+use crate::tree::ScopePath;
+use crate::tree::kept::Kept;
+use crate::tree::results::ResultsStore;
+use crate::tree::scope::ResultError;
+use crate::tree::trace::Loc;
+
+/// Where a node runs, as its context handle carries it.
+#[derive(Clone, Default)]
+pub(crate) struct Place {
+    pub(crate) at: Option<Loc>,
+    pub(crate) vars: Option<Arc<VarScope>>,
+    pub(crate) results: Option<Arc<ResultsStore>>,
+}
+
+impl Context {
+    /// The variable `name` of the node's scope or, if it has none of that
+    /// name, of each enclosing scope outward, nearest first: an inner
+    /// variable shadows an outer one. Variables are declared with
+    /// [`flow(..).var(..)`](crate::Flow::var), [`RunOptions::var`](crate::RunOptions::var)
+    /// and [`StromaRunner::with_var`](crate::StromaRunner::with_var).
+    ///
+    /// Missing, the error names the variable and the scopes searched; of
+    /// another type, the variable, the scope that holds it and both types.
+    pub fn var<T: Send + Sync + 'static>(&self, name: &str) -> Result<Arc<T>, ContextError> {
+        let Some(vars) = &self.place.vars else {
+            return Err(self.no_variable(name, Vec::new()));
+        };
+        let Some((var, scope)) = vars.find(name) else {
+            return Err(self.no_variable(name, vars.labels()));
+        };
+        Arc::clone(&var.value)
+            .downcast::<T>()
+            .map_err(|_| ContextError::VariableType {
+                name: name.to_owned(),
+                scope: scope.label.to_string(),
+                expected: type_name::<T>(),
+                found: var.type_name,
+                node: self.node(),
+            })
+    }
+
+    fn no_variable(&self, name: &str, searched: Vec<String>) -> ContextError {
+        let searched = if searched.is_empty() {
+            vec!["the run".to_owned()]
+        } else {
+            searched
+        };
+        ContextError::MissingVariable {
+            name: name.to_owned(),
+            searched,
+            node: self.node(),
+        }
+    }
+
+    /// The path of the node this context was given to: `implementation.code_generator`.
+    /// Outside a node (a context made by hand), the root's, empty.
+    pub fn scope_path(&self) -> ScopePath {
+        match (&self.place.results, self.place.at) {
+            (Some(results), Some(at)) => results.path(at),
+            _ => ScopePath::root(),
+        }
+    }
+
+    /// The kept output of a node that completed earlier in this run.
+    ///
+    /// A plain id (`"dynamic_repo_analysis"`) is looked up among the nodes
+    /// of this node's scope, including those inside its loops (the latest
+    /// iteration's output), branches and items, then in each enclosing
+    /// scope outward. A node inside a nested flow or named pipeline is
+    /// reached with a dotted reference (`"flow1.node3"`), resolved against
+    /// the nearest enclosing scope that has its first segment. Errors name
+    /// the reference and suggest the nearest existing paths.
+    pub fn result<T: Send + Sync + 'static>(
+        &self,
+        reference: &str,
+    ) -> Result<Arc<T>, ContextError> {
+        let kept = self.kept(reference)?;
+        let error = |error| ContextError::Result {
+            error,
+            node: self.node(),
+        };
+        match kept {
+            Kept::Value(value) => value.get::<T>().ok_or_else(|| {
+                error(ResultError::WrongType {
+                    path: reference.to_owned(),
+                    expected: type_name::<T>(),
+                    found: value.type_name(),
+                })
+            }),
+            Kept::NotKeepable { type_name } => Err(error(ResultError::NotKeepable {
+                path: reference.to_owned(),
+                type_name,
+            })),
+        }
+    }
+
+    /// Whether [`result`](Self::result) would find an output for `reference` (of any type).
+    pub fn has_result(&self, reference: &str) -> bool {
+        matches!(self.kept(reference), Ok(Kept::Value(_)))
+    }
+
+    /// The kept output `reference` names, from this node.
+    pub(crate) fn kept(&self, reference: &str) -> Result<Kept, ContextError> {
+        let (Some(results), Some(at)) = (&self.place.results, self.place.at) else {
+            return Err(ContextError::NotInRun {
+                what: "node results",
+            });
+        };
+        if !results.keeps() {
+            return Err(ContextError::Result {
+                error: ResultError::NotKept,
+                node: self.node(),
+            });
+        }
+        results
+            .lookup(at, reference)
+            .map_err(|error| ContextError::Result {
+                error,
+                node: self.node(),
+            })
+    }
+}
