@@ -47,6 +47,10 @@ pub enum TemplateErrorKind {
     MissingField {
         /// The field as written.
         field: String,
+        /// The node whose output lacks it, when the field is read inside a
+        /// `$hier{}` path (which prefix was taken for the node is then
+        /// worth saying).
+        node: Option<String>,
         /// The object's fields (at most 20, in the object's order).
         available: Vec<String>,
     },
@@ -90,8 +94,16 @@ impl TemplateErrorKind {
                 found,
             } => {
                 let s = if *expected == 1 { "" } else { "s" };
-                write!(f, "`{function}` takes {expected} argument{s}, found {found}")
+                write!(
+                    f,
+                    "`{function}` takes {expected} argument{s}, found {found}"
+                )
             }
+            Self::MissingField {
+                field,
+                node: Some(node),
+                ..
+            } => write!(f, "no field `{field}` in the output of node `{node}`"),
             Self::MissingField { field, .. } => write!(f, "no field `{field}`"),
             Self::IndexOutOfRange { index, len } => {
                 write!(f, "index {index} is out of range for length {len}")

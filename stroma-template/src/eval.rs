@@ -99,9 +99,7 @@ impl<'a> Eval<'a> {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
             ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => {
                 // Not lenient: every miss is an error, so `None` does not occur.
-                Ok(self
-                    .lookup(expr, false)?
-                    .unwrap_or(Cow::Owned(Value::Null)))
+                Ok(self.lookup(expr, false)?.unwrap_or(Cow::Owned(Value::Null)))
             }
             ExprKind::List(items) => {
                 self.check_list_len(items.len(), pos)?;
@@ -224,7 +222,7 @@ impl<'a> Eval<'a> {
                 for step in steps {
                     let next = match &step.kind {
                         AccessKind::Field(name) => {
-                            self.field(value, self.text(name), step.pos, lenient)?
+                            self.field(value, self.text(name), step.pos, lenient, None)?
                         }
                         AccessKind::Index(index) => {
                             let index = self.eval(index)?;
@@ -259,7 +257,7 @@ impl<'a> Eval<'a> {
             for part in path.parts.get(node_parts..).unwrap_or_default() {
                 let next = match &part.step {
                     PathStep::Field(name) => {
-                        self.field(value, self.text(name), part.start, lenient)?
+                        self.field(value, self.text(name), part.start, lenient, Some(node))?
                     }
                     PathStep::Index(i) => self.index_int(value, *i, part.start, lenient)?,
                 };
@@ -289,6 +287,7 @@ impl<'a> Eval<'a> {
         name: &str,
         pos: usize,
         lenient: bool,
+        node: Option<&str>,
     ) -> Result<Option<Val<'a>>> {
         let found = match value {
             Cow::Borrowed(Value::Object(map)) => match map.get(name) {
@@ -298,7 +297,7 @@ impl<'a> Eval<'a> {
             // An owned object gives up the field: moved out, not cloned.
             Cow::Owned(Value::Object(mut map)) => match map.remove(name) {
                 Some(v) => return Ok(Some(Cow::Owned(v))),
-                None => return self.missing(name, &map, pos, lenient),
+                None => return self.missing(name, &map, pos, lenient, node),
             },
             v if lenient && v.is_null() => return Ok(None),
             v => {
@@ -308,7 +307,7 @@ impl<'a> Eval<'a> {
                 ));
             }
         };
-        self.missing(name, found, pos, lenient)
+        self.missing(name, found, pos, lenient, node)
     }
 
     fn missing(
@@ -317,6 +316,7 @@ impl<'a> Eval<'a> {
         map: &serde_json::Map<String, Value>,
         pos: usize,
         lenient: bool,
+        node: Option<&str>,
     ) -> Result<Option<Val<'a>>> {
         if lenient {
             return Ok(None);
@@ -324,6 +324,7 @@ impl<'a> Eval<'a> {
         Err(Fault::new(
             TemplateErrorKind::MissingField {
                 field: name.to_owned(),
+                node: node.map(str::to_owned),
                 available: map.keys().take(KEYS_SHOWN).cloned().collect(),
             },
             pos,
@@ -346,7 +347,7 @@ impl<'a> Eval<'a> {
                     pos,
                 )),
             },
-            (Value::Object(_), Value::String(key)) => self.field(value, key, pos, lenient),
+            (Value::Object(_), Value::String(key)) => self.field(value, key, pos, lenient, None),
             (Value::Null, _) if lenient => Ok(None),
             (Value::Array(_) | Value::String(_) | Value::Object(_), other) => {
                 let wants = if value.is_object() {
@@ -395,7 +396,10 @@ impl<'a> Eval<'a> {
         } else {
             Some(i)
         };
-        let Some(at) = at.and_then(|at| usize::try_from(at).ok()).filter(|&at| at < len) else {
+        let Some(at) = at
+            .and_then(|at| usize::try_from(at).ok())
+            .filter(|&at| at < len)
+        else {
             if lenient {
                 return Ok(None);
             }
@@ -519,7 +523,10 @@ impl<'a> Eval<'a> {
                     return Err(wrong("an object"));
                 };
                 self.check_list_len(map.len(), pos)?;
-                let keys: usize = map.keys().map(|k| k.len() + 2 * std::mem::size_of::<Value>()).sum();
+                let keys: usize = map
+                    .keys()
+                    .map(|k| k.len() + 2 * std::mem::size_of::<Value>())
+                    .sum();
                 self.charge(keys, pos)?;
                 let keys = map.keys().map(|k| Value::String(k.clone())).collect();
                 Ok(Cow::Owned(Value::Array(keys)))
@@ -540,10 +547,7 @@ impl<'a> Eval<'a> {
                 };
                 let Some(sep_str) = sep.as_str() else {
                     return Err(Fault::type_mismatch(
-                        format!(
-                            "`join` takes a separator string, found {}",
-                            type_name(&sep)
-                        ),
+                        format!("`join` takes a separator string, found {}", type_name(&sep)),
                         second.map_or(pos, |s| s.pos),
                     ));
                 };

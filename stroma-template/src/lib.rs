@@ -352,7 +352,8 @@ impl Template {
                 }
                 Segment::Value(expr) => {
                     let value = eval.eval(expr)?;
-                    render::push_text(out, &value, max).map_err(|_| eval.output_exceeded(expr.pos))?;
+                    render::push_text(out, &value, max)
+                        .map_err(|_| eval.output_exceeded(expr.pos))?;
                 }
             }
         }

@@ -139,7 +139,11 @@ pub(crate) fn arith(op: ArithOp, a: &Number, b: &Number, pos: usize) -> Result<V
                 ArithOp::Rem => {
                     // `wrapping_rem` is exact here: only MIN % -1 wraps, and it is 0.
                     let r = x.wrapping_rem(y);
-                    Some(if r != 0 && (r < 0) != (y < 0) { r + y } else { r })
+                    Some(if r != 0 && (r < 0) != (y < 0) {
+                        r + y
+                    } else {
+                        r
+                    })
                 }
             };
             result.map(Value::from).ok_or_else(overflow)

@@ -80,7 +80,13 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Result<Parsed> {
                         range: name.clone(),
                     });
                     let kind = ExprKind::Var(name.clone());
-                    (Expr { kind, pos: name.start }, end)
+                    (
+                        Expr {
+                            kind,
+                            pos: name.start,
+                        },
+                        end,
+                    )
                 }
                 Opener::Hier => {
                     let (path, end) = path::parse_hier(src, dollar, content, limits.depth())?;

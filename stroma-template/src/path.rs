@@ -63,10 +63,7 @@ pub(crate) fn parse_var(src: &str, open: usize, content: usize) -> Result<(Range
     let i = skip_ws(src, end);
     match peek(src, i) {
         Some('}') if end > start => Ok((start..end, i + 1)),
-        Some('}') => Err(Fault::syntax(
-            "empty `$var{}`: write a variable name",
-            open,
-        )),
+        Some('}') => Err(Fault::syntax("empty `$var{}`: write a variable name", open)),
         Some('.' | '[' | '#') => Err(bad_close(
             src,
             open,
@@ -88,10 +85,7 @@ pub(crate) fn parse_hier(
 ) -> Result<(HierPath, usize)> {
     let text_start = skip_ws(src, content);
     if peek(src, text_start) == Some('}') {
-        return Err(Fault::syntax(
-            "empty `$hier{}`: write a node path",
-            open,
-        ));
+        return Err(Fault::syntax("empty `$hier{}`: write a node path", open));
     }
     let mut parts = Vec::new();
     let mut min_node_parts = 1;
@@ -102,7 +96,10 @@ pub(crate) fn parse_hier(
         if i == seg_start {
             return Err(match peek(src, i) {
                 Some(c) if src[i..].contains('}') => Fault::syntax(
-                    format!("expected a name in `$hier{{}}` path, found {}", show_char(c)),
+                    format!(
+                        "expected a name in `$hier{{}}` path, found {}",
+                        show_char(c)
+                    ),
                     i,
                 ),
                 _ => Fault::syntax("unclosed `$hier{`", open),
@@ -124,7 +121,11 @@ pub(crate) fn parse_hier(
         });
         while peek(src, i) == Some('[') {
             let start = i;
-            let digits = if peek(src, i + 1) == Some('-') { i + 2 } else { i + 1 };
+            let digits = if peek(src, i + 1) == Some('-') {
+                i + 2
+            } else {
+                i + 1
+            };
             i = take_while(src, digits, |c| c.is_ascii_digit());
             let index = match src[start + 1..i].parse::<i64>() {
                 Ok(n) if i > digits => n,
