@@ -29,7 +29,7 @@ pub(crate) enum ExprKind {
     List(Vec<Expr>),
     /// A variable: a bare name or `$var{name}`; the range is the name.
     Var(Range<usize>),
-    Hier(HierPath),
+    Hier(Box<HierPath>),
     /// Field reads and indices after a base, flat so that a long chain
     /// `a.b.c...` does not nest.
     Access(Box<Expr>, Vec<Access>),
@@ -39,13 +39,10 @@ pub(crate) enum ExprKind {
     Arith(Box<Expr>, Vec<(ArithOp, usize, Expr)>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
-    Compare(Box<Expr>, CmpOp, Box<Expr>),
-    /// `then if cond else otherwise`.
-    Cond {
-        then: Box<Expr>,
-        cond: Box<Expr>,
-        otherwise: Box<Expr>,
-    },
+    /// `lhs op rhs`.
+    Compare(Box<[Expr; 2]>, CmpOp),
+    /// `then if cond else otherwise`, in that order.
+    Cond(Box<[Expr; 3]>),
     Call(Func, Vec<Expr>),
 }
 

@@ -189,8 +189,12 @@ fn list<T: fmt::Display>(
 ///      Task: $expr{task.id\n      ^"
 /// );
 /// ```
+#[derive(Clone, PartialEq)]
+pub struct TemplateError(Box<Located>);
+
+/// Boxed, so that `Result<_, TemplateError>` stays small.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TemplateError {
+struct Located {
     kind: TemplateErrorKind,
     position: usize,
     line: usize,
@@ -204,22 +208,22 @@ pub struct TemplateError {
 impl TemplateError {
     /// What went wrong.
     pub fn kind(&self) -> &TemplateErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// Byte offset in the template source.
     pub fn position(&self) -> usize {
-        self.position
+        self.0.position
     }
 
     /// Line of [`position`](Self::position), from 1.
     pub fn line(&self) -> usize {
-        self.line
+        self.0.line
     }
 
     /// Column of [`position`](Self::position), from 1, in characters.
     pub fn column(&self) -> usize {
-        self.column
+        self.0.column
     }
 
     /// Locates `fault` in `source`.
@@ -236,14 +240,25 @@ impl TemplateError {
         let before = source[line_start..pos].chars().count();
         let text = source[line_start..line_end].trim_end_matches('\r');
         let (excerpt, caret) = window(text, before);
-        Self {
+        Self(Box::new(Located {
             kind,
             position: pos,
             line,
             column: before + 1,
             excerpt,
             caret,
-        }
+        }))
+    }
+}
+
+impl fmt::Debug for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateError")
+            .field("kind", &self.0.kind)
+            .field("position", &self.0.position)
+            .field("line", &self.0.line)
+            .field("column", &self.0.column)
+            .finish_non_exhaustive()
     }
 }
 
@@ -273,13 +288,14 @@ fn window(line: &str, caret: usize) -> (String, usize) {
 
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.kind.what(f)?;
-        write!(f, " at line {}, column {}", self.line, self.column)?;
-        self.kind.hint(f)?;
+        let e = &self.0;
+        e.kind.what(f)?;
+        write!(f, " at line {}, column {}", e.line, e.column)?;
+        e.kind.hint(f)?;
         writeln!(f)?;
-        writeln!(f, "{}", self.excerpt)?;
+        writeln!(f, "{}", e.excerpt)?;
         // Tabs stay tabs so the caret lines up however the terminal sets tab stops.
-        for c in self.excerpt.chars().take(self.caret) {
+        for c in e.excerpt.chars().take(e.caret) {
             f.write_str(if c == '\t' { "\t" } else { " " })?;
         }
         f.write_str("^")

@@ -93,104 +93,121 @@ impl<'a> Eval<'a> {
         Fault::limit(Limit::OutputLength, self.limits.max_output_len, pos)
     }
 
+    /// The value of `expr`. This is the hub of the evaluator's recursion, so
+    /// it only dispatches: each kind's work (and its stack frame) is in a
+    /// function of its own.
     pub fn eval(&mut self, expr: &'a Expr) -> Result<Val<'a>> {
-        let pos = expr.pos;
         match &expr.kind {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
             ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => {
                 // Not lenient: every miss is an error, so `None` does not occur.
                 Ok(self.lookup(expr, false)?.unwrap_or(Cow::Owned(Value::Null)))
             }
-            ExprKind::List(items) => {
-                self.check_list_len(items.len(), pos)?;
-                self.charge(items.len() * std::mem::size_of::<Value>(), pos)?;
-                let mut list = Vec::with_capacity(items.len());
-                for item in items {
-                    let value = self.eval(item)?;
-                    list.push(self.own(value, item.pos)?);
-                }
-                Ok(Cow::Owned(Value::Array(list)))
-            }
-            ExprKind::Neg(inner) => {
-                let value = self.eval(inner)?;
-                match &*value {
-                    Value::Number(n) => match ops::num(n) {
-                        ops::Num::Int(i) => i
-                            .checked_neg()
-                            .map(|n| Cow::Owned(Value::from(n)))
-                            .ok_or_else(|| Fault::new(TemplateErrorKind::Overflow, pos)),
-                        ops::Num::Float(f) => Ok(Cow::Owned(Value::from(-f))),
-                    },
-                    other => Err(Fault::type_mismatch(
-                        format!("cannot negate {}", type_name(other)),
-                        pos,
-                    )),
-                }
-            }
+            ExprKind::List(items) => self.list(items, expr.pos),
+            ExprKind::Neg(inner) => self.neg(inner, expr.pos),
             ExprKind::Not(inner) => {
                 let value = self.eval(inner)?;
                 Ok(Cow::Owned(Value::Bool(!ops::truthy(&value))))
             }
-            ExprKind::Arith(first, rest) => {
-                let mut acc = self.eval(first)?;
-                for (op, op_pos, rhs) in rest {
-                    let rhs = self.eval(rhs)?;
-                    acc = self.arith(*op, acc, rhs, *op_pos)?;
-                }
-                Ok(acc)
+            ExprKind::Arith(first, rest) => self.arith_chain(first, rest),
+            ExprKind::And(items) => self.logic(items, false),
+            ExprKind::Or(items) => self.logic(items, true),
+            ExprKind::Compare(operands, op) => self.compare(operands, *op, expr.pos),
+            ExprKind::Cond(parts) => self.cond(parts),
+            ExprKind::Call(func, args) => self.call(*func, args, expr.pos),
+        }
+    }
+
+    fn list(&mut self, items: &'a [Expr], pos: usize) -> Result<Val<'a>> {
+        self.check_list_len(items.len(), pos)?;
+        self.charge(items.len() * std::mem::size_of::<Value>(), pos)?;
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            let value = self.eval(item)?;
+            list.push(self.own(value, item.pos)?);
+        }
+        Ok(Cow::Owned(Value::Array(list)))
+    }
+
+    fn neg(&mut self, inner: &'a Expr, pos: usize) -> Result<Val<'a>> {
+        let value = self.eval(inner)?;
+        match &*value {
+            Value::Number(n) => match ops::num(n) {
+                ops::Num::Int(i) => i
+                    .checked_neg()
+                    .map(|n| Cow::Owned(Value::from(n)))
+                    .ok_or_else(|| Fault::new(TemplateErrorKind::Overflow, pos)),
+                ops::Num::Float(f) => Ok(Cow::Owned(Value::from(-f))),
+            },
+            other => Err(Fault::type_mismatch(
+                format!("cannot negate {}", type_name(other)),
+                pos,
+            )),
+        }
+    }
+
+    fn arith_chain(
+        &mut self,
+        first: &'a Expr,
+        rest: &'a [(ArithOp, usize, Expr)],
+    ) -> Result<Val<'a>> {
+        let mut acc = self.eval(first)?;
+        for (op, op_pos, rhs) in rest {
+            let rhs = self.eval(rhs)?;
+            acc = self.arith(*op, acc, rhs, *op_pos)?;
+        }
+        Ok(acc)
+    }
+
+    /// `and` (`want` false) or `or` (`want` true): as in Python, the operand
+    /// that decided.
+    fn logic(&mut self, items: &'a [Expr], want: bool) -> Result<Val<'a>> {
+        let mut last = Cow::Owned(Value::Null);
+        for item in items {
+            last = self.eval(item)?;
+            if ops::truthy(&last) == want {
+                break;
             }
-            // As in Python, `and` / `or` give the operand that decided.
-            ExprKind::And(items) | ExprKind::Or(items) => {
-                let want = matches!(expr.kind, ExprKind::Or(_));
-                let mut last = Cow::Owned(Value::Null);
-                for item in items {
-                    last = self.eval(item)?;
-                    if ops::truthy(&last) == want {
-                        break;
-                    }
-                }
-                Ok(last)
-            }
-            ExprKind::Compare(lhs, op, rhs) => {
-                let (a, b) = (self.eval(lhs)?, self.eval(rhs)?);
-                let result = match op {
-                    CmpOp::Eq => ops::equals(&a, &b),
-                    CmpOp::Ne => !ops::equals(&a, &b),
-                    _ => {
-                        let Some(order) = ops::order(&a, &b) else {
-                            return Err(Fault::type_mismatch(
-                                format!(
-                                    "cannot compare {} with {} using `{}`",
-                                    type_name(&a),
-                                    type_name(&b),
-                                    op.symbol()
-                                ),
-                                pos,
-                            ));
-                        };
-                        match op {
-                            CmpOp::Lt => order.is_lt(),
-                            CmpOp::Le => order.is_le(),
-                            CmpOp::Gt => order.is_gt(),
-                            _ => order.is_ge(),
-                        }
-                    }
+        }
+        Ok(last)
+    }
+
+    fn compare(&mut self, operands: &'a [Expr; 2], op: CmpOp, pos: usize) -> Result<Val<'a>> {
+        let [lhs, rhs] = operands;
+        let (a, b) = (self.eval(lhs)?, self.eval(rhs)?);
+        let result = match op {
+            CmpOp::Eq => ops::equals(&a, &b),
+            CmpOp::Ne => !ops::equals(&a, &b),
+            _ => {
+                let Some(order) = ops::order(&a, &b) else {
+                    return Err(Fault::type_mismatch(
+                        format!(
+                            "cannot compare {} with {} using `{}`",
+                            type_name(&a),
+                            type_name(&b),
+                            op.symbol()
+                        ),
+                        pos,
+                    ));
                 };
-                Ok(Cow::Owned(Value::Bool(result)))
-            }
-            ExprKind::Cond {
-                then,
-                cond,
-                otherwise,
-            } => {
-                let cond = self.eval(cond)?;
-                if ops::truthy(&cond) {
-                    self.eval(then)
-                } else {
-                    self.eval(otherwise)
+                match op {
+                    CmpOp::Lt => order.is_lt(),
+                    CmpOp::Le => order.is_le(),
+                    CmpOp::Gt => order.is_gt(),
+                    _ => order.is_ge(),
                 }
             }
-            ExprKind::Call(func, args) => self.call(*func, args, pos),
+        };
+        Ok(Cow::Owned(Value::Bool(result)))
+    }
+
+    fn cond(&mut self, parts: &'a [Expr; 3]) -> Result<Val<'a>> {
+        let [then, cond, otherwise] = parts;
+        let cond = self.eval(cond)?;
+        if ops::truthy(&cond) {
+            self.eval(then)
+        } else {
+            self.eval(otherwise)
         }
     }
 
@@ -449,9 +466,8 @@ impl<'a> Eval<'a> {
                     Value::Array(list) => list,
                     _ => Vec::new(),
                 };
-                match self.own(b, pos)? {
-                    Value::Array(tail) => list.extend(tail),
-                    _ => {}
+                if let Value::Array(tail) = self.own(b, pos)? {
+                    list.extend(tail);
                 }
                 Ok(Cow::Owned(Value::Array(list)))
             }

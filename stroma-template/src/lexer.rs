@@ -15,7 +15,7 @@ pub(crate) enum Tok {
     Ident,
     /// `$var{name}`: the name's range.
     Var(Range<usize>),
-    Hier(HierPath),
+    Hier(Box<HierPath>),
     LParen,
     RParen,
     LBracket,
@@ -150,7 +150,7 @@ impl<'s> Lexer<'s> {
             (Tok::Var(name), end)
         } else if rest.starts_with("$hier{") {
             let (path, end) = path::parse_hier(self.src, start, start + 6, self.max_path_parts)?;
-            (Tok::Hier(path), end)
+            (Tok::Hier(Box::new(path)), end)
         } else if rest.starts_with("$expr{") {
             return Err(Fault::syntax(
                 "`$expr{` inside `$expr{}`: write the inner expression in parentheses",

@@ -28,6 +28,12 @@ pub struct Limits {
     /// arguments, `not`, unary `-` and `if`/`else` chains each add a level.
     /// Default: [`Limits::DEFAULT_MAX_DEPTH`]; values above
     /// [`Limits::HARD_MAX_DEPTH`] count as that, so the stack stays bounded.
+    ///
+    /// Parsing and evaluating recurse once per level. Measured on x86-64,
+    /// the deepest template at the default depth needs about 140 KiB of
+    /// stack in an optimized build (600 KiB unoptimized); at the ceiling,
+    /// about 270 KiB (1.2 MiB unoptimized), within the 2 MiB that Rust and
+    /// tokio give a thread.
     pub max_depth: usize,
     /// Longest rendered text, and longest string an expression may build
     /// (`+`, `join`, `json`, `upper`, ...), in bytes.
@@ -48,8 +54,8 @@ impl Limits {
     pub const DEFAULT_MAX_SOURCE_LEN: usize = 1 << 20;
     /// Default [`max_depth`](Limits::max_depth): 64.
     pub const DEFAULT_MAX_DEPTH: usize = 64;
-    /// Ceiling on [`max_depth`](Limits::max_depth), whatever it is set to: 256.
-    pub const HARD_MAX_DEPTH: usize = 256;
+    /// Ceiling on [`max_depth`](Limits::max_depth), whatever it is set to: 128.
+    pub const HARD_MAX_DEPTH: usize = 128;
     /// Default [`max_output_len`](Limits::max_output_len): 16 MiB.
     pub const DEFAULT_MAX_OUTPUT_LEN: usize = 16 << 20;
     /// Default [`max_list_len`](Limits::max_list_len): 100,000 items.

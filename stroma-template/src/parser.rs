@@ -97,7 +97,7 @@ pub(crate) fn parse(src: &str, limits: &Limits) -> Result<Parsed> {
                     let pos = path.text.start;
                     (
                         Expr {
-                            kind: ExprKind::Hier(path),
+                            kind: ExprKind::Hier(Box::new(path)),
                             pos,
                         },
                         end,
@@ -144,10 +144,7 @@ fn parse_expr(
     let expr = p.conditional()?;
     let close = p.bump()?;
     if !matches!(close.tok, Tok::Close) {
-        return Err(Fault::syntax(
-            format!("expected an operator or `}}`, found {}", p.describe(&close)),
-            close.start,
-        ));
+        return Err(p.unexpected("an operator or `}`", &close, ""));
     }
     Ok((expr, close.end))
 }
@@ -205,11 +202,19 @@ impl<'s> ExprParser<'s, '_> {
         if ok(&token.tok) {
             Ok(token)
         } else {
-            Err(Fault::syntax(
-                format!("expected {what}, found {}", self.describe(&token)),
-                token.start,
-            ))
+            Err(self.unexpected(what, &token, ""))
         }
+    }
+
+    /// "expected `what`, found `token`". Errors are built out of line (here
+    /// and below) to keep the frames of the recursive functions small.
+    #[cold]
+    #[inline(never)]
+    fn unexpected(&self, what: &str, token: &Token, hint: &str) -> Fault {
+        Fault::syntax(
+            format!("expected {what}, found {}{hint}", self.describe(token)),
+            token.start,
+        )
     }
 
     /// One level deeper; fails past the depth limit, before the stack can grow further.
@@ -225,33 +230,23 @@ impl<'s> ExprParser<'s, '_> {
         self.depth -= 1;
     }
 
-    /// `or [ "if" or "else" conditional ]`
+    /// `or [ "if" or "else" conditional ]`: one level of depth.
     fn conditional(&mut self) -> Result<Expr> {
         let pos = self.peek()?.start;
         self.enter(pos)?;
-        let then = self.or()?;
+        let then = self.binary(OR)?;
         let expr = if self.at_keyword("if")? {
             self.bump()?;
-            let cond = self.or()?;
+            let cond = self.binary(OR)?;
             if !self.at_keyword("else")? {
                 let token = self.bump()?;
-                return Err(Fault::syntax(
-                    format!(
-                        "expected `else` after the condition, found {}",
-                        self.describe(&token)
-                    ),
-                    token.start,
-                ));
+                return Err(self.unexpected("`else` after the condition", &token, ""));
             }
             self.bump()?;
             let otherwise = self.conditional()?;
             Expr {
                 pos: then.pos,
-                kind: ExprKind::Cond {
-                    then: Box::new(then),
-                    cond: Box::new(cond),
-                    otherwise: Box::new(otherwise),
-                },
+                kind: ExprKind::Cond(Box::new([then, cond, otherwise])),
             }
         } else {
             then
@@ -260,149 +255,120 @@ impl<'s> ExprParser<'s, '_> {
         Ok(expr)
     }
 
-    /// `and { "or" and }`
-    fn or(&mut self) -> Result<Expr> {
-        let first = self.and()?;
-        if !self.at_keyword("or")? {
-            return Ok(first);
-        }
-        let pos = first.pos;
-        let mut items = vec![first];
-        while self.at_keyword("or")? {
-            self.bump()?;
-            items.push(self.and()?);
-        }
-        Ok(Expr {
-            kind: ExprKind::Or(items),
-            pos,
-        })
+    /// The binary operator next, if any, and how tightly it binds.
+    fn binop(&mut self) -> Result<Option<(BinOp, u8)>> {
+        let src = self.src;
+        let token = self.peek()?;
+        Ok(Some(match &token.tok {
+            Tok::Ident => match src.get(token.start..token.end).unwrap_or("") {
+                "or" => (BinOp::Or, OR),
+                "and" => (BinOp::And, AND),
+                _ => return Ok(None),
+            },
+            Tok::Plus => (BinOp::Arith(ArithOp::Add), SUM),
+            Tok::Minus => (BinOp::Arith(ArithOp::Sub), SUM),
+            Tok::Star => (BinOp::Arith(ArithOp::Mul), PRODUCT),
+            Tok::Slash => (BinOp::Arith(ArithOp::Div), PRODUCT),
+            Tok::Percent => (BinOp::Arith(ArithOp::Rem), PRODUCT),
+            tok => match cmp_op(tok) {
+                Some(op) => (BinOp::Cmp(op), CMP),
+                None => return Ok(None),
+            },
+        }))
     }
 
-    /// `not { "and" not }`
-    fn and(&mut self) -> Result<Expr> {
-        let first = self.not()?;
-        if !self.at_keyword("and")? {
-            return Ok(first);
-        }
-        let pos = first.pos;
-        let mut items = vec![first];
-        while self.at_keyword("and")? {
-            self.bump()?;
-            items.push(self.not()?);
-        }
-        Ok(Expr {
-            kind: ExprKind::And(items),
-            pos,
-        })
-    }
-
-    /// `"not" not | comparison`
-    fn not(&mut self) -> Result<Expr> {
-        if !self.at_keyword("not")? {
-            return self.comparison();
-        }
-        let token = self.bump()?;
-        self.enter(token.start)?;
-        let inner = self.not()?;
-        self.leave();
-        Ok(Expr {
-            kind: ExprKind::Not(Box::new(inner)),
-            pos: token.start,
-        })
-    }
-
-    /// `sum [ cmp sum ]`: comparisons do not chain.
-    fn comparison(&mut self) -> Result<Expr> {
-        let lhs = self.sum()?;
-        let Some(op) = cmp_op(&self.peek()?.tok) else {
-            return Ok(lhs);
-        };
-        let token = self.bump()?;
-        let rhs = self.sum()?;
-        if let Some(next) = cmp_op(&self.peek()?.tok) {
-            let start = self.peek()?.start;
-            return Err(Fault::syntax(
-                format!(
-                    "comparisons do not chain: `{}` after `{}`; combine them with `and`",
-                    next.symbol(),
-                    op.symbol()
-                ),
-                start,
-            ));
-        }
-        Ok(Expr {
-            kind: ExprKind::Compare(Box::new(lhs), op, Box::new(rhs)),
-            pos: token.start,
-        })
-    }
-
-    /// `product { ("+" | "-") product }`
-    fn sum(&mut self) -> Result<Expr> {
-        self.chain(Self::product, |tok| match tok {
-            Tok::Plus => Some(ArithOp::Add),
-            Tok::Minus => Some(ArithOp::Sub),
-            _ => None,
-        })
-    }
-
-    /// `unary { ("*" | "/" | "%") unary }`
-    fn product(&mut self) -> Result<Expr> {
-        self.chain(Self::unary, |tok| match tok {
-            Tok::Star => Some(ArithOp::Mul),
-            Tok::Slash => Some(ArithOp::Div),
-            Tok::Percent => Some(ArithOp::Rem),
-            _ => None,
-        })
-    }
-
-    fn chain(
-        &mut self,
-        operand: fn(&mut Self) -> Result<Expr>,
-        op_of: fn(&Tok) -> Option<ArithOp>,
-    ) -> Result<Expr> {
-        let first = operand(self)?;
-        let mut rest = Vec::new();
-        while let Some(op) = op_of(&self.peek()?.tok) {
+    /// Binary operators that bind at least as tightly as `min`, by
+    /// precedence climbing: the recursion here is at most one call per
+    /// precedence level, whatever the input. A run of operators of one level
+    /// builds one flat node (`a + b - c` is one `Arith`), which changes
+    /// nothing for these left-associative operators, even across parentheses.
+    fn binary(&mut self, min: u8) -> Result<Expr> {
+        let mut lhs = self.prefix(min)?;
+        while let Some((op, prec)) = self.binop()? {
+            if prec < min {
+                break;
+            }
             let token = self.bump()?;
-            rest.push((op, token.start, operand(self)?));
+            let rhs = self.binary(prec + 1)?;
+            lhs = self.combine(op, prec, token.start, lhs, rhs)?;
         }
-        if rest.is_empty() {
-            return Ok(first);
-        }
-        let pos = first.pos;
-        Ok(Expr {
-            kind: ExprKind::Arith(Box::new(first), rest),
-            pos,
-        })
+        Ok(lhs)
     }
 
-    /// `"-" unary | postfix`; a negated number literal is folded into one literal.
-    fn unary(&mut self) -> Result<Expr> {
+    /// `lhs op rhs`, appended to `lhs` when it is a run of the same level.
+    fn combine(
+        &mut self,
+        op: BinOp,
+        prec: u8,
+        op_pos: usize,
+        lhs: Expr,
+        rhs: Expr,
+    ) -> Result<Expr> {
+        let pos = lhs.pos;
+        let kind = match (op, lhs.kind) {
+            (BinOp::Or, ExprKind::Or(mut items)) | (BinOp::And, ExprKind::And(mut items)) => {
+                items.push(rhs);
+                logic(op, items)
+            }
+            (BinOp::Or | BinOp::And, kind) => logic(op, vec![Expr { kind, pos }, rhs]),
+            (BinOp::Arith(op), ExprKind::Arith(first, mut rest))
+                if rest.first().is_some_and(|(o, ..)| level(*o) == prec) =>
+            {
+                rest.push((op, op_pos, rhs));
+                ExprKind::Arith(first, rest)
+            }
+            (BinOp::Arith(op), kind) => {
+                ExprKind::Arith(Box::new(Expr { kind, pos }), vec![(op, op_pos, rhs)])
+            }
+            (BinOp::Cmp(op), kind) => {
+                if let Some((BinOp::Cmp(next), _)) = self.binop()? {
+                    let start = self.peek()?.start;
+                    return Err(Fault::syntax(
+                        format!(
+                            "comparisons do not chain: `{}` after `{}`; combine them with `and`",
+                            next.symbol(),
+                            op.symbol()
+                        ),
+                        start,
+                    ));
+                }
+                return Ok(Expr {
+                    kind: ExprKind::Compare(Box::new([Expr { kind, pos }, rhs]), op),
+                    pos: op_pos,
+                });
+            }
+        };
+        Ok(Expr { kind, pos })
+    }
+
+    /// `"not" operand | "-" operand | postfix`. `not` binds looser than
+    /// comparisons (`not a == b` is `not (a == b)`), so it may only start an
+    /// operand where nothing tighter than `and` is pending.
+    fn prefix(&mut self, min: u8) -> Result<Expr> {
+        if self.at_keyword("not")? {
+            let token = self.bump()?;
+            if min > NOT {
+                return Err(Fault::syntax(
+                    "`not` needs parentheses here: write `(not ...)`",
+                    token.start,
+                ));
+            }
+            self.enter(token.start)?;
+            let inner = self.binary(NOT)?;
+            self.leave();
+            return Ok(Expr {
+                kind: ExprKind::Not(Box::new(inner)),
+                pos: token.start,
+            });
+        }
         if !matches!(self.peek()?.tok, Tok::Minus) {
             return self.postfix();
         }
         let token = self.bump()?;
         self.enter(token.start)?;
-        let inner = self.unary()?;
+        let inner = self.prefix(UNARY)?;
         self.leave();
-        let kind = match inner.kind {
-            ExprKind::Literal(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => match i.checked_neg() {
-                    Some(neg) => ExprKind::Literal(Value::from(neg)),
-                    None => return Err(Fault::new(TemplateErrorKind::Overflow, token.start)),
-                },
-                (None, Some(f)) => ExprKind::Literal(Value::from(-f)),
-                (None, None) => ExprKind::Literal(Value::Number(n)),
-            },
-            kind => ExprKind::Neg(Box::new(Expr {
-                kind,
-                pos: inner.pos,
-            })),
-        };
-        Ok(Expr {
-            kind,
-            pos: token.start,
-        })
+        negate(inner, token.start)
     }
 
     /// `primary { "." name | "[" conditional "]" }`
@@ -415,12 +381,10 @@ impl<'s> ExprParser<'s, '_> {
                     self.bump()?;
                     let name = self.bump()?;
                     if !matches!(name.tok, Tok::Ident) {
-                        return Err(Fault::syntax(
-                            format!(
-                                "expected a field name after `.`, found {}; for other keys write `[\"key\"]`",
-                                self.describe(&name)
-                            ),
-                            name.start,
+                        return Err(self.unexpected(
+                            "a field name after `.`",
+                            &name,
+                            "; for other keys write `[\"key\"]`",
                         ));
                     }
                     steps.push(Access {
@@ -502,11 +466,9 @@ impl<'s> ExprParser<'s, '_> {
         Ok(Expr { kind, pos })
     }
 
+    #[cold]
     fn expected_expression(&self, token: &Token) -> Fault {
-        Fault::syntax(
-            format!("expected an expression, found {}", self.describe(token)),
-            token.start,
-        )
+        self.unexpected("an expression", token, "")
     }
 
     /// Comma-separated expressions up to `close` (the opener is consumed);
@@ -524,15 +486,7 @@ impl<'s> ExprParser<'s, '_> {
             match token.tok {
                 Tok::Comma => {}
                 ref t if is_close(t) => return Ok(items),
-                _ => {
-                    return Err(Fault::syntax(
-                        format!(
-                            "expected `,` or {close_text}, found {}",
-                            self.describe(&token)
-                        ),
-                        token.start,
-                    ));
-                }
+                _ => return Err(self.unexpected(&format!("`,` or {close_text}"), &token, "")),
             }
         }
     }
@@ -564,6 +518,57 @@ impl<'s> ExprParser<'s, '_> {
             kind: ExprKind::Call(func, args),
             pos: name.start,
         })
+    }
+}
+
+/// How tightly each binary operator binds (and `not` and unary `-`, as prefixes).
+const OR: u8 = 1;
+const AND: u8 = 2;
+const NOT: u8 = 3;
+const CMP: u8 = 4;
+const SUM: u8 = 5;
+const PRODUCT: u8 = 6;
+const UNARY: u8 = 7;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BinOp {
+    Or,
+    And,
+    Cmp(CmpOp),
+    Arith(ArithOp),
+}
+
+fn logic(op: BinOp, items: Vec<Expr>) -> ExprKind {
+    if op == BinOp::Or {
+        ExprKind::Or(items)
+    } else {
+        ExprKind::And(items)
+    }
+}
+
+/// `-inner`; a negated number literal is folded into one literal.
+fn negate(inner: Expr, pos: usize) -> Result<Expr> {
+    let kind = match inner.kind {
+        ExprKind::Literal(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => match i.checked_neg() {
+                Some(neg) => ExprKind::Literal(Value::from(neg)),
+                None => return Err(Fault::new(TemplateErrorKind::Overflow, pos)),
+            },
+            (None, Some(f)) => ExprKind::Literal(Value::from(-f)),
+            (None, None) => ExprKind::Literal(Value::Number(n)),
+        },
+        kind => ExprKind::Neg(Box::new(Expr {
+            kind,
+            pos: inner.pos,
+        })),
+    };
+    Ok(Expr { kind, pos })
+}
+
+fn level(op: ArithOp) -> u8 {
+    match op {
+        ArithOp::Add | ArithOp::Sub => SUM,
+        ArithOp::Mul | ArithOp::Div | ArithOp::Rem => PRODUCT,
     }
 }
 

@@ -225,6 +225,11 @@ fn overflow() {
 fn syntax() {
     let is = |k: &TemplateErrorKind| matches!(k, TemplateErrorKind::Syntax { .. });
     check(
+        "$expr{1 + not x}",
+        is,
+        "`not` needs parentheses here: write `(not ...)` at line 1, column 11\n$expr{1 + not x}\n          ^",
+    );
+    check(
         "Task: $expr{task.id",
         is,
         "unclosed `$expr{` at line 1, column 7\nTask: $expr{task.id\n      ^",

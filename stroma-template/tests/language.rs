@@ -226,6 +226,11 @@ fn truthiness_and_logic() {
     assert_eq!(value("$expr{1 and 'last'}"), json!("last"));
     assert_eq!(value("$expr{true and false or 'x'}"), json!("x"));
     assert_eq!(value("$expr{not not n}"), json!(true));
+    // `not` binds looser than comparisons and tighter than `and` / `or`.
+    assert_eq!(value("$expr{not 1 == 2 and not false}"), json!(true));
+    assert_eq!(value("$expr{not 0 or 0}"), json!(true));
+    assert_eq!(value("$expr{1 == (not 0)}"), json!(false));
+    assert!(common::render("$expr{1 == not 0}").is_err());
 }
 
 #[test]
