@@ -50,6 +50,8 @@ pub(crate) fn write_json(out: &mut String, value: &Value, max: usize) -> Result 
     open(out, value, &mut stack, max)?;
     loop {
         let next = match stack.last_mut() {
+            // Closing brackets are not checked one by one: once, here.
+            None if out.len() > max => return Err(Exceeded),
             None => return Ok(()),
             Some(Frame::List { items, first }) => match items.next() {
                 Some(item) => {
