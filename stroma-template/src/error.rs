@@ -228,8 +228,17 @@ impl TemplateError {
 
     /// Locates `fault` in `source`.
     pub(crate) fn new(fault: Fault, source: &str) -> Self {
-        let Fault(inner) = fault;
-        let FaultInner { kind, pos } = *inner;
+        let FaultInner { kind, pos } = match fault {
+            Fault::Error(inner) => *inner,
+            // `default` catches every `Absent`; should one escape, it is
+            // reported, not a panic.
+            Fault::Absent => FaultInner {
+                kind: TemplateErrorKind::Syntax {
+                    message: "internal error: an absent value escaped `default`".to_owned(),
+                },
+                pos: 0,
+            },
+        };
         let mut pos = pos.min(source.len());
         while !source.is_char_boundary(pos) {
             pos -= 1;
@@ -304,20 +313,25 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
-/// An error before it is located: kind and byte position. Boxed, so that the
-/// `Result`s on the evaluator's hot path stay small.
+/// An error before it is located: kind and byte position, boxed so that
+/// the `Result`s on the evaluator's hot path stay small. Or `Absent`: a
+/// missing value inside `default(..)`'s first argument, which is no error
+/// once `default` has caught it (never shown to a caller).
 #[derive(Debug)]
-pub(crate) struct Fault(Box<FaultInner>);
+pub(crate) enum Fault {
+    Absent,
+    Error(Box<FaultInner>),
+}
 
 #[derive(Debug)]
-struct FaultInner {
+pub(crate) struct FaultInner {
     kind: TemplateErrorKind,
     pos: usize,
 }
 
 impl Fault {
     pub(crate) fn new(kind: TemplateErrorKind, pos: usize) -> Self {
-        Self(Box::new(FaultInner { kind, pos }))
+        Self::Error(Box::new(FaultInner { kind, pos }))
     }
 
     pub(crate) fn syntax(message: impl Into<String>, pos: usize) -> Self {

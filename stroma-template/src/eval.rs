@@ -101,7 +101,7 @@ impl<'a> Eval<'a> {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
             ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => {
                 // Not lenient: every miss is an error, so `None` does not occur.
-                Ok(self.lookup(expr, false)?.unwrap_or(Cow::Owned(Value::Null)))
+                self.lookup(expr, false)
             }
             ExprKind::List(items) => self.list(items, expr.pos),
             ExprKind::Neg(inner) => self.neg(inner, expr.pos),
@@ -215,51 +215,59 @@ impl<'a> Eval<'a> {
     /// first argument of `default`) turns every absence into `None`: an
     /// unknown variable or node, a missing field, an index out of range, a
     /// field or index of null.
-    fn lookup(&mut self, expr: &'a Expr, lenient: bool) -> Result<Option<Val<'a>>> {
+    fn lookup(&mut self, expr: &'a Expr, lenient: bool) -> Result<Val<'a>> {
         match &expr.kind {
             ExprKind::Var(range) => {
                 let name = self.text(range);
                 match self.scope.var(name) {
-                    Some(value) => Ok(Some(value)),
-                    None if lenient => Ok(None),
-                    None => Err(Fault::new(
-                        TemplateErrorKind::UnknownVariable {
-                            name: name.to_owned(),
-                            in_scope: self.scope.var_names(),
-                        },
-                        expr.pos,
-                    )),
+                    Some(value) => Ok(value),
+                    None if lenient => Err(Fault::Absent),
+                    None => Err(self.unknown_variable(name, expr.pos)),
                 }
             }
             ExprKind::Hier(path) => self.hier(path, lenient, expr.pos),
             ExprKind::Access(base, steps) => {
-                let Some(mut value) = self.lookup(base, lenient)? else {
-                    return Ok(None);
-                };
+                let mut value = self.lookup(base, lenient)?;
                 for step in steps {
-                    let next = match &step.kind {
+                    value = match &step.kind {
                         AccessKind::Field(name) => {
-                            self.field(value, self.text(name), step.pos, lenient, None)?
+                            let name = self.text(name);
+                            // The common case, inline: a field of a borrowed object.
+                            if let Cow::Borrowed(Value::Object(map)) = value
+                                && let Some(field) = map.get(name)
+                            {
+                                value = Cow::Borrowed(field);
+                                continue;
+                            }
+                            self.field(value, name, step.pos, lenient, None)?
                         }
                         AccessKind::Index(index) => {
                             let index = self.eval(index)?;
                             self.index(value, &index, step.pos, lenient)?
                         }
                     };
-                    let Some(next) = next else {
-                        return Ok(None);
-                    };
-                    value = next;
                 }
-                Ok(Some(value))
+                Ok(value)
             }
-            _ => self.eval(expr).map(Some),
+            _ => self.eval(expr),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unknown_variable(&self, name: &str, pos: usize) -> Fault {
+        Fault::new(
+            TemplateErrorKind::UnknownVariable {
+                name: name.to_owned(),
+                in_scope: self.scope.var_names(),
+            },
+            pos,
+        )
     }
 
     /// The longest prefix of the path that names a node, then the rest read
     /// as fields and indices of its output.
-    fn hier(&mut self, path: &'a HierPath, lenient: bool, pos: usize) -> Result<Option<Val<'a>>> {
+    fn hier(&mut self, path: &'a HierPath, lenient: bool, pos: usize) -> Result<Val<'a>> {
         let start = path.text.start;
         for node_parts in (path.min_node_parts..=path.parts.len()).rev() {
             let Some(last) = node_parts.checked_sub(1).and_then(|i| path.parts.get(i)) else {
@@ -272,21 +280,17 @@ impl<'a> Eval<'a> {
                 continue;
             };
             for part in path.parts.get(node_parts..).unwrap_or_default() {
-                let next = match &part.step {
+                value = match &part.step {
                     PathStep::Field(name) => {
                         self.field(value, self.text(name), part.start, lenient, Some(node))?
                     }
                     PathStep::Index(i) => self.index_int(value, *i, part.start, lenient)?,
                 };
-                let Some(next) = next else {
-                    return Ok(None);
-                };
-                value = next;
             }
-            return Ok(Some(value));
+            return Ok(value);
         }
         if lenient {
-            return Ok(None);
+            return Err(Fault::Absent);
         }
         let text = self.text(&path.text);
         Err(Fault::new(
@@ -305,18 +309,18 @@ impl<'a> Eval<'a> {
         pos: usize,
         lenient: bool,
         node: Option<&str>,
-    ) -> Result<Option<Val<'a>>> {
+    ) -> Result<Val<'a>> {
         let found = match value {
             Cow::Borrowed(Value::Object(map)) => match map.get(name) {
-                Some(v) => return Ok(Some(Cow::Borrowed(v))),
+                Some(v) => return Ok(Cow::Borrowed(v)),
                 None => map,
             },
             // An owned object gives up the field: moved out, not cloned.
             Cow::Owned(Value::Object(mut map)) => match map.remove(name) {
-                Some(v) => return Ok(Some(Cow::Owned(v))),
+                Some(v) => return Ok(Cow::Owned(v)),
                 None => return self.missing(name, &map, pos, lenient, node),
             },
-            v if lenient && v.is_null() => return Ok(None),
+            v if lenient && v.is_null() => return Err(Fault::Absent),
             v => {
                 return Err(Fault::type_mismatch(
                     format!("cannot read field `{name}` of {}", type_name(&v)),
@@ -334,9 +338,9 @@ impl<'a> Eval<'a> {
         pos: usize,
         lenient: bool,
         node: Option<&str>,
-    ) -> Result<Option<Val<'a>>> {
+    ) -> Result<Val<'a>> {
         if lenient {
-            return Ok(None);
+            return Err(Fault::Absent);
         }
         Err(Fault::new(
             TemplateErrorKind::MissingField {
@@ -354,7 +358,7 @@ impl<'a> Eval<'a> {
         index: &Value,
         pos: usize,
         lenient: bool,
-    ) -> Result<Option<Val<'a>>> {
+    ) -> Result<Val<'a>> {
         match (&*value, index) {
             (Value::Array(_) | Value::String(_), Value::Number(n)) => match n.as_i64() {
                 Some(i) => self.index_int(value, i, pos, lenient),
@@ -365,7 +369,7 @@ impl<'a> Eval<'a> {
                 )),
             },
             (Value::Object(_), Value::String(key)) => self.field(value, key, pos, lenient, None),
-            (Value::Null, _) if lenient => Ok(None),
+            (Value::Null, _) if lenient => Err(Fault::Absent),
             (Value::Array(_) | Value::String(_) | Value::Object(_), other) => {
                 let wants = if value.is_object() {
                     "a string key"
@@ -390,17 +394,11 @@ impl<'a> Eval<'a> {
 
     /// Item `i` of a list, or character `i` of a string; negative `i` counts
     /// from the end.
-    fn index_int(
-        &mut self,
-        value: Val<'a>,
-        i: i64,
-        pos: usize,
-        lenient: bool,
-    ) -> Result<Option<Val<'a>>> {
+    fn index_int(&mut self, value: Val<'a>, i: i64, pos: usize, lenient: bool) -> Result<Val<'a>> {
         let len = match &*value {
             Value::Array(items) => items.len(),
             Value::String(s) => s.chars().count(),
-            Value::Null if lenient => return Ok(None),
+            Value::Null if lenient => return Err(Fault::Absent),
             other => {
                 return Err(Fault::type_mismatch(
                     format!("cannot index {} with a number", type_name(other)),
@@ -418,14 +416,14 @@ impl<'a> Eval<'a> {
             .filter(|&at| at < len)
         else {
             if lenient {
-                return Ok(None);
+                return Err(Fault::Absent);
             }
             return Err(Fault::new(
                 TemplateErrorKind::IndexOutOfRange { index: i, len },
                 pos,
             ));
         };
-        Ok(match value {
+        let item = match value {
             Cow::Borrowed(Value::Array(items)) => items.get(at).map(Cow::Borrowed),
             Cow::Owned(Value::Array(mut items)) if at < items.len() => {
                 Some(Cow::Owned(items.swap_remove(at)))
@@ -434,7 +432,9 @@ impl<'a> Eval<'a> {
                 Some(c) => Some(self.built_string(c.to_string(), pos)?),
                 None => None,
             },
-        })
+        };
+        // `at` was checked against the length: this is never absent.
+        item.ok_or(Fault::Absent)
     }
 
     fn arith(&mut self, op: ArithOp, a: Val<'a>, b: Val<'a>, pos: usize) -> Result<Val<'a>> {
@@ -489,10 +489,10 @@ impl<'a> Eval<'a> {
             return Ok(Cow::Owned(Value::Null));
         };
         if func == Func::Default {
-            if let Some(value) = self.lookup(first, true)?
-                && !value.is_null()
-            {
-                return Ok(value);
+            match self.lookup(first, true) {
+                Ok(value) if !value.is_null() => return Ok(value),
+                Ok(_) | Err(Fault::Absent) => {}
+                Err(fault) => return Err(fault),
             }
             return match second {
                 Some(fallback) => self.eval(fallback),

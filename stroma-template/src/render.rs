@@ -93,10 +93,13 @@ fn open<'v>(out: &mut String, value: &'v Value, stack: &mut Vec<Frame<'v>>, max:
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        // `Number`'s Display is serde_json's own serialization (itoa / ryu).
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => push_int(out, i),
+            // `Number`'s Display is serde_json's own serialization (itoa / ryu).
+            None => {
+                let _ = write!(out, "{n}");
+            }
+        },
         Value::String(s) => write_string(out, s, max)?,
         Value::Array(items) if items.is_empty() => out.push_str("[]"),
         Value::Array(items) => {
@@ -163,4 +166,25 @@ fn write_string(out: &mut String, s: &str, max: usize) -> Result {
         return Err(Exceeded);
     }
     Ok(())
+}
+
+/// An integer in decimal, without the formatting machinery: integers are
+/// the most common non-string values in templates.
+fn push_int(out: &mut String, i: i64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut n = i.unsigned_abs();
+    // At most 20 digits (u64::MAX): `start` stays in bounds.
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
