@@ -149,6 +149,20 @@ pub use stroma_macros::node;
 /// with `crate = path;` when the `stroma` crate is reachable under another path.
 pub use stroma_macros::pipeline;
 
+/// A [`Template`] checked when the crate compiles: `template!("Task: $var{task}")`.
+///
+/// The same parser as [`Template::parse`] runs at compile time, so a
+/// template that does not parse is a compile error on the literal, with the
+/// parser's message. The value is parsed once per process when first used.
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// let greeting: Template = template!("Hello $var{name}");
+/// assert_eq!(greeting.source(), "Hello $var{name}");
+/// ```
+pub use stroma_macros::template;
+
 /// Runs nodes concurrently on one input: `parallel![a, b, c]`.
 ///
 /// Every branch gets a clone of the input; all run concurrently in the same
@@ -192,7 +206,8 @@ pub mod prelude {
     pub use crate::{
         Append, Context, Event, ExecutionContext, Node, NodeError, NodeExt, NodeStatus,
         PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope, ScopeKind,
-        ScopePath, StromaRunner, Sum, flow, for_each, loop_until, node, parallel, pipeline,
+        ScopePath, StromaRunner, Sum, Template, TemplateError, flow, for_each, loop_until, node,
+        parallel, pipeline, template,
     };
     pub use serde::{Deserialize, Serialize};
 }

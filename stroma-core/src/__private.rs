@@ -68,3 +68,10 @@ pub fn link<A: Node, B: Accepts<A::Output, Checked = B>>(
 ) -> <B as Accepts<A::Output>>::Checked {
     next
 }
+
+/// A template `template!` checked when the crate compiled.
+pub fn checked_template(source: &str) -> stroma_template::Template {
+    stroma_template::Template::parse(source).unwrap_or_else(|err| {
+        unreachable!("`template!` checked this template when compiling: {err}")
+    })
+}

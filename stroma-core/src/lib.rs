@@ -28,6 +28,7 @@ pub use context::propagation::{
     NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
     current_user_id, require_execution_context, spawn,
 };
+pub use context::templates::AsTemplate;
 pub use engine::failure::{NodeFailure, NodePanic};
 pub use engine::state::Cx;
 pub use error::{BoxError, ContextConflict, ContextError, NodeError};
@@ -46,5 +47,6 @@ pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
 pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};

@@ -10,6 +10,7 @@ mod node;
 mod node_list;
 mod parallel;
 mod pipeline;
+mod template;
 
 use proc_macro::TokenStream;
 
@@ -34,5 +35,13 @@ pub fn parallel(input: TokenStream) -> TokenStream {
 pub fn pipeline(input: TokenStream) -> TokenStream {
     let expanded = pipeline::expand(input.into());
     debug::print("pipeline!", &expanded);
+    expanded.into()
+}
+
+/// A template checked at compile time. Documented in the `stroma` crate.
+#[proc_macro]
+pub fn template(input: TokenStream) -> TokenStream {
+    let expanded = template::expand(input.into());
+    debug::print("template!", &expanded);
     expanded.into()
 }

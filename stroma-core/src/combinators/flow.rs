@@ -22,7 +22,6 @@ pub(crate) struct Var {
     pub(crate) value: Arc<dyn Any + Send + Sync>,
     pub(crate) type_name: &'static str,
     /// The value as JSON, made when declared; the error's text if it has none.
-    #[allow(dead_code)] // Read by templates, wired next.
     pub(crate) json: Result<serde_json::Value, Arc<str>>,
 }
 
@@ -98,7 +97,6 @@ impl VarScope {
     }
 
     /// Every variable name in scope, nearest first, each once.
-    #[allow(dead_code)] // Read by templates, wired next.
     pub(crate) fn names(self: &Arc<Self>) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
         let mut scope: Option<&Arc<VarScope>> = Some(self);

@@ -153,7 +153,8 @@ impl KeptValue {
         }
     }
 
-    fn to_json(&self) -> Option<Result<Value, serde_json::Error>> {
+    /// The value as JSON, if its type can be read so.
+    pub(crate) fn json(&self) -> Option<Result<Value, serde_json::Error>> {
         (self.to_json?)(self.as_any())
     }
 }
@@ -190,7 +191,7 @@ impl Kept {
     /// The output as JSON: `None` when it was not kept or its type is not `Serialize`.
     pub(crate) fn to_json(&self) -> Option<Result<Value, serde_json::Error>> {
         match self {
-            Kept::Value(value) => value.to_json(),
+            Kept::Value(value) => value.json(),
             Kept::NotKeepable { .. } => None,
         }
     }

@@ -212,7 +212,7 @@ impl ResultsStore {
     }
 
     /// Up to three node paths nearest to `reference`, for an error.
-    fn nearest(&self, reference: &str) -> Vec<String> {
+    pub(crate) fn nearest(&self, reference: &str) -> Vec<String> {
         let stored = self.stored();
         let paths = super::trace::Paths::new(&self.shape, &stored.frames);
         let mut seen: Vec<String> = Vec::new();
