@@ -111,7 +111,7 @@ async fn an_unknown_node_suggests_the_nearest() {
 
 #[node]
 async fn branch_prompt(n: u32, ctx: &Context) -> Result<String, NodeError> {
-    Ok(ctx.render(&format!("branch {n} of $var{{name}}"))?)
+    Ok(ctx.render(format!("branch {n} of $var{{name}}"))?)
 }
 
 #[node]
