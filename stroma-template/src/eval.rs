@@ -100,7 +100,7 @@ impl<'a> Eval<'a> {
         match &expr.kind {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
             ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => {
-                // Not lenient: every miss is an error, so `None` does not occur.
+                // Strict: outside `default`, every absence is an error.
                 self.lookup(expr, false)
             }
             ExprKind::List(items) => self.list(items, expr.pos),

@@ -170,12 +170,21 @@
 //!
 //! Parsing and evaluation never panic, and their stack and memory are
 //! bounded by [`Limits`]: the source length (1 MiB), the nesting depth of an
-//! expression (64), the rendered output and every string built (16 MiB),
-//! the length of a list built (100,000 items), and the total size of values
-//! one evaluation builds (64 MiB). Past any of them, the error is
-//! [`TemplateErrorKind::LimitExceeded`].
+//! expression (64, and never more than 128 whatever is set), the rendered
+//! output and every string built (16 MiB), the length of a list built
+//! (100,000 items), and the total size of values one evaluation builds
+//! (64 MiB). Past any of them, the error is
+//! [`TemplateErrorKind::LimitExceeded`]. Parsing and evaluating recurse
+//! once per nesting level, so the depth limit bounds the stack (figures at
+//! [`Limits::max_depth`]); long flat chains such as `a + b + c + ...` or
+//! `a.b.c...` do not nest.
 //!
-//! Values handed in by [`Resolve`] are read without recursion, however deep.
+//! Values handed in by [`Resolve`] are read, compared and written without
+//! recursion, however deep. Copying one (when an expression puts it in a
+//! new list, or [`Template::evaluate`] returns it) is serde_json's own
+//! `Clone`, which recurses as deep as the value, as dropping it does.
+
+#![warn(missing_docs)]
 
 mod ast;
 mod error;
