@@ -161,10 +161,11 @@
 //!   `len(x)` (characters, items or fields), `upper(s)`, `lower(s)`,
 //!   `trim(s)`, `join(list, sep)` (items rendered as in text), `keys(obj)`,
 //!   `json(x)` (compact JSON text), and `default(x, fallback)`: `fallback`
-//!   when `x` is null or absent. When `x` is a reference chain (a name,
-//!   `$var{}` or `$hier{}` followed by fields and indices), an unknown
-//!   variable or node, a missing field, an index out of range or a field of
-//!   null in it makes it absent instead of an error.
+//!   when `x` is null or absent. Anywhere inside `x`, an unknown variable or
+//!   node, a missing field, an index out of range, or a field or index of
+//!   null makes `x` absent instead of being an error
+//!   (`default(len(task.files), 0)`); other errors, such as a wrong type,
+//!   are still errors.
 //!
 //! # Limits
 //!
