@@ -358,3 +358,32 @@ impl Fault {
 }
 
 pub(crate) type Result<T> = std::result::Result<T, Fault>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_lines_are_shown_whole() {
+        assert_eq!(window("abc", 1), ("abc".to_owned(), 1));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let line = "é".repeat(300);
+        let (start, caret) = window(&line, 0);
+        assert_eq!((start.chars().count(), caret), (WINDOW + 1, 0));
+        assert!(start.ends_with('…'));
+        let (end, caret) = window(&line, 300);
+        assert_eq!((end.chars().count(), caret), (WINDOW + 1, WINDOW + 1));
+        assert!(end.starts_with('…'));
+    }
+
+    #[test]
+    fn positions_off_a_char_boundary_move_back() {
+        let err = TemplateError::new(Fault::syntax("x", 2), "aé");
+        assert_eq!((err.position(), err.column()), (1, 2));
+        let err = TemplateError::new(Fault::syntax("x", 99), "ab\ncd");
+        assert_eq!((err.position(), err.line(), err.column()), (5, 2, 3));
+    }
+}

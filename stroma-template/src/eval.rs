@@ -26,6 +26,9 @@ pub(crate) struct Eval<'a> {
     limits: &'a Limits,
     /// Bytes of values built so far.
     built: usize,
+    /// Inside the first argument of `default`: an absence is
+    /// `Fault::Absent`, for `default` to catch, rather than an error.
+    lenient: bool,
 }
 
 /// How many keys a "no field" error lists.
@@ -38,6 +41,7 @@ impl<'a> Eval<'a> {
             scope,
             limits,
             built: 0,
+            lenient: false,
         }
     }
 
@@ -99,10 +103,7 @@ impl<'a> Eval<'a> {
     pub fn eval(&mut self, expr: &'a Expr) -> Result<Val<'a>> {
         match &expr.kind {
             ExprKind::Literal(v) => Ok(Cow::Borrowed(v)),
-            ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => {
-                // Not lenient: every miss is an error, so `None` does not occur.
-                self.lookup(expr, false)
-            }
+            ExprKind::Var(_) | ExprKind::Hier(_) | ExprKind::Access(..) => self.lookup(expr),
             ExprKind::List(items) => self.list(items, expr.pos),
             ExprKind::Neg(inner) => self.neg(inner, expr.pos),
             ExprKind::Not(inner) => {
@@ -211,23 +212,23 @@ impl<'a> Eval<'a> {
         }
     }
 
-    /// Reads a variable, node path or access chain. `lenient` (inside the
-    /// first argument of `default`) turns every absence into `None`: an
-    /// unknown variable or node, a missing field, an index out of range, a
-    /// field or index of null.
-    fn lookup(&mut self, expr: &'a Expr, lenient: bool) -> Result<Val<'a>> {
+    /// Reads a variable, node path or access chain. Inside `default`'s first
+    /// argument ([`Self::lenient`]), every absence (an unknown variable or
+    /// node, a missing field, an index out of range, a field or index of
+    /// null) is `Fault::Absent` instead of an error.
+    fn lookup(&mut self, expr: &'a Expr) -> Result<Val<'a>> {
         match &expr.kind {
             ExprKind::Var(range) => {
                 let name = self.text(range);
                 match self.scope.var(name) {
                     Some(value) => Ok(value),
-                    None if lenient => Err(Fault::Absent),
+                    None if self.lenient => Err(Fault::Absent),
                     None => Err(self.unknown_variable(name, expr.pos)),
                 }
             }
-            ExprKind::Hier(path) => self.hier(path, lenient, expr.pos),
+            ExprKind::Hier(path) => self.hier(path, expr.pos),
             ExprKind::Access(base, steps) => {
-                let mut value = self.lookup(base, lenient)?;
+                let mut value = self.lookup(base)?;
                 for step in steps {
                     value = match &step.kind {
                         AccessKind::Field(name) => {
@@ -239,11 +240,11 @@ impl<'a> Eval<'a> {
                                 value = Cow::Borrowed(field);
                                 continue;
                             }
-                            self.field(value, name, step.pos, lenient, None)?
+                            self.field(value, name, step.pos, None)?
                         }
                         AccessKind::Index(index) => {
                             let index = self.eval(index)?;
-                            self.index(value, &index, step.pos, lenient)?
+                            self.index(value, &index, step.pos)?
                         }
                     };
                 }
@@ -267,7 +268,7 @@ impl<'a> Eval<'a> {
 
     /// The longest prefix of the path that names a node, then the rest read
     /// as fields and indices of its output.
-    fn hier(&mut self, path: &'a HierPath, lenient: bool, pos: usize) -> Result<Val<'a>> {
+    fn hier(&mut self, path: &'a HierPath, pos: usize) -> Result<Val<'a>> {
         let start = path.text.start;
         for node_parts in (path.min_node_parts..=path.parts.len()).rev() {
             let Some(last) = node_parts.checked_sub(1).and_then(|i| path.parts.get(i)) else {
@@ -282,14 +283,14 @@ impl<'a> Eval<'a> {
             for part in path.parts.get(node_parts..).unwrap_or_default() {
                 value = match &part.step {
                     PathStep::Field(name) => {
-                        self.field(value, self.text(name), part.start, lenient, Some(node))?
+                        self.field(value, self.text(name), part.start, Some(node))?
                     }
-                    PathStep::Index(i) => self.index_int(value, *i, part.start, lenient)?,
+                    PathStep::Index(i) => self.index_int(value, *i, part.start)?,
                 };
             }
             return Ok(value);
         }
-        if lenient {
+        if self.lenient {
             return Err(Fault::Absent);
         }
         let text = self.text(&path.text);
@@ -307,7 +308,6 @@ impl<'a> Eval<'a> {
         value: Val<'a>,
         name: &str,
         pos: usize,
-        lenient: bool,
         node: Option<&str>,
     ) -> Result<Val<'a>> {
         let found = match value {
@@ -318,9 +318,9 @@ impl<'a> Eval<'a> {
             // An owned object gives up the field: moved out, not cloned.
             Cow::Owned(Value::Object(mut map)) => match map.remove(name) {
                 Some(v) => return Ok(Cow::Owned(v)),
-                None => return self.missing(name, &map, pos, lenient, node),
+                None => return self.missing(name, &map, pos, node),
             },
-            v if lenient && v.is_null() => return Err(Fault::Absent),
+            v if self.lenient && v.is_null() => return Err(Fault::Absent),
             v => {
                 return Err(Fault::type_mismatch(
                     format!("cannot read field `{name}` of {}", type_name(&v)),
@@ -328,7 +328,7 @@ impl<'a> Eval<'a> {
                 ));
             }
         };
-        self.missing(name, found, pos, lenient, node)
+        self.missing(name, found, pos, node)
     }
 
     fn missing(
@@ -336,10 +336,9 @@ impl<'a> Eval<'a> {
         name: &str,
         map: &serde_json::Map<String, Value>,
         pos: usize,
-        lenient: bool,
         node: Option<&str>,
     ) -> Result<Val<'a>> {
-        if lenient {
+        if self.lenient {
             return Err(Fault::Absent);
         }
         Err(Fault::new(
@@ -352,24 +351,18 @@ impl<'a> Eval<'a> {
         ))
     }
 
-    fn index(
-        &mut self,
-        value: Val<'a>,
-        index: &Value,
-        pos: usize,
-        lenient: bool,
-    ) -> Result<Val<'a>> {
+    fn index(&mut self, value: Val<'a>, index: &Value, pos: usize) -> Result<Val<'a>> {
         match (&*value, index) {
             (Value::Array(_) | Value::String(_), Value::Number(n)) => match n.as_i64() {
-                Some(i) => self.index_int(value, i, pos, lenient),
-                None if n.is_u64() => self.index_int(value, i64::MAX, pos, lenient),
+                Some(i) => self.index_int(value, i, pos),
+                None if n.is_u64() => self.index_int(value, i64::MAX, pos),
                 None => Err(Fault::type_mismatch(
                     format!("an index must be an integer, found {n}"),
                     pos,
                 )),
             },
-            (Value::Object(_), Value::String(key)) => self.field(value, key, pos, lenient, None),
-            (Value::Null, _) if lenient => Err(Fault::Absent),
+            (Value::Object(_), Value::String(key)) => self.field(value, key, pos, None),
+            (Value::Null, _) if self.lenient => Err(Fault::Absent),
             (Value::Array(_) | Value::String(_) | Value::Object(_), other) => {
                 let wants = if value.is_object() {
                     "a string key"
@@ -394,11 +387,11 @@ impl<'a> Eval<'a> {
 
     /// Item `i` of a list, or character `i` of a string; negative `i` counts
     /// from the end.
-    fn index_int(&mut self, value: Val<'a>, i: i64, pos: usize, lenient: bool) -> Result<Val<'a>> {
+    fn index_int(&mut self, value: Val<'a>, i: i64, pos: usize) -> Result<Val<'a>> {
         let len = match &*value {
             Value::Array(items) => items.len(),
             Value::String(s) => s.chars().count(),
-            Value::Null if lenient => return Err(Fault::Absent),
+            Value::Null if self.lenient => return Err(Fault::Absent),
             other => {
                 return Err(Fault::type_mismatch(
                     format!("cannot index {} with a number", type_name(other)),
@@ -415,7 +408,7 @@ impl<'a> Eval<'a> {
             .and_then(|at| usize::try_from(at).ok())
             .filter(|&at| at < len)
         else {
-            if lenient {
+            if self.lenient {
                 return Err(Fault::Absent);
             }
             return Err(Fault::new(
@@ -489,8 +482,13 @@ impl<'a> Eval<'a> {
             return Ok(Cow::Owned(Value::Null));
         };
         if func == Func::Default {
-            match self.lookup(first, true) {
+            let outer = std::mem::replace(&mut self.lenient, true);
+            let value = self.eval(first);
+            self.lenient = outer;
+            match value {
                 Ok(value) if !value.is_null() => return Ok(value),
+                // Null or absent: the fallback, read as leniently as this
+                // `default` itself (lenient only inside an outer one).
                 Ok(_) | Err(Fault::Absent) => {}
                 Err(fault) => return Err(fault),
             }

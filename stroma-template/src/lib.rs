@@ -161,21 +161,31 @@
 //!   `len(x)` (characters, items or fields), `upper(s)`, `lower(s)`,
 //!   `trim(s)`, `join(list, sep)` (items rendered as in text), `keys(obj)`,
 //!   `json(x)` (compact JSON text), and `default(x, fallback)`: `fallback`
-//!   when `x` is null or absent. When `x` is a reference chain (a name,
-//!   `$var{}` or `$hier{}` followed by fields and indices), an unknown
-//!   variable or node, a missing field, an index out of range or a field of
-//!   null in it makes it absent instead of an error.
+//!   when `x` is null or absent. Anywhere inside `x`, an unknown variable or
+//!   node, a missing field, an index out of range, or a field or index of
+//!   null makes `x` absent instead of being an error
+//!   (`default(len(task.files), 0)`); other errors, such as a wrong type,
+//!   are still errors.
 //!
 //! # Limits
 //!
 //! Parsing and evaluation never panic, and their stack and memory are
 //! bounded by [`Limits`]: the source length (1 MiB), the nesting depth of an
-//! expression (64), the rendered output and every string built (16 MiB),
-//! the length of a list built (100,000 items), and the total size of values
-//! one evaluation builds (64 MiB). Past any of them, the error is
-//! [`TemplateErrorKind::LimitExceeded`].
+//! expression (64, and never more than 128 whatever is set), the rendered
+//! output and every string built (16 MiB), the length of a list built
+//! (100,000 items), and the total size of values one evaluation builds
+//! (64 MiB). Past any of them, the error is
+//! [`TemplateErrorKind::LimitExceeded`]. Parsing and evaluating recurse
+//! once per nesting level, so the depth limit bounds the stack (figures at
+//! [`Limits::max_depth`]); long flat chains such as `a + b + c + ...` or
+//! `a.b.c...` do not nest.
 //!
-//! Values handed in by [`Resolve`] are read without recursion, however deep.
+//! Values handed in by [`Resolve`] are read, compared and written without
+//! recursion, however deep. Copying one (when an expression puts it in a
+//! new list, or [`Template::evaluate`] returns it) is serde_json's own
+//! `Clone`, which recurses as deep as the value, as dropping it does.
+
+#![warn(missing_docs)]
 
 mod ast;
 mod error;

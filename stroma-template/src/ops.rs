@@ -207,3 +207,76 @@ pub(crate) fn size(value: &Value, cap: usize) -> usize {
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn calc(op: ArithOp, a: Value, b: Value) -> Option<Value> {
+        match (a, b) {
+            (Value::Number(a), Value::Number(b)) => arith(op, &a, &b, 0).ok(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn remainder_takes_the_sign_of_the_divisor() {
+        use ArithOp::Rem;
+        assert_eq!(calc(Rem, json!(7), json!(3)), Some(json!(1)));
+        assert_eq!(calc(Rem, json!(-7), json!(3)), Some(json!(2)));
+        assert_eq!(calc(Rem, json!(7), json!(-3)), Some(json!(-2)));
+        assert_eq!(calc(Rem, json!(-7), json!(-3)), Some(json!(-1)));
+        assert_eq!(calc(Rem, json!(i64::MIN), json!(-1)), Some(json!(0)));
+        assert_eq!(calc(Rem, json!(-7.5), json!(2)), Some(json!(0.5)));
+        assert_eq!(calc(Rem, json!(1), json!(0)), None);
+    }
+
+    #[test]
+    fn division_is_exact_when_it_can_be() {
+        use ArithOp::Div;
+        assert_eq!(calc(Div, json!(8), json!(-2)), Some(json!(-4)));
+        assert_eq!(calc(Div, json!(1), json!(4)), Some(json!(0.25)));
+        assert_eq!(calc(Div, json!(i64::MIN), json!(-1)), None);
+        assert_eq!(calc(Div, json!(1.0), json!(0.0)), None);
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_wrap() {
+        assert_eq!(calc(ArithOp::Add, json!(i64::MAX), json!(1)), None);
+        assert_eq!(calc(ArithOp::Mul, json!(i64::MIN), json!(-1)), None);
+        assert_eq!(calc(ArithOp::Mul, json!(1e308), json!(10.0)), None);
+        // u64 beyond i64 is a float, as JSON allows.
+        assert_eq!(
+            calc(ArithOp::Add, json!(u64::MAX), json!(0)),
+            Some(json!(u64::MAX as f64))
+        );
+    }
+
+    #[test]
+    fn equality_and_truth() {
+        assert!(equals(&json!([1, {"a": 2.0}]), &json!([1.0, {"a": 2}])));
+        assert!(!equals(&json!({"a": 1}), &json!({"b": 1})));
+        assert!(!equals(&json!([]), &json!({})));
+        assert!(!equals(&json!(null), &json!(false)));
+        for falsy in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(-0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
+            assert!(!truthy(&falsy), "{falsy}");
+        }
+    }
+
+    #[test]
+    fn size_stops_past_the_cap() {
+        let big = json!(["x".repeat(1000), "y".repeat(1000)]);
+        assert!(size(&big, usize::MAX) > 2000);
+        assert!(size(&big, 10) < 1100);
+    }
+}

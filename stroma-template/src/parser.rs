@@ -1,10 +1,14 @@
 //! Template text into [`Segment`]s, and `$expr{}` tokens into [`Expr`]s.
 //!
-//! The expression parser is recursive descent. Every recursion goes through
+//! The expression parser is recursive descent, with precedence climbing for
+//! the binary operators. Every nesting (parentheses, lists, indices,
+//! arguments, `not`, unary `-`, `else` branches) goes through
 //! [`ExprParser::enter`], which counts depth against the limit, and
 //! left-associative chains (`a + b + c`, `a.b.c`, `a and b and c`) are built
 //! flat by loops: so the depth of the tree, of the parser's stack and of the
-//! evaluator's stack are all bounded by [`Limits::max_depth`].
+//! evaluator's stack are all bounded by [`Limits::max_depth`]. The recursive
+//! functions keep their frames small (errors are built out of line), since
+//! the stack a level takes is what the depth limit multiplies.
 
 use std::ops::Range;
 

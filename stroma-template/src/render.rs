@@ -188,3 +188,32 @@ fn push_int(out: &mut String, i: i64) {
     }
     out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn integers_as_serde_json_writes_them() {
+        for i in [0, 1, -1, 9, 10, -10, 1234567890, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_int(&mut out, i);
+            assert_eq!(out, i.to_string());
+        }
+    }
+
+    #[test]
+    fn json_stops_at_the_limit() {
+        let value = json!({"a": [1, 2, "three"], "b": null});
+        let full = serde_json::to_string(&value).unwrap();
+        for max in 0..full.len() {
+            let mut out = String::new();
+            assert!(write_json(&mut out, &value, max).is_err(), "{max}");
+        }
+        let mut out = String::from("x");
+        write_json(&mut out, &value, full.len() + 1).unwrap();
+        assert_eq!(out, format!("x{full}"));
+    }
+}

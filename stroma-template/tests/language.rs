@@ -293,6 +293,13 @@ fn default_covers_absence_not_falsiness() {
         "fb"
     );
     assert_eq!(ok("$expr{default(m['nope'], 'fb')}"), "fb");
+    // Anywhere inside the first argument.
+    assert_eq!(ok("$expr{default(len(task_spec.files), 0)}"), "0");
+    assert_eq!(ok("$expr{default(upper(nope) + '!', 'fb')}"), "fb");
+    assert_eq!(ok("$expr{default(list[missing_index], 'fb')}"), "fb");
+    assert_eq!(ok("$expr{default(default(nope, nothing), 'fb')}"), "fb");
+    assert_eq!(ok("$expr{default(default(nope, also_nope), 'fb')}"), "fb");
+    assert_eq!(ok("$expr{default(nope, 1) + default(list[9], 2)}"), "3");
     // Present values are kept, falsy or not.
     assert_eq!(ok("$expr{default(empty, 'fb')}|$expr{default(0, 1)}"), "|0");
     assert_eq!(ok("$expr{default(task_spec.id, 'fb')}"), "T-7");
