@@ -13,6 +13,20 @@ pub(crate) fn default_crate_path() -> syn::Path {
     syn::parse_quote!(::stroma)
 }
 
+/// An optional `crate = path;` before a macro's input: the path generated
+/// code reaches the runtime through.
+pub(crate) fn parse_crate_prefix(input: syn::parse::ParseStream) -> syn::Result<syn::Path> {
+    if input.peek(syn::Token![crate]) && input.peek2(syn::Token![=]) {
+        input.parse::<syn::Token![crate]>()?;
+        input.parse::<syn::Token![=]>()?;
+        let path = input.parse()?;
+        input.parse::<syn::Token![;]>()?;
+        Ok(path)
+    } else {
+        Ok(default_crate_path())
+    }
+}
+
 /// A node expression as its name: the source text, spaced as people write it.
 pub(crate) fn display_name(node: &syn::Expr) -> String {
     quote::ToTokens::to_token_stream(node)

@@ -8,7 +8,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, Index, Path, Token};
 
-use crate::forms::{default_crate_path, display_name};
+use crate::forms::{display_name, parse_crate_prefix};
 
 /// `[crate = path;] node, node, ...`
 struct ListInput {
@@ -18,15 +18,7 @@ struct ListInput {
 
 impl Parse for ListInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
-            input.parse::<Token![crate]>()?;
-            input.parse::<Token![=]>()?;
-            let path = input.parse()?;
-            input.parse::<Token![;]>()?;
-            path
-        } else {
-            default_crate_path()
-        };
+        let krate = parse_crate_prefix(input)?;
         let nodes = Punctuated::parse_terminated(input)?;
         Ok(ListInput { krate, nodes })
     }

@@ -4,9 +4,9 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};
-use syn::{LitStr, Path, Token};
+use syn::{LitStr, Path};
 
-use crate::forms::default_crate_path;
+use crate::forms::parse_crate_prefix;
 
 /// `[crate = path;] "template"`
 struct TemplateInput {
@@ -16,15 +16,7 @@ struct TemplateInput {
 
 impl Parse for TemplateInput {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let krate = if input.peek(Token![crate]) && input.peek2(Token![=]) {
-            input.parse::<Token![crate]>()?;
-            input.parse::<Token![=]>()?;
-            let path = input.parse()?;
-            input.parse::<Token![;]>()?;
-            path
-        } else {
-            default_crate_path()
-        };
+        let krate = parse_crate_prefix(input)?;
         let source = input.parse::<LitStr>().map_err(|err| {
             syn::Error::new(
                 err.span(),

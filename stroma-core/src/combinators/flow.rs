@@ -40,6 +40,13 @@ impl Var {
     }
 }
 
+/// `vars` with `var` declared last, replacing any of the same name.
+pub(crate) fn declare<'a>(vars: impl Iterator<Item = &'a Var>, var: Var) -> Arc<[Var]> {
+    let mut declared: Vec<Var> = vars.filter(|v| v.name != var.name).cloned().collect();
+    declared.push(var);
+    declared.into()
+}
+
 impl std::fmt::Debug for Var {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.name, self.type_name)
@@ -161,20 +168,8 @@ impl<N> Flow<N> {
         name: impl Into<Cow<'static, str>>,
         value: T,
     ) -> Self {
-        let var = Var::new(name, value);
-        let vars: Vec<Var> = self
-            .vars
-            .iter()
-            .filter(|v| v.name != var.name)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .chain([var])
-            .collect();
-        Flow {
-            vars: vars.into(),
-            ..self
-        }
+        let vars = declare(self.vars.iter(), Var::new(name, value));
+        Flow { vars, ..self }
     }
 }
 

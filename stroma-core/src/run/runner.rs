@@ -11,7 +11,7 @@ use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::combinators::flow::{ScopeLabel, Var, VarScope};
+use crate::combinators::flow::{ScopeLabel, Var, VarScope, declare};
 use crate::context::execution::ExecutionContext;
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::{Context, SharedEntries};
@@ -139,20 +139,11 @@ impl RunConfig {
         name: impl Into<Cow<'static, str>>,
         value: T,
     ) -> Self {
-        let var = Var::new(name, value);
-        let vars: Vec<Var> = self
-            .vars
-            .iter()
-            .flat_map(|scope| scope.vars.iter())
-            .filter(|v| v.name != var.name)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .chain([var])
-            .collect();
+        let outer = self.vars.iter().flat_map(|scope| scope.vars.iter());
+        let vars = declare(outer, Var::new(name, value));
         self.vars = Some(Arc::new(VarScope {
             label: ScopeLabel::Run,
-            vars: vars.into(),
+            vars,
             parent: None,
         }));
         self
