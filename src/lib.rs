@@ -204,10 +204,11 @@ pub use stroma_macros::parallel;
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Append, Context, Event, ExecutionContext, Node, NodeError, NodeExt, NodeStatus,
-        PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope, ScopeKind,
-        ScopePath, StromaRunner, Sum, Template, TemplateError, flow, for_each, loop_until, node,
-        parallel, pipeline, template,
+        Append, Context, Event, ExecutionContext, Handler, Node, NodeError, NodeExt, NodeStatus,
+        PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope,
+        ScopeKind, ScopePath, StromaRunner, Sum, Template, TemplateError, current_handler,
+        current_phase, flow, for_each, in_phase, loop_until, node, parallel, phase, pipeline,
+        template,
     };
     pub use serde::{Deserialize, Serialize};
 }

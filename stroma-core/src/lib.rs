@@ -22,11 +22,13 @@ pub use combinators::flow::{Flow, flow};
 pub use combinators::looping::{
     LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,
 };
+pub use combinators::phase::{Phase, phase};
 pub use context::context::{Combine, Context};
 pub use context::execution::{ExecutionContext, MetadataTypeError};
 pub use context::propagation::{
-    NoExecutionContext, current_correlation_id, current_execution_context, current_tenant_id,
-    current_user_id, require_execution_context, spawn,
+    NoExecutionContext, PhaseInfo, current_correlation_id, current_execution_context,
+    current_handler, current_phase, current_tenant_id, current_user_id, in_phase,
+    require_execution_context, spawn,
 };
 pub use context::templates::AsTemplate;
 pub use engine::failure::{NodeFailure, NodePanic};
@@ -40,6 +42,7 @@ pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
 pub use run::event::Event;
+pub use run::handler::Handler;
 pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
 };

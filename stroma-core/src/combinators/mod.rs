@@ -4,3 +4,4 @@
 pub(crate) mod branches;
 pub(crate) mod flow;
 pub(crate) mod looping;
+pub(crate) mod phase;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
+use crate::run::handler::Handler;
+
 use crate::context::execution::ExecutionContext;
 use crate::context::{Context, Layer};
 
@@ -17,6 +19,85 @@ pub(crate) type ExecutionCell = Arc<Layer>;
 
 tokio::task_local! {
     static CURRENT: ExecutionCell;
+    /// Where the code now running stands beyond the execution context: its
+    /// phase and the run's handler. Set only inside runs that have either.
+    static SITUATION: Situation;
+}
+
+/// What [`current_phase`] and [`current_handler`] read.
+#[derive(Clone, Default)]
+pub(crate) struct Situation {
+    pub(crate) phase: Option<PhaseInfo>,
+    pub(crate) handler: Option<Arc<dyn Handler>>,
+}
+
+/// The phase code runs in: its label and whether its nodes share a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhaseInfo {
+    label: &'static str,
+    share_context: bool,
+}
+
+impl PhaseInfo {
+    pub(crate) fn new(label: &'static str, share_context: bool) -> Self {
+        PhaseInfo {
+            label,
+            share_context,
+        }
+    }
+
+    /// The phase's label.
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// Whether the phase's nodes share one accumulating session.
+    pub fn share_context(&self) -> bool {
+        self.share_context
+    }
+}
+
+/// The phase the calling code runs in, if it runs inside a
+/// [`phase`](crate::phase) (also in `parallel!` branches, `for_each` items
+/// and tasks started with [`spawn`]); `None` elsewhere.
+pub fn current_phase() -> Option<PhaseInfo> {
+    SITUATION.try_with(|s| s.phase.clone()).ok().flatten()
+}
+
+/// Whether the calling code runs inside a [`phase`](crate::phase).
+pub fn in_phase() -> bool {
+    current_phase().is_some()
+}
+
+/// The handler of the run the calling code runs in, if it has one.
+pub fn current_handler() -> Option<Arc<dyn Handler>> {
+    SITUATION.try_with(|s| s.handler.clone()).ok().flatten()
+}
+
+/// Runs `future` inside the phase `phase` (the run's handler stays).
+pub(crate) fn with_phase<F: Future>(
+    phase: PhaseInfo,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    let situation = Situation {
+        phase: Some(phase),
+        handler: current_handler(),
+    };
+    SITUATION.scope(situation, future)
+}
+
+/// Runs `future` as a run with `handler`: [`current_handler`] gives it.
+pub(crate) fn with_handler<F: Future>(
+    handler: Arc<dyn Handler>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    SITUATION.scope(
+        Situation {
+            phase: None,
+            handler: Some(handler),
+        },
+        future,
+    )
 }
 
 fn read_cell(cell: &ExecutionCell) -> ExecutionContext {
@@ -145,6 +226,14 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // The phase and handler are carried too, where there are any.
+    let situation = SITUATION.try_with(Situation::clone).ok();
+    let future = async move {
+        match situation {
+            Some(situation) => SITUATION.scope(situation, future).await,
+            None => future.await,
+        }
+    };
     match current_execution_context() {
         Some(context) => tokio::spawn(ExecutionContext::scope(context, future)),
         None => tokio::spawn(future),

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use super::context::Context;
 use crate::combinators::flow::VarScope;
 use crate::error::ContextError;
+use crate::run::event::{Event, EventSink};
+use crate::run::handler::HandlerSink;
 use crate::tree::ScopePath;
 use crate::tree::kept::Kept;
 use crate::tree::results::ResultsStore;
@@ -19,6 +21,9 @@ pub(crate) struct Place {
     pub(crate) at: Option<Loc>,
     pub(crate) vars: Option<Arc<VarScope>>,
     pub(crate) results: Option<Arc<ResultsStore>>,
+    /// Where the run's events go, for [`Context::emit`].
+    pub(crate) events: Option<EventSink>,
+    pub(crate) handler: Option<HandlerSink>,
 }
 
 impl Context {
@@ -106,6 +111,30 @@ impl Context {
     /// Whether [`result`](Self::result) would find an output for `reference` (of any type).
     pub fn has_result(&self, reference: &str) -> bool {
         matches!(self.kept(reference), Ok(Kept::Value(_)))
+    }
+
+    /// Sends a custom event, `name` with `data` (any `Serialize` value, as
+    /// JSON), to the run's handler and stream, where it is
+    /// [`Event::Custom`](crate::Event::Custom), in order with the run's own
+    /// events. Not async: it never waits. Without a handler or stream it
+    /// does nothing.
+    pub fn emit(&self, name: impl Into<String>, data: impl serde::Serialize) {
+        if self.place.events.is_none() && self.place.handler.is_none() {
+            return;
+        }
+        let data = serde_json::to_value(&data)
+            .unwrap_or_else(|err| serde_json::Value::String(format!("<not JSON: {err}>")));
+        let event = Event::Custom {
+            name: name.into(),
+            data,
+            path: self.scope_path(),
+        };
+        if let Some(handler) = &self.place.handler {
+            let _ = handler.unbounded_send(Some(event.clone()));
+        }
+        if let Some(events) = &self.place.events {
+            let _ = events.unbounded_send(event);
+        }
     }
 
     /// The kept output `reference` names, from this node.

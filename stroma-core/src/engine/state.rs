@@ -11,6 +11,7 @@ use crate::context::scoped::Place;
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::run::event::{Event, EventSink};
+use crate::run::handler::HandlerSink;
 use crate::run::middleware::Middleware;
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
@@ -125,6 +126,8 @@ pub(crate) struct RunShared {
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
     /// Where events go, when the run is streamed.
     pub(crate) events: Option<EventSink>,
+    /// Where events go for the run's handler, if it has one.
+    pub(crate) handler: Option<HandlerSink>,
     /// The pipeline's shape, when the run is watched (events, spans, middleware).
     pub(crate) shape: Option<Arc<Shape>>,
     /// What nodes may look up of the nodes before them, when a node can (takes `&Context`).
@@ -141,6 +144,7 @@ impl Clone for RunShared {
             results: self.results,
             middleware: Arc::clone(&self.middleware),
             events: self.events.clone(),
+            handler: self.handler.clone(),
             shape: self.shape.clone(),
             store: self.store.clone(),
             next_frame: AtomicU32::new(self.next_frame.load(Ordering::Relaxed)),
@@ -177,6 +181,7 @@ pub(crate) struct RunSetup {
     pub(crate) expected_entries: usize,
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
     pub(crate) events: Option<EventSink>,
+    pub(crate) handler: Option<HandlerSink>,
     pub(crate) shape: Option<Arc<Shape>>,
     pub(crate) store: Option<Arc<ResultsStore>>,
     pub(crate) vars: Option<Arc<VarScope>>,
@@ -218,6 +223,7 @@ impl RunState {
                 results: setup.results,
                 middleware: setup.middleware,
                 events: setup.events,
+                handler: setup.handler,
                 shape: setup.shape,
                 store: setup.store,
                 next_frame: AtomicU32::new(ROOT_FRAME + 1),
@@ -304,16 +310,23 @@ impl RunState {
     /// Reports `event` when the run is streamed.
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
+        if !self.streams() {
+            return;
+        }
+        let event = event();
+        // A consumer that stopped listening does not stop the run.
+        if let Some(handler) = &self.shared.handler {
+            let _ = handler.unbounded_send(Some(event.clone()));
+        }
         if let Some(sink) = &self.shared.events {
-            // A consumer that stopped listening does not stop the run.
-            let _ = sink.unbounded_send(event());
+            let _ = sink.unbounded_send(event);
         }
     }
 
     /// Whether events are reported.
     #[inline]
     pub(crate) fn streams(&self) -> bool {
-        self.shared.events.is_some()
+        self.shared.events.is_some() || self.shared.handler.is_some()
     }
 
     /// The context as the node `name`, at `slot`, sees it: its scopes'
@@ -327,6 +340,8 @@ impl RunState {
                 at: Some(self.loc(slot)),
                 vars: self.vars.clone(),
                 results: self.shared.store.clone(),
+                events: self.shared.events.clone(),
+                handler: self.shared.handler.clone(),
             },
         )
     }

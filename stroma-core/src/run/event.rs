@@ -78,6 +78,33 @@ pub enum Event {
         /// The iteration, from 1.
         iteration: u32,
     },
+    /// A phase started: its nodes now see its session.
+    PhaseStarted {
+        /// The phase's label.
+        label: &'static str,
+        /// Whether its nodes share one accumulating session.
+        share_context: bool,
+        /// Its path in the run.
+        path: ScopePath,
+    },
+    /// A phase ended.
+    PhaseEnded {
+        /// The phase's label.
+        label: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
+        /// How it ended.
+        status: NodeStatus,
+    },
+    /// A node sent a custom event with [`Context::emit`](crate::Context::emit).
+    Custom {
+        /// The event's name.
+        name: String,
+        /// Its data, as JSON.
+        data: serde_json::Value,
+        /// The path of the node that sent it.
+        path: ScopePath,
+    },
     /// A `for_each` started an item: `index` of `total`, so a caller can
     /// show "k of n".
     ItemStarted {

@@ -2,6 +2,7 @@
 //! run returns, the events it reports, middleware around it, its identity.
 
 pub(crate) mod event;
+pub(crate) mod handler;
 pub(crate) mod middleware;
 pub(crate) mod outcome;
 pub(crate) mod run_context;

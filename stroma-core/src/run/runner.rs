@@ -21,6 +21,7 @@ use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::node::RunsWith;
 use crate::run::event::{Event, EventSink};
+use crate::run::handler::Handler;
 use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_context::RunContext;
@@ -54,6 +55,8 @@ pub struct RunConfig {
     middleware: Arc<[Arc<dyn Middleware>]>,
     /// The variables every run sees.
     vars: Option<Arc<VarScope>>,
+    /// What receives every run's events, unless a run gives its own.
+    handler: Option<Arc<dyn Handler>>,
 }
 
 impl Default for RunConfig {
@@ -65,6 +68,7 @@ impl Default for RunConfig {
             execution: ExecutionContext::new(),
             middleware: Arc::new([]),
             vars: None,
+            handler: None,
         }
     }
 }
@@ -146,6 +150,13 @@ impl RunConfig {
             vars,
             parent: None,
         }));
+        self
+    }
+
+    /// Gives every run's events to `handler`, in order (a run's own
+    /// [`RunOptions::handler`] wins); see [`Handler`].
+    pub fn with_handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
         self
     }
 
@@ -237,6 +248,11 @@ impl StromaRunner {
         value: T,
     ) -> Self {
         Self::new(self.inner.config.clone().with_var(name, value))
+    }
+
+    /// This runner with `handler` receiving every run's events; see [`Handler`].
+    pub fn with_handler(self, handler: impl Handler) -> Self {
+        Self::new(self.inner.config.clone().with_handler(handler))
     }
 
     /// This runner with `middleware` around every run and node; the first
@@ -410,10 +426,13 @@ impl StromaRunner {
         let (records, results) = (config.records, config.keeps_results());
         // What watches the run is decided once, here: the whole run is
         // compiled for it.
+        let handler = options.handler.or_else(|| config.handler.clone());
+        let delivery = handler.clone().map(crate::run::handler::start);
         let watched = sink.is_some()
+            || delivery.is_some()
             || !config.middleware.is_empty()
             || tracing::level_enabled!(tracing::Level::INFO);
-        let streamed = sink.is_some();
+        let streamed = sink.is_some() || delivery.is_some();
         let state = RunState::new(RunSetup {
             context,
             run,
@@ -422,6 +441,7 @@ impl StromaRunner {
             expected_entries: pipeline.leaf_count(),
             middleware: Arc::clone(&config.middleware),
             events: sink,
+            handler: delivery.as_ref().map(|(sink, _)| sink.clone()),
             shape: watched.then(|| shape_of(pipeline)),
             // Only a node given `&Context` can look up results or its path.
             store: P::USES_CONTEXT
@@ -444,7 +464,15 @@ impl StromaRunner {
         // through each wrapper.
         let cx_ref = &mut cx;
         let guarded = with_cell(cell, async move {
-            if watched {
+            if let Some(handler) = handler {
+                // Boxed: only runs with a handler carry it task-locally.
+                let run = AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref));
+                Box::pin(crate::context::propagation::with_handler(
+                    handler,
+                    run.catch_unwind(),
+                ))
+                .await
+            } else if watched {
                 AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
                     .catch_unwind()
                     .await
@@ -462,6 +490,11 @@ impl StromaRunner {
         // it bare in one branch and wrapped in the other would hold it twice.
         let outcome = guarded.instrument(span).await;
         let duration = started.map(|at| at.elapsed());
+        if let Some((sink, task)) = delivery {
+            // Every event is handed over before the run returns.
+            let _ = sink.unbounded_send(None);
+            let _ = task.await;
+        }
         let failure = match outcome {
             Ok(Ok(final_state)) => {
                 let (state, model) = cx.into_parts();
@@ -669,6 +702,7 @@ pub struct RunOptions<M = ()> {
     model: M,
     execution: Option<ExecutionContext>,
     vars: Vec<Var>,
+    handler: Option<Arc<dyn Handler>>,
 }
 
 impl RunOptions {
@@ -685,6 +719,7 @@ impl<M> RunOptions<M> {
             model,
             execution: self.execution,
             vars: self.vars,
+            handler: self.handler,
         }
     }
 
@@ -698,6 +733,13 @@ impl<M> RunOptions<M> {
         let var = Var::new(name, value);
         self.vars.retain(|v| v.name != var.name);
         self.vars.push(var);
+        self
+    }
+
+    /// Gives this run's events to `handler`, in order, instead of the
+    /// runner's; see [`Handler`].
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Arc::new(handler));
         self
     }
 

@@ -236,5 +236,5 @@ struct Found {
 /// Whether a slot of `kind` is a scope that names its insides (a flow or a
 /// named pipeline): a plain id does not reach into it.
 fn is_scope(kind: ScopeKind) -> bool {
-    matches!(kind, ScopeKind::Scope | ScopeKind::Flow)
+    matches!(kind, ScopeKind::Scope | ScopeKind::Flow | ScopeKind::Phase)
 }

@@ -30,6 +30,8 @@ pub enum ScopeKind {
     ForEach,
     /// A `flow`: a named scope with variables of its own.
     Flow,
+    /// A `phase`: a scope with a session view of its own.
+    Phase,
     /// One item of a `for_each`, `[n]`: the item's index in the list.
     Item,
 }
@@ -57,6 +59,7 @@ impl ScopeKind {
             ScopeKind::ForEach => "for_each",
             ScopeKind::Item => "item",
             ScopeKind::Flow => "flow",
+            ScopeKind::Phase => "phase",
         }
     }
 }
