@@ -203,10 +203,9 @@ impl ContextError {
                 "variable `{name}` of {scope} holds a `{found}`, not a `{expected}`"
             ),
             ContextError::Result { error, .. } => write!(f, "{error}"),
-            ContextError::NotInRun { what } => write!(
-                f,
-                "{what} are read by a node during a run; this context is not a node's"
-            ),
+            ContextError::NotInRun { what } => {
+                write!(f, "{what}: there are none to read from this context")
+            }
         }
     }
 }

@@ -4,4 +4,5 @@
 pub(crate) mod branches;
 pub(crate) mod flow;
 pub(crate) mod looping;
+pub(crate) mod modifiers;
 pub(crate) mod phase;

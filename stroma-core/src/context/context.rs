@@ -777,6 +777,28 @@ impl Context {
         }
     }
 
+    /// A layer cut off from the run: the runner's entries and the current
+    /// execution context, but none of the run's writes; what an
+    /// `.isolated()` node sees. Its writes are dropped with it.
+    pub(crate) fn isolated(&self) -> Context {
+        Context {
+            layer: Arc::new(Layer {
+                base: Arc::clone(&self.layer.base),
+                parent: None,
+                execution: RwLock::new(self.layer.execution()),
+                own: RwLock::new(Entries::default()),
+                written: AtomicBool::new(false),
+            }),
+            node: self.node,
+            place: self.place.clone(),
+        }
+    }
+
+    /// Whether this layer itself holds writes (not its parents).
+    pub(crate) fn has_own_writes(&self) -> bool {
+        !self.layer.own().is_empty()
+    }
+
     /// Merges the writes of `children` (branches that all succeeded) into
     /// this context's innermost layer, in the order given: declaration order.
     ///

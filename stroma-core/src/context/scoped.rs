@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::context::Context;
 use crate::combinators::flow::VarScope;
+use crate::combinators::modifiers::Modifier;
 use crate::error::ContextError;
 use crate::run::event::{Event, EventSink};
 use crate::run::handler::HandlerSink;
@@ -24,6 +25,8 @@ pub(crate) struct Place {
     /// Where the run's events go, for [`Context::emit`].
     pub(crate) events: Option<EventSink>,
     pub(crate) handler: Option<HandlerSink>,
+    /// Whether the node runs `.isolated()` (no results) or `.snapshot()`.
+    pub(crate) modifier: Modifier,
 }
 
 impl Context {
@@ -144,6 +147,11 @@ impl Context {
                 what: "node results",
             });
         };
+        if self.place.modifier == Modifier::Isolated {
+            return Err(ContextError::NotInRun {
+                what: "node results (an `.isolated()` node reads none)",
+            });
+        }
         if !results.keeps() {
             return Err(ContextError::Result {
                 error: ResultError::NotKept,

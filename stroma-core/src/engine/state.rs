@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use crate::combinators::flow::VarScope;
+use crate::combinators::modifiers::Modifier;
 use crate::context::Context;
 use crate::context::scoped::Place;
 use crate::engine::failure::{NodeFailure, NodePanic};
@@ -115,6 +116,8 @@ pub struct RunState {
     frame_path: Option<ScopePath>,
     /// The variables of the scopes nodes now run in, nearest first.
     pub(crate) vars: Option<Arc<VarScope>>,
+    /// Whether nodes now run `.isolated()` or `.snapshot()`.
+    pub(crate) modifier: Modifier,
 }
 
 /// The part of a run's state that never changes during the run, shared by
@@ -240,6 +243,7 @@ impl RunState {
             frame: ROOT_FRAME,
             frame_path: None,
             vars: setup.vars,
+            modifier: Modifier::None,
         }
     }
 
@@ -276,6 +280,7 @@ impl RunState {
             frame: self.frame,
             frame_path: self.frame_path.clone(),
             vars: self.vars.clone(),
+            modifier: self.modifier,
         }
     }
 
@@ -342,6 +347,7 @@ impl RunState {
                 results: self.shared.store.clone(),
                 events: self.shared.events.clone(),
                 handler: self.shared.handler.clone(),
+                modifier: self.modifier,
             },
         )
     }

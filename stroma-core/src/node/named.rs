@@ -30,6 +30,24 @@ pub trait NodeExt: Node + Sized {
     fn named(self, name: &'static str) -> Named<Self> {
         Named { node: self, name }
     }
+
+    /// This node cut off from what the run wrote: it sees the runner's
+    /// resources and the execution metadata, but no context entries the
+    /// run wrote, no variables, no kept results, and a default model
+    /// (`M::default()`, so the model must be `Default`), whose changes are
+    /// discarded, as are its context writes. On any node: a leaf, a
+    /// pipeline, a flow, a loop; it keeps its id and path.
+    fn isolated(self) -> crate::combinators::modifiers::Isolated<Self> {
+        crate::combinators::modifiers::Isolated { node: self }
+    }
+
+    /// This node reading everything (model, context, variables, results)
+    /// with every write it makes (model, context) discarded afterwards, so
+    /// unchanged code runs read-only. A discarded write is not an error;
+    /// a watching handler or stream sees [`Event::WritesDiscarded`](crate::Event::WritesDiscarded).
+    fn snapshot(self) -> crate::combinators::modifiers::Snapshot<Self> {
+        crate::combinators::modifiers::Snapshot { node: self }
+    }
 }
 
 impl<N: Node> NodeExt for N {}

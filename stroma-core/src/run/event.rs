@@ -96,6 +96,14 @@ pub enum Event {
         /// How it ended.
         status: NodeStatus,
     },
+    /// What an `.isolated()` or `.snapshot()` node wrote was discarded, as
+    /// the modifier says: not an error.
+    WritesDiscarded {
+        /// The node's path.
+        path: ScopePath,
+        /// What it wrote: `context`, `session`.
+        what: &'static str,
+    },
     /// A node sent a custom event with [`Context::emit`](crate::Context::emit).
     Custom {
         /// The event's name.

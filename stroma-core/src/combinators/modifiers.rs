@@ -1,0 +1,176 @@
+//! `.isolated()` and `.snapshot()`: a node cut off from what the run
+//! wrote, or one that reads everything and whose writes are discarded.
+
+use std::future::Future;
+
+use futures::FutureExt as _;
+
+use crate::context::propagation::with_context;
+use crate::engine::failure::NodeFailure;
+use crate::engine::observe::Observer;
+use crate::engine::state::Cx;
+use crate::node::{Accepts, Node, RunsWith};
+use crate::run::event::Event;
+use crate::tree::shape::ShapeBuilder;
+
+/// What a modifier does to the nodes inside it; the innermost decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Modifier {
+    #[default]
+    None,
+    /// Sees the runner's resources and the execution metadata only; writes go nowhere.
+    Isolated,
+    /// Reads everything; writes are discarded.
+    Snapshot,
+}
+
+/// A node run `.isolated()`; see [`NodeExt::isolated`](crate::NodeExt::isolated).
+#[derive(Clone, Copy, Debug)]
+pub struct Isolated<N> {
+    pub(crate) node: N,
+}
+
+/// A node run `.snapshot()`; see [`NodeExt::snapshot`](crate::NodeExt::snapshot).
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<N> {
+    pub(crate) node: N,
+}
+
+macro_rules! modified_node {
+    ($wrapper:ident) => {
+        #[diagnostic::do_not_recommend]
+        impl<N: Node> Node for $wrapper<N> {
+            type Input = N::Input;
+            type Output = N::Output;
+
+            fn name(&self) -> &'static str {
+                self.node.name()
+            }
+
+            fn leaf_count(&self) -> usize {
+                self.node.leaf_count()
+            }
+
+            fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+                N::input_json(input)
+            }
+
+            // Its changes are discarded: nothing of it is merged back.
+            const MAY_CHANGE_MODEL: bool = false;
+            const USES_CONTEXT: bool = N::USES_CONTEXT;
+            const SLOTS: u32 = N::SLOTS;
+            const TRANSPARENT: bool = N::TRANSPARENT;
+
+            // A modified node keeps its id and path.
+            fn describe(&self, shape: &mut ShapeBuilder) {
+                self.node.describe(shape)
+            }
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<T, N: Accepts<T>> Accepts<T> for $wrapper<N> {
+            type Checked = Self;
+
+            #[inline(always)]
+            fn accept(value: T) -> Self::Input {
+                N::accept(value)
+            }
+        }
+    };
+}
+
+modified_node!(Isolated);
+modified_node!(Snapshot);
+
+impl<M, N> RunsWith<M> for Isolated<N>
+where
+    M: Default + Send + 'static,
+    N: RunsWith<M>,
+{
+    // Written out: the trait promises a `Send` future, which this states.
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a, O: Observer>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+        slot: u32,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        async move {
+            // A default model, the runner's entries alone, no variables, no
+            // results: all put back afterwards, whatever the node did.
+            let model = std::mem::take(cx.model_mut());
+            let layer = cx.state_ref().context.isolated();
+            let context = std::mem::replace(&mut cx.state().context, layer.clone());
+            let vars = cx.state().vars.take();
+            let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Isolated);
+            let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
+            let caught = Box::pin(with_context(&layer, run.catch_unwind())).await;
+            let state = cx.state();
+            state.modifier = modifier;
+            state.vars = vars;
+            state.context = context;
+            *cx.model_mut() = model;
+            report_discarded::<O, M>(cx, slot, layer.has_own_writes());
+            settle(caught, cx)
+        }
+    }
+}
+
+impl<M, N> RunsWith<M> for Snapshot<N>
+where
+    M: Clone + Send + 'static,
+    N: RunsWith<M>,
+{
+    // Written out: the trait promises a `Send` future, which this states.
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a, O: Observer>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+        slot: u32,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        async move {
+            // Reads the model and context as they are; writes go to a copy
+            // and a layer that are dropped afterwards.
+            let model = cx.model().clone();
+            let layer = cx.state_ref().context.child();
+            let context = std::mem::replace(&mut cx.state().context, layer.clone());
+            let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Snapshot);
+            let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
+            let caught = Box::pin(with_context(&layer, run.catch_unwind())).await;
+            let state = cx.state();
+            state.modifier = modifier;
+            state.context = context;
+            *cx.model_mut() = model;
+            report_discarded::<O, M>(cx, slot, layer.has_own_writes());
+            settle(caught, cx)
+        }
+    }
+}
+
+/// A modified node's outcome: a panic, caught so the run's state could be
+/// put back first, becomes the failure of the node that panicked.
+fn settle<T, M>(
+    caught: std::thread::Result<Result<T, NodeFailure>>,
+    cx: &mut Cx<M>,
+) -> Result<T, NodeFailure> {
+    match caught {
+        Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
+        Err(payload) => {
+            let at = cx.state_ref().current;
+            Err(cx.state().panic_failure(payload, at))
+        }
+    }
+}
+
+/// Tells a watching handler or stream that a modified node's context writes
+/// were discarded: not an error, the modifier's purpose.
+fn report_discarded<O: Observer, M>(cx: &mut Cx<M>, slot: u32, wrote_context: bool) {
+    if O::WATCHED && wrote_context && cx.state_ref().streams() {
+        let path = cx.state_ref().path_now(slot);
+        cx.state().emit(|| Event::WritesDiscarded {
+            path,
+            what: "context",
+        });
+    }
+}
