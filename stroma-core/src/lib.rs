@@ -12,6 +12,7 @@ mod error;
 mod model;
 mod node;
 mod run;
+mod session;
 mod tree;
 
 #[doc(hidden)]
@@ -47,6 +48,7 @@ pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use session::{Item, MemorySession, Session, SessionError, SessionErrorKind};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
 pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};
