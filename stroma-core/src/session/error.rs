@@ -13,7 +13,7 @@ pub enum SessionErrorKind {
     /// Retrying may help.
     Storage,
     /// A stored item cannot be decoded. `seq` is its position in the session
-    /// (for a SQL store, the row's `seq` column).
+    /// (for [`SqliteSession`](crate::SqliteSession), the row's `seq` column).
     /// Retrying does not help: the stored data needs repair.
     CorruptItem {
         /// The item's position in the session.
@@ -90,6 +90,13 @@ impl SessionError {
             kind: SessionErrorKind::CorruptItem { seq },
             ..SessionError::new(operation, session_id, cause)
         }
+    }
+
+    /// This error with kind `kind` instead.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn with_kind(mut self, kind: SessionErrorKind) -> Self {
+        self.kind = kind;
+        self
     }
 
     /// The operation that failed: `"get_items"`, `"add_items"`, `"pop_item"`,

@@ -1,16 +1,21 @@
 //! Conversation sessions: the ordered list of messages a conversation has so
 //! far, behind one object-safe trait, [`Session`].
 //!
-//! [`MemorySession`] keeps them in the process, for tests and short-lived
-//! runs.
+//! Two implementations ship: [`MemorySession`] (in the process, for tests and
+//! short-lived runs) and, with the `sqlite` feature (on by default),
+//! [`SqliteSession`] (an embedded SQLite file that survives restarts).
 
 mod error;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::sync::Arc;
 
 pub use error::{SessionError, SessionErrorKind};
 pub use memory::MemorySession;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SCHEMA_VERSION, SqliteSession};
 
 use crate::run::middleware::BoxFuture;
 
