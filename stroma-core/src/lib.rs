@@ -12,6 +12,7 @@ mod error;
 mod model;
 mod node;
 mod run;
+mod session;
 mod tree;
 
 #[doc(hidden)]
@@ -51,6 +52,9 @@ pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use session::{Item, MemorySession, Session, SessionError, SessionErrorKind};
+#[cfg(feature = "sqlite")]
+pub use session::{SCHEMA_VERSION, SqliteSession};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
 pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};
