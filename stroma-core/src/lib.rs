@@ -29,7 +29,7 @@ pub use context::context::{Combine, Context};
 pub use context::execution::{ExecutionContext, MetadataTypeError};
 pub use context::propagation::{
     NoExecutionContext, PhaseInfo, current_correlation_id, current_execution_context,
-    current_handler, current_phase, current_tenant_id, current_user_id, in_phase,
+    current_handler, current_phase, current_session, current_tenant_id, current_user_id, in_phase,
     require_execution_context, spawn,
 };
 pub use context::templates::AsTemplate;
@@ -52,7 +52,9 @@ pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
-pub use session::{Item, MemorySession, Session, SessionError, SessionErrorKind};
+pub use session::{
+    Item, MemorySession, Session, SessionError, SessionErrorKind, SessionMode, SessionView,
+};
 #[cfg(feature = "sqlite")]
 pub use session::{SCHEMA_VERSION, SqliteSession};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};

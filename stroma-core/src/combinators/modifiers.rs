@@ -5,7 +5,7 @@ use std::future::Future;
 
 use futures::FutureExt as _;
 
-use crate::context::propagation::with_context;
+use crate::context::propagation::{with_context, with_session};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
@@ -103,8 +103,10 @@ where
             let context = std::mem::replace(&mut cx.state().context, layer.clone());
             let vars = cx.state().vars.take();
             let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Isolated);
+            let view = cx.state_ref().session_view();
             let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
-            let caught = Box::pin(with_context(&layer, run.catch_unwind())).await;
+            let caught =
+                Box::pin(with_context(&layer, with_session(view, run.catch_unwind()))).await;
             let state = cx.state();
             state.modifier = modifier;
             state.vars = vars;
@@ -136,8 +138,10 @@ where
             let layer = cx.state_ref().context.child();
             let context = std::mem::replace(&mut cx.state().context, layer.clone());
             let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Snapshot);
+            let view = cx.state_ref().session_view();
             let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
-            let caught = Box::pin(with_context(&layer, run.catch_unwind())).await;
+            let caught =
+                Box::pin(with_context(&layer, with_session(view, run.catch_unwind()))).await;
             let state = cx.state();
             state.modifier = modifier;
             state.context = context;

@@ -8,6 +8,7 @@ use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::node::{Accepts, Node, RunsWith};
 use crate::run::event::Event;
+use crate::session::view::PhaseSession;
 use crate::tree::ScopeKind;
 use crate::tree::record::NodeStatus;
 use crate::tree::shape::ShapeBuilder;
@@ -101,11 +102,23 @@ impl<M: Send, N: RunsWith<M>> RunsWith<M> for Phase<N> {
                     path,
                 });
             }
-            // Boxed: a phase is rare, and its nodes' futures stay out of the
-            // enclosing pipeline's.
-            let run = self.inner.run::<O>(input, cx, slot + 1);
-            let outcome = Box::pin(with_phase(self.info.clone(), run)).await;
-            let outcome = outcome.map_err(|failure| failure.locate(cx.state_ref().current));
+            // The phase's session starts from the history its enclosing
+            // scope sees.
+            let enclosing = cx.state_ref().session_view();
+            let started = PhaseSession::start(self.info.share_context(), &enclosing).await;
+            let outcome = match started {
+                Err(error) => Err(NodeFailure::at(cx.state_ref().loc(slot), Box::new(error))),
+                Ok(session) => {
+                    let outer = cx.state().phase_session.replace(session);
+                    let view = cx.state_ref().session_view();
+                    // Boxed: a phase is rare, and its nodes' futures stay out
+                    // of the enclosing pipeline's.
+                    let run = self.inner.run::<O>(input, cx, slot + 1);
+                    let outcome = Box::pin(with_phase(self.info.clone(), view, run)).await;
+                    cx.state().phase_session = outer;
+                    outcome.map_err(|failure| failure.locate(cx.state_ref().current))
+                }
+            };
             if O::WATCHED && cx.state_ref().streams() {
                 let path = cx.state_ref().path_now(slot);
                 let status = if outcome.is_ok() {

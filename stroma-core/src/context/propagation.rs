@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::run::handler::Handler;
+use crate::session::SessionView;
 
 use crate::context::execution::ExecutionContext;
 use crate::context::{Context, Layer};
@@ -29,6 +30,7 @@ tokio::task_local! {
 pub(crate) struct Situation {
     pub(crate) phase: Option<PhaseInfo>,
     pub(crate) handler: Option<Arc<dyn Handler>>,
+    pub(crate) session: Option<SessionView>,
 }
 
 /// The phase code runs in: its label and whether its nodes share a session.
@@ -74,27 +76,52 @@ pub fn current_handler() -> Option<Arc<dyn Handler>> {
     SITUATION.try_with(|s| s.handler.clone()).ok().flatten()
 }
 
-/// Runs `future` inside the phase `phase` (the run's handler stays).
+/// The session view of the calling code, if it runs in a run that has a
+/// session (or in a phase, or a modified node): what its nodes see as
+/// [`Context::session`](crate::Context::session), task-locally.
+pub fn current_session() -> Option<SessionView> {
+    SITUATION.try_with(|s| s.session.clone()).ok().flatten()
+}
+
+/// Runs `future` inside the phase `phase`, whose nodes see `session` (the
+/// run's handler stays).
 pub(crate) fn with_phase<F: Future>(
     phase: PhaseInfo,
+    session: SessionView,
     future: F,
 ) -> impl Future<Output = F::Output> {
     let situation = Situation {
         phase: Some(phase),
         handler: current_handler(),
+        session: Some(session),
     };
     SITUATION.scope(situation, future)
 }
 
-/// Runs `future` as a run with `handler`: [`current_handler`] gives it.
-pub(crate) fn with_handler<F: Future>(
-    handler: Arc<dyn Handler>,
+/// Runs `future` where nodes see `session` (a modified node's view).
+pub(crate) fn with_session<F: Future>(
+    session: SessionView,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    let situation = Situation {
+        phase: current_phase(),
+        handler: current_handler(),
+        session: Some(session),
+    };
+    SITUATION.scope(situation, future)
+}
+
+/// Runs `future` as a run with `handler` and `session`, task-locally.
+pub(crate) fn with_situation<F: Future>(
+    handler: Option<Arc<dyn Handler>>,
+    session: Option<SessionView>,
     future: F,
 ) -> impl Future<Output = F::Output> {
     SITUATION.scope(
         Situation {
             phase: None,
-            handler: Some(handler),
+            handler,
+            session,
         },
         future,
     )

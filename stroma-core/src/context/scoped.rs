@@ -10,6 +10,8 @@ use crate::combinators::modifiers::Modifier;
 use crate::error::ContextError;
 use crate::run::event::{Event, EventSink};
 use crate::run::handler::HandlerSink;
+use crate::session::Session;
+use crate::session::view::{PhaseSession, Report, SessionView, resolve};
 use crate::tree::ScopePath;
 use crate::tree::kept::Kept;
 use crate::tree::results::ResultsStore;
@@ -27,6 +29,9 @@ pub(crate) struct Place {
     pub(crate) handler: Option<HandlerSink>,
     /// Whether the node runs `.isolated()` (no results) or `.snapshot()`.
     pub(crate) modifier: Modifier,
+    /// What its session view is resolved from.
+    pub(crate) phase_session: Option<PhaseSession>,
+    pub(crate) run_session: Option<Arc<dyn Session>>,
 }
 
 impl Context {
@@ -114,6 +119,28 @@ impl Context {
     /// Whether [`result`](Self::result) would find an output for `reference` (of any type).
     pub fn has_result(&self, reference: &str) -> bool {
         matches!(self.kept(reference), Ok(Kept::Value(_)))
+    }
+
+    /// This node's view of the conversation, resolved in this order:
+    /// `.isolated()` (nothing), `.snapshot()` (reads the sharing phase's
+    /// session, else the run's; writes discarded), a sharing phase (its own
+    /// session), a history phase (a read-only copy), else the run's session
+    /// ([`StromaRunner::with_session`](crate::StromaRunner::with_session),
+    /// [`RunOptions::session`](crate::RunOptions::session)), or none.
+    pub fn session(&self) -> SessionView {
+        let view = resolve(
+            self.place.modifier,
+            self.place.phase_session.as_ref(),
+            self.place.run_session.as_ref(),
+        );
+        if self.place.events.is_none() && self.place.handler.is_none() {
+            return view;
+        }
+        view.reporting(Report {
+            events: self.place.events.clone(),
+            handler: self.place.handler.clone(),
+            path: self.scope_path(),
+        })
     }
 
     /// Sends a custom event, `name` with `data` (any `Serialize` value, as

@@ -16,6 +16,8 @@ use crate::run::handler::HandlerSink;
 use crate::run::middleware::Middleware;
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
+use crate::session::Session;
+use crate::session::view::{PhaseSession, SessionView};
 use crate::tree::ScopePath;
 use crate::tree::kept::Kept;
 use crate::tree::record::NodeStatus;
@@ -118,6 +120,8 @@ pub struct RunState {
     pub(crate) vars: Option<Arc<VarScope>>,
     /// Whether nodes now run `.isolated()` or `.snapshot()`.
     pub(crate) modifier: Modifier,
+    /// The session of the phase nodes now run in, if any.
+    pub(crate) phase_session: Option<PhaseSession>,
 }
 
 /// The part of a run's state that never changes during the run, shared by
@@ -131,6 +135,8 @@ pub(crate) struct RunShared {
     pub(crate) events: Option<EventSink>,
     /// Where events go for the run's handler, if it has one.
     pub(crate) handler: Option<HandlerSink>,
+    /// The run's conversation session, if it has one.
+    pub(crate) session: Option<Arc<dyn Session>>,
     /// The pipeline's shape, when the run is watched (events, spans, middleware).
     pub(crate) shape: Option<Arc<Shape>>,
     /// What nodes may look up of the nodes before them, when a node can (takes `&Context`).
@@ -148,6 +154,7 @@ impl Clone for RunShared {
             middleware: Arc::clone(&self.middleware),
             events: self.events.clone(),
             handler: self.handler.clone(),
+            session: self.session.clone(),
             shape: self.shape.clone(),
             store: self.store.clone(),
             next_frame: AtomicU32::new(self.next_frame.load(Ordering::Relaxed)),
@@ -185,6 +192,7 @@ pub(crate) struct RunSetup {
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
     pub(crate) events: Option<EventSink>,
     pub(crate) handler: Option<HandlerSink>,
+    pub(crate) session: Option<Arc<dyn Session>>,
     pub(crate) shape: Option<Arc<Shape>>,
     pub(crate) store: Option<Arc<ResultsStore>>,
     pub(crate) vars: Option<Arc<VarScope>>,
@@ -227,6 +235,7 @@ impl RunState {
                 middleware: setup.middleware,
                 events: setup.events,
                 handler: setup.handler,
+                session: setup.session,
                 shape: setup.shape,
                 store: setup.store,
                 next_frame: AtomicU32::new(ROOT_FRAME + 1),
@@ -244,6 +253,7 @@ impl RunState {
             frame_path: None,
             vars: setup.vars,
             modifier: Modifier::None,
+            phase_session: None,
         }
     }
 
@@ -281,6 +291,7 @@ impl RunState {
             frame_path: self.frame_path.clone(),
             vars: self.vars.clone(),
             modifier: self.modifier,
+            phase_session: self.phase_session.clone(),
         }
     }
 
@@ -348,6 +359,8 @@ impl RunState {
                 events: self.shared.events.clone(),
                 handler: self.shared.handler.clone(),
                 modifier: self.modifier,
+                phase_session: self.phase_session.clone(),
+                run_session: self.shared.session.clone(),
             },
         )
     }
@@ -374,6 +387,15 @@ impl RunState {
             Some(frame) if !frame.is_root() => frame.child(&relative),
             _ => ScopePath::from_trusted(relative),
         }
+    }
+
+    /// The session view nodes here have: see [`resolve`](crate::session::view::resolve).
+    pub(crate) fn session_view(&self) -> SessionView {
+        crate::session::view::resolve(
+            self.modifier,
+            self.phase_session.as_ref(),
+            self.shared.session.as_ref(),
+        )
     }
 
     /// The id of the node at `slot`; only for watched runs, which know the shape.

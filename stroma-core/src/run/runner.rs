@@ -26,6 +26,7 @@ use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
+use crate::session::Session;
 use crate::tree::record::NodeStatus;
 use crate::tree::results::ResultsStore;
 use crate::tree::shape::shape_of;
@@ -57,6 +58,8 @@ pub struct RunConfig {
     vars: Option<Arc<VarScope>>,
     /// What receives every run's events, unless a run gives its own.
     handler: Option<Arc<dyn Handler>>,
+    /// Every run's conversation session, unless a run gives its own.
+    session: Option<Arc<dyn Session>>,
 }
 
 impl Default for RunConfig {
@@ -69,6 +72,7 @@ impl Default for RunConfig {
             middleware: Arc::new([]),
             vars: None,
             handler: None,
+            session: None,
         }
     }
 }
@@ -160,6 +164,13 @@ impl RunConfig {
         self
     }
 
+    /// Gives every run `session` as its conversation (a run's own
+    /// [`RunOptions::session`] wins); see [`Context::session`](crate::Context::session).
+    pub fn with_session(mut self, session: impl Session + 'static) -> Self {
+        self.session = Some(Arc::new(session));
+        self
+    }
+
     /// The context every run starts from.
     pub fn context(&self) -> &Context {
         &self.context
@@ -248,6 +259,12 @@ impl StromaRunner {
         value: T,
     ) -> Self {
         Self::new(self.inner.config.clone().with_var(name, value))
+    }
+
+    /// This runner with `session` as every run's conversation; see
+    /// [`RunConfig::with_session`].
+    pub fn with_session(self, session: impl Session + 'static) -> Self {
+        Self::new(self.inner.config.clone().with_session(session))
     }
 
     /// This runner with `handler` receiving every run's events; see [`Handler`].
@@ -442,6 +459,7 @@ impl StromaRunner {
             middleware: Arc::clone(&config.middleware),
             events: sink,
             handler: delivery.as_ref().map(|(sink, _)| sink.clone()),
+            session: options.session.or_else(|| config.session.clone()),
             shape: watched.then(|| shape_of(pipeline)),
             // Only a node given `&Context` can look up results or its path.
             store: P::USES_CONTEXT
@@ -462,28 +480,37 @@ impl StromaRunner {
         // An `async` block holding only the arguments: the pipeline's future
         // is made inside it when first polled, not made here and then moved
         // through each wrapper.
+        let session = cx
+            .state_ref()
+            .shared()
+            .session
+            .is_some()
+            .then(|| cx.state_ref().session_view());
         let cx_ref = &mut cx;
         let guarded = with_cell(cell, async move {
-            if let Some(handler) = handler {
-                // Boxed: only runs with a handler carry it task-locally.
-                let run = AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref));
-                Box::pin(crate::context::propagation::with_handler(
-                    handler,
-                    run.catch_unwind(),
+            let run = async move {
+                if watched {
+                    AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
+                        .catch_unwind()
+                        .await
+                } else if records || results {
+                    AssertUnwindSafe(guarded::<Recorded, P, M>(pipeline, input, cx_ref))
+                        .catch_unwind()
+                        .await
+                } else {
+                    AssertUnwindSafe(guarded::<Lean, P, M>(pipeline, input, cx_ref))
+                        .catch_unwind()
+                        .await
+                }
+            };
+            if handler.is_some() || session.is_some() {
+                // Boxed: only runs with a handler or session carry them task-locally.
+                Box::pin(crate::context::propagation::with_situation(
+                    handler, session, run,
                 ))
                 .await
-            } else if watched {
-                AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
-                    .catch_unwind()
-                    .await
-            } else if records || results {
-                AssertUnwindSafe(guarded::<Recorded, P, M>(pipeline, input, cx_ref))
-                    .catch_unwind()
-                    .await
             } else {
-                AssertUnwindSafe(guarded::<Lean, P, M>(pipeline, input, cx_ref))
-                    .catch_unwind()
-                    .await
+                run.await
             }
         });
         // One future, instrumented even when the span is disabled: awaiting
@@ -703,6 +730,7 @@ pub struct RunOptions<M = ()> {
     execution: Option<ExecutionContext>,
     vars: Vec<Var>,
     handler: Option<Arc<dyn Handler>>,
+    session: Option<Arc<dyn Session>>,
 }
 
 impl RunOptions {
@@ -720,6 +748,7 @@ impl<M> RunOptions<M> {
             execution: self.execution,
             vars: self.vars,
             handler: self.handler,
+            session: self.session,
         }
     }
 
@@ -733,6 +762,12 @@ impl<M> RunOptions<M> {
         let var = Var::new(name, value);
         self.vars.retain(|v| v.name != var.name);
         self.vars.push(var);
+        self
+    }
+
+    /// Gives this run `session` as its conversation, instead of the runner's.
+    pub fn session(mut self, session: impl Session + 'static) -> Self {
+        self.session = Some(Arc::new(session));
         self
     }
 

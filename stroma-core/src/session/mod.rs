@@ -9,6 +9,7 @@ mod error;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+pub(crate) mod view;
 
 use std::sync::Arc;
 
@@ -16,8 +17,15 @@ pub use error::{SessionError, SessionErrorKind};
 pub use memory::MemorySession;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SCHEMA_VERSION, SqliteSession};
+pub use view::{SessionMode, SessionView};
 
 use crate::run::middleware::BoxFuture;
+
+impl std::fmt::Debug for dyn Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Session")
+    }
+}
 
 /// One message of a conversation, such as
 /// `{"role": "user", "content": "Hello"}`. Sessions store items as they are
