@@ -203,6 +203,8 @@ pub use stroma_macros::parallel;
 
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteSession;
     pub use crate::{
         Append, Context, Event, ExecutionContext, Handler, Node, NodeError, NodeExt, NodeStatus,
         PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope,

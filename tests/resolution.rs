@@ -178,3 +178,27 @@ async fn parallel_modes(runner: &StromaRunner) -> (String, String) {
 async fn outside_a_run_there_is_no_session() {
     assert!(current_session().is_none());
 }
+
+#[node]
+async fn pair_up(pair: (String, String)) -> String {
+    format!("{} & {}", pair.0, pair.1)
+}
+
+#[tokio::test]
+async fn two_sharing_phases_in_parallel_branches_each_accumulate_their_own() {
+    let session = seeded();
+    let runner = StromaRunner::quick().with_session(session.clone());
+    let p = pipeline![
+        parallel![
+            phase("left", true, pipeline![talk, then]),
+            phase("right", true, pipeline![talk, then])
+        ],
+        pair_up
+    ];
+    let result = runner.run(&p, "x".to_owned()).await.unwrap();
+    assert_eq!(
+        result.final_state,
+        "x:PhaseShared:hello | then:PhaseShared:hello+x & x:PhaseShared:hello | then:PhaseShared:hello+x"
+    );
+    assert_eq!(history(&session).await, ["hello"]);
+}
