@@ -23,7 +23,7 @@ pub use combinators::flow::{Flow, flow};
 pub use combinators::looping::{
     LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,
 };
-pub use combinators::modifiers::{Isolated, Snapshot};
+pub use combinators::modifiers::{Isolated, IsolatedModel, Snapshot};
 pub use combinators::phase::{Phase, phase};
 pub use context::context::{Combine, Context};
 pub use context::execution::{ExecutionContext, MetadataTypeError};

@@ -82,9 +82,20 @@ macro_rules! modified_node {
 modified_node!(Isolated);
 modified_node!(Snapshot);
 
+/// A model an `.isolated()` node can run on: it starts from `M::default()`.
+#[diagnostic::on_unimplemented(
+    message = "`.isolated()` runs its node on a default model, and the model `{Self}` has none",
+    label = "this node runs isolated, so it needs `{Self}: Default`",
+    note = "derive or implement `Default` for `{Self}`, or use `.snapshot()`, which reads the run's model"
+)]
+pub trait IsolatedModel: Default {}
+
+#[diagnostic::do_not_recommend]
+impl<M: Default> IsolatedModel for M {}
+
 impl<M, N> RunsWith<M> for Isolated<N>
 where
-    M: Default + Send + 'static,
+    M: IsolatedModel + Send + 'static,
     N: RunsWith<M>,
 {
     // Written out: the trait promises a `Send` future, which this states.
