@@ -209,3 +209,91 @@ async fn an_unknown_reference_names_it_and_suggests_the_nearest() {
 
 #[node]
 async fn to_unit(_: Analysis) {}
+
+#[node]
+async fn fetch_n(n: u32) -> u32 {
+    // Later items finish first, so outputs land out of item order.
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(10 - n))).await;
+    n * 10
+}
+
+#[node]
+async fn own_fetch(fetched: u32, ctx: &Context) -> Result<bool, NodeError> {
+    Ok(*ctx.result::<u32>("fetch_n")? == fetched)
+}
+
+#[tokio::test]
+async fn an_item_reads_its_own_items_node_not_another_items() {
+    let p = for_each(pipeline![fetch_n, own_fetch]).concurrency(4);
+    let result = StromaRunner::quick()
+        .run(&p, vec![1, 2, 3, 4, 5])
+        .await
+        .unwrap();
+    assert_eq!(result.final_state, [true; 5]);
+}
+
+#[node]
+async fn tag_a(n: u32) -> String {
+    format!("a{n}")
+}
+
+#[node]
+async fn tag_b(n: u32) -> String {
+    format!("b{n}")
+}
+
+#[node]
+async fn fetch_tag(tag: String) -> String {
+    tag
+}
+
+#[node]
+async fn second_branch(_: (String, String), ctx: &Context) -> Result<String, NodeError> {
+    Ok(ctx.result::<String>("both[1].fetch_tag")?.to_string())
+}
+
+#[tokio::test]
+async fn an_index_into_a_parallel_picks_that_branchs_node() {
+    let p = pipeline![
+        parallel![pipeline![tag_a, fetch_tag], pipeline![tag_b, fetch_tag]].named("both"),
+        second_branch
+    ];
+    let result = StromaRunner::quick().run(&p, 7).await.unwrap();
+    assert_eq!(result.final_state, "b7");
+}
+
+#[node]
+async fn read_topic(n: u32, ctx: &Context) -> Result<u32, NodeError> {
+    assert_eq!(*ctx.var::<String>("topic")?, "outer");
+    Ok(n)
+}
+
+#[node]
+async fn panic_on_first(n: u32) -> u32 {
+    assert_ne!(n, 0, "item zero breaks");
+    n
+}
+
+#[tokio::test]
+async fn after_a_panic_inside_a_flow_the_next_item_is_back_in_the_enclosing_scope() {
+    let p = for_each(pipeline![
+        read_topic,
+        flow("inner", panic_on_first).var("topic", "inner".to_owned())
+    ]);
+    let err = StromaRunner::quick()
+        .run_with(
+            &p,
+            vec![0, 1, 2],
+            RunOptions::new().var("topic", "outer".to_owned()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.path().as_str(), "for_each[0].inner.panic_on_first");
+    // Items 1 and 2 read the run's variable, not the inner flow's.
+    assert!(err.result::<u32>("for_each[1].read_topic").is_ok(), "{err}");
+    assert!(
+        err.result::<u32>("for_each[2].inner.panic_on_first")
+            .is_ok(),
+        "{err}"
+    );
+}

@@ -674,3 +674,45 @@ fn outcomes_of(err: &RunError) -> Vec<(&'static str, Option<String>)> {
         .map(|(name, failure)| (name, failure.map(|f| f.to_string())))
         .collect()
 }
+
+mod panicking_reducer {
+    use stroma::prelude::*;
+    use stroma::{Reduce, Reducer};
+
+    struct Explodes;
+
+    impl Reducer<u32> for Explodes {
+        fn reduce(_: &u32, _: Vec<u32>) -> u32 {
+            panic!("the reducer broke")
+        }
+    }
+
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    struct Tally {
+        n: Reduce<u32, Explodes>,
+    }
+
+    #[node]
+    async fn prep(n: u32) -> u32 {
+        n
+    }
+
+    #[node]
+    async fn bump(n: u32, tally: &mut Tally) -> u32 {
+        *tally.n += 1;
+        n
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reducer_is_blamed_on_the_merge_not_the_node_before() {
+        let p = pipeline![prep, parallel![bump, bump].named("both")];
+        let err = StromaRunner::quick()
+            .run_with_model(&p, 1, Tally::default())
+            .await
+            .unwrap_err();
+        assert!(err.is_panic(), "{err}");
+        assert_eq!(err.path().as_str(), "both");
+        assert!(err.to_string().contains("the reducer broke"), "{err}");
+        assert_eq!(err.scope("prep").unwrap().status, NodeStatus::Completed);
+    }
+}

@@ -155,7 +155,7 @@ pub fn settle<M: Mergeable>(
         .map(|b| b.cx.model())
         .peekable();
     let merged = if copies.peek().is_some() {
-        Some(merge_models(cx.model(), copies).map_err(|cause| NodeFailure::at(at, cause))?)
+        Some(merge_caught(cx.model(), copies).map_err(|cause| NodeFailure::at(at, cause))?)
     } else {
         None
     };
@@ -177,6 +177,22 @@ pub fn settle<M: Mergeable>(
     }
     cx.state().clock_moved();
     Ok(())
+}
+
+/// [`merge_models`], with a panic in user code it calls (a `Reducer`, a
+/// `Serialize`) as the merge's error, blamed on the scope that merges.
+fn merge_caught<'b, M: Mergeable>(
+    base: &M,
+    copies: impl IntoIterator<Item = &'b M>,
+) -> Result<M, crate::error::BoxError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| merge_models(base, copies))).unwrap_or_else(
+        |payload| {
+            Err(
+                Box::new(crate::engine::failure::NodePanic::from_payload(&*payload))
+                    as crate::error::BoxError,
+            )
+        },
+    )
 }
 
 /// At least one branch of a `parallel!` (or item of a `for_each`) failed:

@@ -124,7 +124,7 @@ where
             state.context = context;
             *cx.model_mut() = model;
             report_discarded::<O, M>(cx, slot, layer.has_own_writes());
-            settle(caught, cx)
+            settle(caught, cx, slot)
         }
     }
 }
@@ -158,7 +158,7 @@ where
             state.context = context;
             *cx.model_mut() = model;
             report_discarded::<O, M>(cx, slot, layer.has_own_writes());
-            settle(caught, cx)
+            settle(caught, cx, slot)
         }
     }
 }
@@ -168,11 +168,13 @@ where
 fn settle<T, M>(
     caught: std::thread::Result<Result<T, NodeFailure>>,
     cx: &mut Cx<M>,
+    slot: u32,
 ) -> Result<T, NodeFailure> {
     match caught {
         Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
         Err(payload) => {
-            let at = cx.state_ref().current;
+            // Blamed on the node that started last, or this one if none did.
+            let at = cx.state_ref().loc(slot);
             Err(cx.state().panic_failure(payload, at))
         }
     }

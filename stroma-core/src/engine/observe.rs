@@ -270,7 +270,7 @@ where
         if run.keeps() {
             run.end_node(slot, started, &result, &keep);
         } else {
-            run.last_end = Some(Instant::now());
+            run.end_unkept();
         }
         if let Some(path) = path {
             run.emit(|| match &result {

@@ -303,6 +303,11 @@ impl RunState {
         branch.last_end = None;
         branch.frame = self.frame;
         branch.frame_path.clone_from(&self.frame_path);
+        // A panic inside a flow, phase or modified node can leave its own
+        // settings on the branch: the next item starts from the enclosing ones.
+        branch.vars.clone_from(&self.vars);
+        branch.phase_session.clone_from(&self.phase_session);
+        branch.modifier = self.modifier;
     }
 
     /// Takes a finished branch's entries and frames, appended to this
@@ -418,6 +423,12 @@ impl RunState {
         } else {
             None
         }
+    }
+
+    /// A node ended with nothing kept of it: only its end is noted.
+    pub(crate) fn end_unkept(&mut self) {
+        self.current_since = None;
+        self.last_end = Some(Instant::now());
     }
 
     /// The node at `slot`, started `started`, ended: its entry, with its

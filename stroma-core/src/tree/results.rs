@@ -77,7 +77,7 @@ impl ResultsStore {
         let mut scope = self.scope_of(from.slot);
         loop {
             if let Some(found) = self.resolve_in(scope, &steps) {
-                return self.latest(found, reference);
+                return self.latest(found, from, reference);
             }
             match scope {
                 Some(slot) => scope = self.scope_of(slot),
@@ -102,6 +102,8 @@ impl ResultsStore {
     /// fixes on the way (`[n]`), if it names one.
     fn resolve_in(&self, scope: Option<u32>, steps: &[Segment<'_>]) -> Option<Found> {
         let mut within = scope;
+        // After `[i]` on a `parallel!`: only that branch's slots.
+        let mut branch: Option<(u32, usize)> = None;
         let mut found: Option<Found> = None;
         for step in steps {
             match step {
@@ -111,8 +113,11 @@ impl ResultsStore {
                     } else {
                         format!("{id}#{occurrence}")
                     };
-                    let slot = self
-                        .visible(within)
+                    let candidates = match branch.take() {
+                        Some((parallel, index)) => self.visible_in_branch(parallel, index),
+                        None => self.visible(within),
+                    };
+                    let slot = candidates
                         .into_iter()
                         .find(|s| self.shape.slot(*s).is_some_and(|shape| shape.key == key))?;
                     let indices = found.map(|f| f.indices).unwrap_or_default();
@@ -125,11 +130,30 @@ impl ResultsStore {
                     if !kind.is_dynamic() {
                         return None;
                     }
+                    if kind == ScopeKind::Parallel {
+                        branch = Some((found.slot, *index as usize));
+                    }
                     found.indices.push((found.slot, *index));
                 }
             }
         }
         found
+    }
+
+    /// The slots a name inside branch `index` of the `parallel!` at `slot` can reach.
+    fn visible_in_branch(&self, slot: u32, index: usize) -> Vec<u32> {
+        let Some(roots) = self.shape.slot(slot).and_then(|s| s.branches.get(index)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<u32> = roots.iter().rev().copied().collect();
+        while let Some(at) = stack.pop() {
+            out.push(at);
+            if self.shape.slot(at).is_some_and(|s| !is_scope(s.kind)) {
+                stack.extend(self.children(at).into_iter().rev());
+            }
+        }
+        out
     }
 
     /// The slots a name in `scope` can reach: its insides, through loops,
@@ -164,10 +188,40 @@ impl ResultsStore {
 
     /// The latest kept output of `found` (its scope's output: its last
     /// node's, for a scope).
-    fn latest(&self, found: Found, reference: &str) -> Result<Kept, ResultError> {
+    fn latest(&self, found: Found, from: Loc, reference: &str) -> Result<Kept, ResultError> {
         let stored = self.stored();
         let targets = self.output_slots(found.slot);
         let frames = &stored.frames;
+        // The iterations, branches and items the asking node is in, which
+        // also hold the target and which the reference does not pick: the
+        // target is read in the same one (an item reads its own item's node).
+        let mut own: Vec<u32> = Vec::new();
+        let mut frame = from.frame;
+        while frame != ROOT_FRAME {
+            let Some(row) = frames.iter().rev().find(|r| r.id == frame) else {
+                break;
+            };
+            let picked = found.indices.iter().any(|(scope, _)| *scope == row.slot);
+            if !picked && self.encloses(row.slot, found.slot) {
+                own.push(row.id);
+            }
+            frame = row.parent;
+        }
+        let in_own = |loc: &Loc| {
+            own.iter().all(|wanted| {
+                let mut frame = loc.frame;
+                while frame != ROOT_FRAME {
+                    if frame == *wanted {
+                        return true;
+                    }
+                    match frames.iter().rev().find(|r| r.id == frame) {
+                        Some(row) => frame = row.parent,
+                        None => return false,
+                    }
+                }
+                false
+            })
+        };
         let in_frames = |loc: &Loc| {
             found.indices.iter().all(|(scope, index)| {
                 let mut frame = loc.frame;
@@ -187,12 +241,24 @@ impl ResultsStore {
             .outputs
             .iter()
             .rev()
-            .find(|(loc, _)| targets.contains(&loc.slot) && in_frames(loc))
+            .find(|(loc, _)| targets.contains(&loc.slot) && in_frames(loc) && in_own(loc))
             .map(|(_, kept)| kept.clone())
             .ok_or_else(|| ResultError::NotCompleted {
                 path: reference.to_owned(),
                 status: crate::tree::record::NodeStatus::Pending,
             })
+    }
+
+    /// Whether `scope` holds `slot` (statically).
+    fn encloses(&self, scope: u32, slot: u32) -> bool {
+        let mut current = Some(slot);
+        while let Some(at) = current {
+            if at == scope {
+                return true;
+            }
+            current = self.shape.parents.get(at as usize).copied().flatten();
+        }
+        false
     }
 
     /// The slots whose output stands for `slot`'s: itself for a node; for
