@@ -80,7 +80,10 @@ async fn a_snapshot_node_reads_everything_and_its_writes_are_discarded_and_repor
     );
     assert_eq!(result.model.lines, ["first"]);
     assert!(!result.context.contains_named("written_by_modified"));
-    assert_eq!(*seen.lock().unwrap(), ["context of f.look_and_write"]);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["context of f.look_and_write", "model of f.look_and_write"]
+    );
 }
 
 #[tokio::test]

@@ -123,7 +123,7 @@ where
             state.vars = vars;
             state.context = context;
             *cx.model_mut() = model;
-            report_discarded::<O, M>(cx, slot, layer.has_own_writes());
+            report_discarded::<O, M>(cx, slot, layer.has_own_writes(), N::MAY_CHANGE_MODEL);
             settle(caught, cx, slot)
         }
     }
@@ -157,7 +157,7 @@ where
             state.modifier = modifier;
             state.context = context;
             *cx.model_mut() = model;
-            report_discarded::<O, M>(cx, slot, layer.has_own_writes());
+            report_discarded::<O, M>(cx, slot, layer.has_own_writes(), N::MAY_CHANGE_MODEL);
             settle(caught, cx, slot)
         }
     }
@@ -180,14 +180,22 @@ fn settle<T, M>(
     }
 }
 
-/// Tells a watching handler or stream that a modified node's context writes
-/// were discarded: not an error, the modifier's purpose.
-fn report_discarded<O: Observer, M>(cx: &mut Cx<M>, slot: u32, wrote_context: bool) {
-    if O::WATCHED && wrote_context && cx.state_ref().streams() {
-        let path = cx.state_ref().path_now(slot);
-        cx.state().emit(|| Event::WritesDiscarded {
-            path,
-            what: "context",
-        });
+/// Tells a watching handler or stream that a modified node's writes were
+/// discarded (not an error: the modifier's purpose): its context writes,
+/// and its model's changes when it is a node that may change the model.
+fn report_discarded<O: Observer, M>(
+    cx: &mut Cx<M>,
+    slot: u32,
+    wrote_context: bool,
+    may_change_model: bool,
+) {
+    if !O::WATCHED || !cx.state_ref().streams() {
+        return;
+    }
+    for (discarded, what) in [(wrote_context, "context"), (may_change_model, "model")] {
+        if discarded {
+            let path = cx.state_ref().path_now(slot);
+            cx.state().emit(|| Event::WritesDiscarded { path, what });
+        }
     }
 }

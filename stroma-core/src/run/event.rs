@@ -101,7 +101,8 @@ pub enum Event {
     WritesDiscarded {
         /// The node's path.
         path: ScopePath,
-        /// What it wrote: `context`, `session`.
+        /// What it wrote: `context`, `session`, or `model` (for a node
+        /// that may change the model, whatever it changed).
         what: &'static str,
     },
     /// A node sent a custom event with [`Context::emit`](crate::Context::emit).
