@@ -13,6 +13,7 @@ mod model;
 mod node;
 mod run;
 mod session;
+mod store;
 mod tree;
 
 #[doc(hidden)]
@@ -57,6 +58,11 @@ pub use session::{
 };
 #[cfg(feature = "sqlite")]
 pub use session::{SCHEMA_VERSION, SqliteSession};
+pub use store::{
+    Checkpoint, Lease, MemoryStore, RunStatus, RunStore, RunSummary, StoreError, StoreErrorKind,
+};
+#[cfg(feature = "sqlite")]
+pub use store::{RUN_STORE_SCHEMA_VERSION, SqliteStore};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
 pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};

@@ -1,0 +1,299 @@
+//! Durable runs, the storage layer: checkpoints of a run's progress, and
+//! leases that let exactly one worker drive a run at a time.
+//!
+//! One object-safe trait, [`RunStore`], and two implementations:
+//! [`MemoryStore`] (in the process, for tests) and, with the `sqlite` feature
+//! (on by default), [`SqliteStore`] (an embedded SQLite file). The trait
+//! assumes nothing about SQLite: a store shared by many workers (PostgreSQL,
+//! say) can implement it with row locks or conditional updates.
+
+mod error;
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{StoreError, StoreErrorKind};
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{RUN_STORE_SCHEMA_VERSION, SqliteStore};
+
+use crate::run::middleware::BoxFuture;
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not finished.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error.
+    Failed,
+    /// Stopped before finishing (cancelled, or its process went away); it may
+    /// be resumed from its latest checkpoint.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// The status as stored: `"running"`, `"completed"`, `"failed"`,
+    /// `"interrupted"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The status named `text` (as written by [`as_str`](Self::as_str)).
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One saved point of a run's progress.
+///
+/// `state` is opaque to the store: the engine puts in it whatever it needs
+/// to resume (last completed path, next input, model, kept outputs, ..) and
+/// the store keeps it as given.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Checkpoint {
+    /// The run.
+    pub run_id: String,
+    /// The checkpoint's position in the run: each saved checkpoint's `seq`
+    /// must be above the previous one's.
+    pub seq: u64,
+    /// The run's status as of this checkpoint.
+    pub status: RunStatus,
+    /// Identifies the pipeline's shape, so a resume can refuse a pipeline
+    /// that changed.
+    pub fingerprint: String,
+    /// What the engine needs to resume; opaque to the store.
+    pub state: serde_json::Value,
+    /// When the checkpoint was made.
+    pub written_at: SystemTime,
+}
+
+impl Checkpoint {
+    /// A checkpoint written now.
+    pub fn new(
+        run_id: impl Into<String>,
+        seq: u64,
+        status: RunStatus,
+        fingerprint: impl Into<String>,
+        state: serde_json::Value,
+    ) -> Checkpoint {
+        Checkpoint {
+            run_id: run_id.into(),
+            seq,
+            status,
+            fingerprint: fingerprint.into(),
+            state,
+            written_at: SystemTime::now(),
+        }
+    }
+
+    /// This checkpoint with `written_at` set.
+    pub fn with_written_at(mut self, written_at: SystemTime) -> Checkpoint {
+        self.written_at = written_at;
+        self
+    }
+}
+
+/// A run as [`RunStore::list`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// The run.
+    pub run_id: String,
+    /// Its status: that of its latest checkpoint, or `Running` before the
+    /// first.
+    pub status: RunStatus,
+    /// The `seq` of its latest checkpoint; 0 before the first.
+    pub latest_seq: u64,
+    /// When it was created or last saved.
+    pub updated_at: SystemTime,
+    /// The run it was started from, if any.
+    pub parent_run: Option<String>,
+}
+
+impl RunSummary {
+    /// A summary (for implementers of [`RunStore`]).
+    pub fn new(
+        run_id: impl Into<String>,
+        status: RunStatus,
+        latest_seq: u64,
+        updated_at: SystemTime,
+        parent_run: Option<String>,
+    ) -> RunSummary {
+        RunSummary {
+            run_id: run_id.into(),
+            status,
+            latest_seq,
+            updated_at,
+            parent_run,
+        }
+    }
+}
+
+/// The right to drive one run until a time: who holds it, and a token that
+/// tells this grant apart from every other grant on the run.
+///
+/// Got from [`RunStore::acquire`]; [`RunStore::save`] refuses a lease that is
+/// no longer the run's current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    run_id: String,
+    holder: String,
+    token: String,
+    expires_at: SystemTime,
+}
+
+impl Lease {
+    /// A lease (for implementers of [`RunStore`]); `token` must be unique
+    /// among the grants on `run_id`.
+    pub fn new(
+        run_id: impl Into<String>,
+        holder: impl Into<String>,
+        token: impl Into<String>,
+        expires_at: SystemTime,
+    ) -> Lease {
+        Lease {
+            run_id: run_id.into(),
+            holder: holder.into(),
+            token: token.into(),
+            expires_at,
+        }
+    }
+
+    /// The leased run.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Who holds it.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// What tells this grant apart from the others.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// When it runs out unless released sooner.
+    pub fn expires_at(&self) -> SystemTime {
+        self.expires_at
+    }
+}
+
+/// Where durable runs keep their checkpoints and leases.
+///
+/// Every method is async and returns a [`BoxFuture`], so the trait is
+/// object-safe (`Arc<dyn RunStore>`).
+///
+/// # Contract
+///
+/// - [`acquire`](Self::acquire) grants at most one live lease per run, and
+///   decides that atomically in the store (two workers asking at once: one
+///   wins, the other gets [`StoreErrorKind::LeaseHeld`] naming the holder).
+///   A lease is live until released or until its time runs out.
+/// - [`save`](Self::save) appends one checkpoint atomically, and only under
+///   the run's current live lease ([`StoreErrorKind::StaleLease`]
+///   otherwise); its `seq` must be above the run's latest
+///   ([`StoreErrorKind::SeqConflict`]).
+/// - A stored value that cannot be decoded is an error of kind
+///   [`StoreErrorKind::Corrupt`] naming the run and the field, never a
+///   default.
+pub trait RunStore: Send + Sync {
+    /// Records a new run, status [`RunStatus::Running`], no checkpoint yet.
+    /// Fails with [`StoreErrorKind::RunExists`] if `run_id` is taken.
+    fn create_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Appends `checkpoint` to its run, atomically, under `lease`; the run's
+    /// status becomes the checkpoint's.
+    fn save<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The run's checkpoint with the highest `seq`; `None` if it has none
+    /// (or the run is unknown).
+    fn latest<'a>(&'a self, run_id: &'a str)
+    -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>>;
+
+    /// Every run (with `status`, if given), most recently updated first.
+    fn list(&self, status: Option<RunStatus>) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>>;
+
+    /// A lease on `run_id` for `holder`, live for `ttl`. Fails with
+    /// [`StoreErrorKind::LeaseHeld`] while another lease on the run is live
+    /// (even one of the same holder), and with
+    /// [`StoreErrorKind::UnknownRun`] for an unknown run.
+    fn acquire<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>>;
+
+    /// Gives `lease` up. Releasing a lease that is no longer current does
+    /// nothing.
+    fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes the run: its checkpoints, lease and record. `false` if there
+    /// was no such run.
+    fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Deletes every run (with `status`, if given) not updated for
+    /// `older_than`, except runs under a live lease; returns how many.
+    fn prune(
+        &self,
+        older_than: Duration,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+/// A unique lease token: process id, time, and a counter.
+pub(crate) fn new_token() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{nanos:x}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `now - age`, or the epoch if that is before it.
+pub(crate) fn cutoff(now: SystemTime, age: Duration) -> SystemTime {
+    now.checked_sub(age).unwrap_or(UNIX_EPOCH)
+}

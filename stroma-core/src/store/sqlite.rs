@@ -1,0 +1,769 @@
+//! [`SqliteStore`]: runs in an embedded SQLite file.
+//!
+//! Built on `rusqlite` (bundled), the same dependency and the same patterns
+//! as [`SqliteSession`](crate::SqliteSession): one connection per
+//! [`open`](SqliteStore::open), every call on tokio's blocking pool, WAL,
+//! `IMMEDIATE` write transactions, a schema version row in `stroma_meta`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    Checkpoint, Lease, RunStatus, RunStore, RunSummary, StoreError, StoreErrorKind, cutoff,
+    new_token,
+};
+use crate::run::middleware::BoxFuture;
+
+/// The version of the table layout [`SqliteStore`] reads and writes, kept in
+/// `stroma_meta` under the key `run_store_schema_version`.
+pub const RUN_STORE_SCHEMA_VERSION: i64 = 1;
+
+const VERSION_KEY: &str = "run_store_schema_version";
+
+/// How long a write waits for another connection's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A run store in a SQLite file: checkpoints survive the process.
+///
+/// A handle is cheap to clone: clones share one connection. Every SQLite call
+/// runs on tokio's blocking pool; the methods must be awaited inside a tokio
+/// runtime (outside one they return an error). Several processes, or several
+/// [`open`](Self::open)s of one file, may use it at once: leases are granted
+/// inside `IMMEDIATE` transactions, so of two workers acquiring one run at
+/// once exactly one wins, whichever connection they are on. The file may be
+/// the one a [`SqliteSession`](crate::SqliteSession) uses: the tables differ.
+///
+/// # Schema (version [`RUN_STORE_SCHEMA_VERSION`] = 1)
+///
+/// ```sql
+/// CREATE TABLE stroma_meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+/// -- key 'run_store_schema_version', value '1'
+/// CREATE TABLE stroma_runs (
+///     run_id      TEXT PRIMARY KEY NOT NULL,
+///     status      TEXT NOT NULL,      -- 'running' | 'completed' | 'failed' | 'interrupted'
+///     fingerprint TEXT NOT NULL,
+///     parent_run  TEXT,
+///     latest_seq  INTEGER NOT NULL,   -- 0 before the first checkpoint
+///     created_at  INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+///     updated_at  INTEGER NOT NULL
+/// );
+/// CREATE TABLE stroma_checkpoints (
+///     run_id      TEXT NOT NULL,
+///     seq         INTEGER NOT NULL,
+///     status      TEXT NOT NULL,
+///     fingerprint TEXT NOT NULL,
+///     state       TEXT NOT NULL,      -- the state as JSON text
+///     written_at  INTEGER NOT NULL,   -- nanoseconds since the Unix epoch
+///     PRIMARY KEY (run_id, seq)
+/// );
+/// CREATE TABLE stroma_leases (
+///     run_id      TEXT PRIMARY KEY NOT NULL,
+///     holder      TEXT NOT NULL,
+///     token       TEXT NOT NULL,
+///     expires_at  INTEGER NOT NULL    -- nanoseconds since the Unix epoch
+/// );
+/// ```
+///
+/// A value that cannot be decoded (a `state` that is not JSON text, an
+/// unknown `status`, ..) is an error of kind [`StoreErrorKind::Corrupt`]
+/// naming the run and the field; it is never skipped or replaced.
+///
+/// # Migrations
+///
+/// The version only goes up. [`open`](Self::open) creates the tables in an
+/// empty file and writes version 1. A later layout will bump
+/// [`RUN_STORE_SCHEMA_VERSION`] and add a step that [`open`](Self::open) runs,
+/// inside the same `IMMEDIATE` transaction, on files of each older version
+/// (so concurrent opens migrate once). A file of a newer version than this
+/// build knows is refused with [`StoreErrorKind::SchemaVersion`], never
+/// misread or downgraded.
+///
+/// # Durability
+///
+/// Commits use `synchronous = FULL`: a [`save`](RunStore::save) that returned
+/// `Ok` survives both a process kill and a power loss (the WAL is synced on
+/// every commit). Unlike sessions (`NORMAL`), a checkpoint is what a resumed
+/// run trusts, and a lease is what keeps two workers apart, so the store pays
+/// one sync per commit rather than let a power loss undo an acknowledged
+/// checkpoint or lease.
+///
+/// # Cancellation
+///
+/// Dropping a method's future after it was first polled does not stop the
+/// SQLite work: the write may still happen, whole or not at all.
+///
+/// ```
+/// use std::time::Duration;
+/// use serde_json::json;
+/// use stroma_core::{Checkpoint, RunStatus, RunStore, SqliteStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let path = std::env::temp_dir().join(format!("stroma-doc-runstore-{}.db", std::process::id()));
+///
+/// let store = SqliteStore::open(&path).await?;
+/// store.create_run("run-1", "fp-abc", None).await?;
+/// let lease = store.acquire("run-1", "worker-a", Duration::from_secs(30)).await?;
+/// let cp = Checkpoint::new("run-1", 1, RunStatus::Completed, "fp-abc", json!({"out": 42}));
+/// store.save(cp.clone(), &lease).await?;
+/// store.release(&lease).await?;
+/// drop(store);
+///
+/// // Another open of the file sees the checkpoint.
+/// let store = SqliteStore::open(&path).await?;
+/// assert_eq!(store.latest("run-1").await?, Some(cp));
+/// assert_eq!(store.list(Some(RunStatus::Completed)).await?.len(), 1);
+/// # drop(store);
+/// # for suffix in ["", "-wal", "-shm"] {
+/// #     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+/// # }
+/// # Ok::<(), stroma_core::StoreError>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+    ttl: Option<Duration>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// `None` only once `drop` has taken it. Locked only on the blocking pool.
+    conn: Mutex<Option<Connection>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing checkpoints the WAL into the file: blocking I/O, so it goes
+        // to the blocking pool when there is one.
+        let conn = self
+            .conn
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (Some(conn), Ok(runtime)) = (conn, tokio::runtime::Handle::try_current()) {
+            runtime.spawn_blocking(move || drop(conn));
+        }
+    }
+}
+
+/// Where an operation runs: for error messages.
+struct At<'a> {
+    operation: &'static str,
+    run_id: &'a str,
+    path: &'a Path,
+}
+
+impl At<'_> {
+    fn storage(&self, err: impl fmt::Display) -> StoreError {
+        StoreError::new(
+            self.operation,
+            self.run_id,
+            format!("{}: {err}", self.path.display()),
+        )
+    }
+
+    fn corrupt(&self, run_id: &str, field: &'static str, err: impl fmt::Display) -> StoreError {
+        StoreError::corrupt(self.operation, run_id, field, err)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the SQLite file at `path`. The tables are
+    /// created on first use; a file of another schema version is refused
+    /// with [`StoreErrorKind::SchemaVersion`].
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let p = path.clone();
+        let conn = blocking("open", "", move || {
+            let at = At {
+                operation: "open",
+                run_id: "",
+                path: &p,
+            };
+            let mut conn = Connection::open(&p).map_err(|e| at.storage(e))?;
+            prepare(&mut conn, &at)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                conn: Mutex::new(Some(conn)),
+            }),
+            ttl: None,
+        })
+    }
+
+    /// This store (on the same connection) with a TTL:
+    /// [`prune_expired`](Self::prune_expired) deletes runs not updated for
+    /// `ttl`.
+    pub fn with_ttl(mut self, ttl: Duration) -> SqliteStore {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Deletes the runs (any status) not updated for the store's TTL, except
+    /// runs under a live lease; returns how many. Without a TTL, deletes none.
+    pub async fn prune_expired(&self) -> Result<usize, StoreError> {
+        match self.ttl {
+            Some(ttl) => self.prune(ttl, None).await,
+            None => Ok(0),
+        }
+    }
+
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` with the connection, on the blocking pool.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        run_id: &str,
+        work: impl FnOnce(&mut Connection, &At<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        let id = run_id.to_owned();
+        blocking(operation, run_id, move || {
+            let at = At {
+                operation,
+                run_id: &id,
+                path: &inner.path,
+            };
+            let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = conn
+                .as_mut()
+                .ok_or_else(|| at.storage("the connection is closed"))?;
+            work(conn, &at)
+        })
+        .await
+    }
+}
+
+/// Runs `work` on tokio's blocking pool and waits for it.
+async fn blocking<T: Send + 'static>(
+    operation: &'static str,
+    run_id: &str,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|e| StoreError::new(operation, run_id, e))?;
+    runtime.spawn_blocking(work).await.map_err(|e| {
+        StoreError::new(
+            operation,
+            run_id,
+            format!("the SQLite task did not finish: {e}"),
+        )
+    })?
+}
+
+/// Sets a new connection up and brings the file to the current version.
+fn prepare(conn: &mut Connection, at: &At<'_>) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| at.storage(e))?;
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        .map_err(|e| at.storage(e))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| at.storage(e))?;
+
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| at.storage(e))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS stroma_meta (
+             key   TEXT PRIMARY KEY NOT NULL,
+             value TEXT NOT NULL
+         );",
+    )
+    .map_err(|e| at.storage(e))?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT CAST(value AS TEXT) FROM stroma_meta WHERE key = ?1",
+            [VERSION_KEY],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| at.storage(e))?;
+    match found {
+        None => {
+            tx.execute_batch(
+                "CREATE TABLE IF NOT EXISTS stroma_runs (
+                     run_id      TEXT PRIMARY KEY NOT NULL,
+                     status      TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL,
+                     parent_run  TEXT,
+                     latest_seq  INTEGER NOT NULL,
+                     created_at  INTEGER NOT NULL,
+                     updated_at  INTEGER NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS stroma_runs_updated_at
+                     ON stroma_runs (updated_at);
+                 CREATE TABLE IF NOT EXISTS stroma_checkpoints (
+                     run_id      TEXT NOT NULL,
+                     seq         INTEGER NOT NULL,
+                     status      TEXT NOT NULL,
+                     fingerprint TEXT NOT NULL,
+                     state       TEXT NOT NULL,
+                     written_at  INTEGER NOT NULL,
+                     PRIMARY KEY (run_id, seq)
+                 );
+                 CREATE TABLE IF NOT EXISTS stroma_leases (
+                     run_id      TEXT PRIMARY KEY NOT NULL,
+                     holder      TEXT NOT NULL,
+                     token       TEXT NOT NULL,
+                     expires_at  INTEGER NOT NULL
+                 );",
+            )
+            .map_err(|e| at.storage(e))?;
+            tx.execute(
+                "INSERT INTO stroma_meta (key, value) VALUES (?1, ?2)",
+                params![VERSION_KEY, RUN_STORE_SCHEMA_VERSION.to_string()],
+            )
+            .map_err(|e| at.storage(e))?;
+        }
+        Some(text) => {
+            let version: i64 = text.trim().parse().map_err(|_| {
+                at.storage(format!(
+                    "stroma_meta.{VERSION_KEY} is {text:?}, not a version number"
+                ))
+            })?;
+            // Migration steps from older versions go here, in order, each
+            // ending by writing its version. There are none yet.
+            if version != RUN_STORE_SCHEMA_VERSION {
+                return Err(StoreError::with_kind(
+                    at.operation,
+                    at.run_id,
+                    StoreErrorKind::SchemaVersion { found: version },
+                    format!(
+                        "{}: this build reads run store version {RUN_STORE_SCHEMA_VERSION}; \
+                         open the file with a build that knows version {version}",
+                        at.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    tx.commit().map_err(|e| at.storage(e))
+}
+
+/// A time as stored: nanoseconds since the Unix epoch.
+fn to_nanos(at: &At<'_>, time: SystemTime) -> Result<i64, StoreError> {
+    time.duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .ok_or_else(|| at.storage(format!("the time {time:?} cannot be stored")))
+}
+
+fn to_seq(at: &At<'_>, seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| at.storage(format!("seq {seq} is above {}", i64::MAX)))
+}
+
+/// Decodes one column of a row, naming the field when it cannot.
+struct Dec<'a, 'r> {
+    at: &'a At<'a>,
+    run_id: &'a str,
+    row: &'a Row<'r>,
+}
+
+impl Dec<'_, '_> {
+    fn value(&self, idx: usize) -> Result<ValueRef<'_>, StoreError> {
+        self.row.get_ref(idx).map_err(|e| self.at.storage(e))
+    }
+
+    fn text(&self, idx: usize, field: &'static str) -> Result<String, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
+                .map_err(|e| self.at.corrupt(self.run_id, field, e)),
+            other => Err(self.at.corrupt(
+                self.run_id,
+                field,
+                format!("the row holds {:?}, not text", other.data_type()),
+            )),
+        }
+    }
+
+    fn opt_text(&self, idx: usize, field: &'static str) -> Result<Option<String>, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Null => Ok(None),
+            _ => self.text(idx, field).map(Some),
+        }
+    }
+
+    fn int(&self, idx: usize, field: &'static str) -> Result<i64, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Integer(n) => Ok(n),
+            other => Err(self.at.corrupt(
+                self.run_id,
+                field,
+                format!("the row holds {:?}, not an integer", other.data_type()),
+            )),
+        }
+    }
+
+    fn seq(&self, idx: usize, field: &'static str) -> Result<u64, StoreError> {
+        let n = self.int(idx, field)?;
+        u64::try_from(n).map_err(|_| self.at.corrupt(self.run_id, field, format!("{n} is negative")))
+    }
+
+    fn time(&self, idx: usize, field: &'static str) -> Result<SystemTime, StoreError> {
+        let n = self.int(idx, field)?;
+        u64::try_from(n)
+            .ok()
+            .and_then(|n| UNIX_EPOCH.checked_add(Duration::from_nanos(n)))
+            .ok_or_else(|| {
+                self.at
+                    .corrupt(self.run_id, field, format!("{n} is not a time"))
+            })
+    }
+
+    fn status(&self, idx: usize, field: &'static str) -> Result<RunStatus, StoreError> {
+        let text = self.text(idx, field)?;
+        RunStatus::parse(&text).ok_or_else(|| {
+            self.at
+                .corrupt(self.run_id, field, format!("{text:?} is not a run status"))
+        })
+    }
+
+    fn json(&self, idx: usize, field: &'static str) -> Result<serde_json::Value, StoreError> {
+        match self.value(idx)? {
+            ValueRef::Text(bytes) => {
+                serde_json::from_slice(bytes).map_err(|e| self.at.corrupt(self.run_id, field, e))
+            }
+            other => Err(self.at.corrupt(
+                self.run_id,
+                field,
+                format!("the row holds {:?}, not JSON text", other.data_type()),
+            )),
+        }
+    }
+}
+
+/// The current live lease's (holder, token) on `run_id`, if any.
+fn live_lease(
+    tx: &Connection,
+    at: &At<'_>,
+    run_id: &str,
+    now: i64,
+) -> Result<Option<(String, String)>, StoreError> {
+    tx.query_row(
+        "SELECT holder, token FROM stroma_leases WHERE run_id = ?1 AND expires_at > ?2",
+        params![run_id, now],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()
+    .map_err(|e| at.storage(e))
+}
+
+impl RunStore for SqliteStore {
+    fn create_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let fingerprint = fingerprint.to_owned();
+        let parent_run = parent_run.map(str::to_owned);
+        Box::pin(self.with_conn("create_run", run_id, move |conn, at| {
+            let now = to_nanos(at, SystemTime::now())?;
+            let inserted = conn
+                .execute(
+                    "INSERT INTO stroma_runs
+                         (run_id, status, fingerprint, parent_run, latest_seq, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)
+                     ON CONFLICT (run_id) DO NOTHING",
+                    params![
+                        at.run_id,
+                        RunStatus::Running.as_str(),
+                        fingerprint,
+                        parent_run,
+                        now
+                    ],
+                )
+                .map_err(|e| at.storage(e))?;
+            if inserted == 0 {
+                return Err(StoreError::with_kind(
+                    at.operation,
+                    at.run_id,
+                    StoreErrorKind::RunExists,
+                    "a run with this id already exists",
+                ));
+            }
+            Ok(())
+        }))
+    }
+
+    fn save<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let run_id = checkpoint.run_id.clone();
+        let lease = lease.clone();
+        Box::pin(async move {
+            if lease.run_id() != run_id {
+                return Err(StoreError::stale_lease("save", run_id, lease.holder()));
+            }
+            self.with_conn("save", &run_id, move |conn, at| {
+                let state = serde_json::to_string(&checkpoint.state).map_err(|e| at.storage(e))?;
+                let seq = to_seq(at, checkpoint.seq)?;
+                let written_at = to_nanos(at, checkpoint.written_at)?;
+                let now = to_nanos(at, SystemTime::now())?;
+                // IMMEDIATE: the lease check, the seq check and the insert
+                // happen under the write lock, with no other writer between.
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| at.storage(e))?;
+                let latest: Option<i64> = tx
+                    .query_row(
+                        "SELECT latest_seq FROM stroma_runs WHERE run_id = ?1",
+                        [at.run_id],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(|e| at.storage(e))?;
+                let Some(latest) = latest else {
+                    return Err(StoreError::unknown_run(at.operation, at.run_id));
+                };
+                let current = live_lease(&tx, at, at.run_id, now)?;
+                if current.as_ref().map(|(_, token)| token.as_str()) != Some(lease.token()) {
+                    return Err(StoreError::stale_lease(at.operation, at.run_id, lease.holder()));
+                }
+                if seq <= latest {
+                    return Err(StoreError::with_kind(
+                        at.operation,
+                        at.run_id,
+                        StoreErrorKind::SeqConflict {
+                            latest: latest.max(0) as u64,
+                        },
+                        format!(
+                            "checkpoint seq {} is not above the latest seq {latest}",
+                            checkpoint.seq
+                        ),
+                    ));
+                }
+                tx.execute(
+                    "INSERT INTO stroma_checkpoints
+                         (run_id, seq, status, fingerprint, state, written_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        at.run_id,
+                        seq,
+                        checkpoint.status.as_str(),
+                        checkpoint.fingerprint,
+                        state,
+                        written_at
+                    ],
+                )
+                .map_err(|e| at.storage(e))?;
+                tx.execute(
+                    "UPDATE stroma_runs SET status = ?2, latest_seq = ?3, updated_at = ?4
+                     WHERE run_id = ?1",
+                    params![at.run_id, checkpoint.status.as_str(), seq, now],
+                )
+                .map_err(|e| at.storage(e))?;
+                tx.commit().map_err(|e| at.storage(e))
+            })
+            .await
+        })
+    }
+
+    fn latest<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>> {
+        Box::pin(self.with_conn("latest", run_id, |conn, at| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, status, fingerprint, state, written_at FROM stroma_checkpoints
+                     WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1",
+                )
+                .map_err(|e| at.storage(e))?;
+            let mut rows = stmt.query([at.run_id]).map_err(|e| at.storage(e))?;
+            let Some(row) = rows.next().map_err(|e| at.storage(e))? else {
+                return Ok(None);
+            };
+            let d = Dec {
+                at,
+                run_id: at.run_id,
+                row,
+            };
+            Ok(Some(Checkpoint {
+                run_id: at.run_id.to_owned(),
+                seq: d.seq(0, "seq")?,
+                status: d.status(1, "status")?,
+                fingerprint: d.text(2, "fingerprint")?,
+                state: d.json(3, "state")?,
+                written_at: d.time(4, "written_at")?,
+            }))
+        }))
+    }
+
+    fn list(&self, status: Option<RunStatus>) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
+        Box::pin(self.with_conn("list", "", move |conn, at| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT run_id, status, latest_seq, updated_at, parent_run FROM stroma_runs
+                     WHERE ?1 IS NULL OR status = ?1
+                     ORDER BY updated_at DESC, run_id ASC",
+                )
+                .map_err(|e| at.storage(e))?;
+            let mut rows = stmt
+                .query([status.map(RunStatus::as_str)])
+                .map_err(|e| at.storage(e))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| at.storage(e))? {
+                let run_id: String = row.get(0).map_err(|e| at.storage(e))?;
+                let d = Dec {
+                    at,
+                    run_id: &run_id,
+                    row,
+                };
+                out.push(RunSummary::new(
+                    run_id.clone(),
+                    d.status(1, "status")?,
+                    d.seq(2, "latest_seq")?,
+                    d.time(3, "updated_at")?,
+                    d.opt_text(4, "parent_run")?,
+                ));
+            }
+            Ok(out)
+        }))
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        let holder = holder.to_owned();
+        Box::pin(self.with_conn("acquire", run_id, move |conn, at| {
+            let now_time = SystemTime::now();
+            let now = to_nanos(at, now_time)?;
+            let expires_at = now_time
+                .checked_add(ttl)
+                .ok_or_else(|| at.storage("the ttl is too long"))?;
+            let expires = to_nanos(at, expires_at)?;
+            // IMMEDIATE: the check and the grant happen under the write lock,
+            // so of two connections acquiring at once, one waits and then sees
+            // the other's lease.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| at.storage(e))?;
+            let exists = tx
+                .query_row(
+                    "SELECT 1 FROM stroma_runs WHERE run_id = ?1",
+                    [at.run_id],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(|e| at.storage(e))?;
+            if exists.is_none() {
+                return Err(StoreError::unknown_run(at.operation, at.run_id));
+            }
+            if let Some((held_by, _)) = live_lease(&tx, at, at.run_id, now)? {
+                return Err(StoreError::lease_held(at.operation, at.run_id, held_by));
+            }
+            let lease = Lease::new(at.run_id, holder, new_token(), expires_at);
+            tx.execute(
+                "INSERT INTO stroma_leases (run_id, holder, token, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id) DO UPDATE SET
+                     holder = excluded.holder, token = excluded.token,
+                     expires_at = excluded.expires_at",
+                params![at.run_id, lease.holder(), lease.token(), expires],
+            )
+            .map_err(|e| at.storage(e))?;
+            tx.commit().map_err(|e| at.storage(e))?;
+            Ok(lease)
+        }))
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        let token = lease.token().to_owned();
+        Box::pin(self.with_conn("release", lease.run_id(), move |conn, at| {
+            conn.execute(
+                "DELETE FROM stroma_leases WHERE run_id = ?1 AND token = ?2",
+                params![at.run_id, token],
+            )
+            .map(drop)
+            .map_err(|e| at.storage(e))
+        }))
+    }
+
+    fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.with_conn("delete", run_id, |conn, at| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| at.storage(e))?;
+            for sql in [
+                "DELETE FROM stroma_checkpoints WHERE run_id = ?1",
+                "DELETE FROM stroma_leases WHERE run_id = ?1",
+            ] {
+                tx.execute(sql, [at.run_id]).map_err(|e| at.storage(e))?;
+            }
+            let n = tx
+                .execute("DELETE FROM stroma_runs WHERE run_id = ?1", [at.run_id])
+                .map_err(|e| at.storage(e))?;
+            tx.commit().map_err(|e| at.storage(e))?;
+            Ok(n > 0)
+        }))
+    }
+
+    fn prune(
+        &self,
+        older_than: Duration,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.with_conn("prune", "", move |conn, at| {
+            let now_time = SystemTime::now();
+            let now = to_nanos(at, now_time)?;
+            let before = to_nanos(at, cutoff(now_time, older_than))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| at.storage(e))?;
+            tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS stroma_prune (run_id TEXT PRIMARY KEY); DELETE FROM stroma_prune;")
+                .map_err(|e| at.storage(e))?;
+            tx.execute(
+                "INSERT INTO stroma_prune (run_id)
+                 SELECT r.run_id FROM stroma_runs r
+                 WHERE r.updated_at < ?1
+                   AND (?2 IS NULL OR r.status = ?2)
+                   AND NOT EXISTS (SELECT 1 FROM stroma_leases l
+                                   WHERE l.run_id = r.run_id AND l.expires_at > ?3)",
+                params![before, status.map(RunStatus::as_str), now],
+            )
+            .map_err(|e| at.storage(e))?;
+            for sql in [
+                "DELETE FROM stroma_checkpoints WHERE run_id IN (SELECT run_id FROM stroma_prune)",
+                "DELETE FROM stroma_leases WHERE run_id IN (SELECT run_id FROM stroma_prune)",
+            ] {
+                tx.execute(sql, []).map_err(|e| at.storage(e))?;
+            }
+            let n = tx
+                .execute(
+                    "DELETE FROM stroma_runs WHERE run_id IN (SELECT run_id FROM stroma_prune)",
+                    [],
+                )
+                .map_err(|e| at.storage(e))?;
+            tx.execute("DELETE FROM stroma_prune", [])
+                .map_err(|e| at.storage(e))?;
+            tx.commit().map_err(|e| at.storage(e))?;
+            Ok(n)
+        }))
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
