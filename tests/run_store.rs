@@ -11,7 +11,13 @@ use tokio::sync::Barrier;
 const LONG: Duration = Duration::from_secs(60);
 
 fn cp(run: &str, seq: u64, status: RunStatus) -> Checkpoint {
-    Checkpoint::new(run, seq, status, "fp-1", json!({"path": [seq], "model": {"n": seq}}))
+    Checkpoint::new(
+        run,
+        seq,
+        status,
+        "fp-1",
+        json!({"path": [seq], "model": {"n": seq}}),
+    )
 }
 
 /// Round trip, list by status, seq order, delete.
@@ -27,7 +33,10 @@ async fn check_basics(store: &dyn RunStore) {
 
     let lease = store.acquire("a", "w1", LONG).await.unwrap();
     assert_eq!((lease.run_id(), lease.holder()), ("a", "w1"));
-    store.save(cp("a", 1, RunStatus::Running), &lease).await.unwrap();
+    store
+        .save(cp("a", 1, RunStatus::Running), &lease)
+        .await
+        .unwrap();
     let last = cp("a", 2, RunStatus::Completed);
     store.save(last.clone(), &lease).await.unwrap();
     assert_eq!(store.latest("a").await.unwrap(), Some(last));
@@ -58,7 +67,13 @@ async fn check_basics(store: &dyn RunStore) {
     assert_eq!(running[0].run_id, "b");
     assert_eq!(running[0].latest_seq, 0);
     assert_eq!(running[0].parent_run.as_deref(), Some("a"));
-    assert!(store.list(Some(RunStatus::Failed)).await.unwrap().is_empty());
+    assert!(
+        store
+            .list(Some(RunStatus::Failed))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Unknown runs.
     let err = store.acquire("nope", "w1", LONG).await.unwrap_err();
@@ -79,7 +94,10 @@ async fn check_basics(store: &dyn RunStore) {
         .unwrap_err();
     assert_eq!(err.kind(), &StoreErrorKind::StaleLease);
     let lease = store.acquire("a", "w3", LONG).await.unwrap();
-    store.save(cp("a", 1, RunStatus::Running), &lease).await.unwrap();
+    store
+        .save(cp("a", 1, RunStatus::Running), &lease)
+        .await
+        .unwrap();
 }
 
 /// Lease exclusion, release, expiry, stale leases.
@@ -394,9 +412,10 @@ mod sqlite {
         );
         assert_eq!(
             store.latest("good").await.unwrap(),
-            Some(cp("good", 1, RunStatus::Running).with_written_at(
-                store.latest("good").await.unwrap().unwrap().written_at
-            ))
+            Some(
+                cp("good", 1, RunStatus::Running)
+                    .with_written_at(store.latest("good").await.unwrap().unwrap().written_at)
+            )
         );
 
         // Not text at all, and an unknown status.
@@ -451,7 +470,9 @@ mod sqlite {
     #[tokio::test]
     async fn a_session_and_a_run_store_share_a_file() {
         let db = TempDb::new("shared");
-        let session = stroma::SqliteSession::open(db.path(), "chat").await.unwrap();
+        let session = stroma::SqliteSession::open(db.path(), "chat")
+            .await
+            .unwrap();
         let store = SqliteStore::open(db.path()).await.unwrap();
         store.create_run("r", "fp", None).await.unwrap();
         session.close().await.unwrap();

@@ -113,15 +113,16 @@ impl StoreError {
     ) -> Self {
         let holder = holder.into();
         let cause = format!("the run is leased by {holder:?} and that lease has not expired");
-        Self::with_kind(operation, run_id, StoreErrorKind::LeaseHeld { holder }, cause)
+        Self::with_kind(
+            operation,
+            run_id,
+            StoreErrorKind::LeaseHeld { holder },
+            cause,
+        )
     }
 
     /// The lease given is not the run's current one.
-    pub fn stale_lease(
-        operation: &'static str,
-        run_id: impl Into<String>,
-        holder: &str,
-    ) -> Self {
+    pub fn stale_lease(operation: &'static str, run_id: impl Into<String>, holder: &str) -> Self {
         Self::with_kind(
             operation,
             run_id,

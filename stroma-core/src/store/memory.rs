@@ -168,7 +168,10 @@ impl RunStore for MemoryStore {
         })
     }
 
-    fn list(&self, status: Option<RunStatus>) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
+    fn list(
+        &self,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
         Box::pin(async move {
             let mut out: Vec<RunSummary> = self
                 .lock()

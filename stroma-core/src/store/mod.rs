@@ -246,11 +246,14 @@ pub trait RunStore: Send + Sync {
 
     /// The run's checkpoint with the highest `seq`; `None` if it has none
     /// (or the run is unknown).
-    fn latest<'a>(&'a self, run_id: &'a str)
-    -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>>;
+    fn latest<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>>;
 
     /// Every run (with `status`, if given), most recently updated first.
-    fn list(&self, status: Option<RunStatus>) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>>;
+    fn list(&self, status: Option<RunStatus>)
+    -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>>;
 
     /// A lease on `run_id` for `holder`, live for `ttl`. Fails with
     /// [`StoreErrorKind::LeaseHeld`] while another lease on the run is live
@@ -296,4 +299,56 @@ pub(crate) fn new_token() -> String {
 /// `now - age`, or the epoch if that is before it.
 pub(crate) fn cutoff(now: SystemTime, age: Duration) -> SystemTime {
     now.checked_sub(age).unwrap_or(UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_text_and_serde() {
+        for s in [
+            RunStatus::Running,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ] {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<RunStatus>(&json).unwrap(), s);
+        }
+        assert_eq!(RunStatus::parse("Running"), None);
+    }
+
+    #[test]
+    fn errors_name_the_run_the_operation_and_the_cause() {
+        let err = StoreError::lease_held("acquire", "r1", "w1");
+        assert_eq!(
+            err.to_string(),
+            "run \"r1\": acquire failed: the run is leased by \"w1\" and that lease has not expired"
+        );
+        let err = StoreError::corrupt("latest", "r1", "state", "EOF");
+        assert_eq!(err.kind(), &StoreErrorKind::Corrupt { field: "state" });
+        assert_eq!(
+            err.to_string(),
+            "run \"r1\": latest failed: stored field `state` cannot be decoded: EOF"
+        );
+        let err = StoreError::new("list", "", "disk I/O error");
+        assert_eq!(err.to_string(), "run store: list failed: disk I/O error");
+        fn is_send_sync<T: Send + Sync + std::error::Error + 'static>() {}
+        is_send_sync::<StoreError>();
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(new_token(), new_token());
+    }
+
+    #[test]
+    fn the_trait_is_object_safe() {
+        let store: std::sync::Arc<dyn RunStore> = std::sync::Arc::new(MemoryStore::new());
+        drop(store);
+    }
 }

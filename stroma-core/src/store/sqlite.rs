@@ -252,8 +252,8 @@ async fn blocking<T: Send + 'static>(
     run_id: &str,
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|e| StoreError::new(operation, run_id, e))?;
+    let runtime =
+        tokio::runtime::Handle::try_current().map_err(|e| StoreError::new(operation, run_id, e))?;
     runtime.spawn_blocking(work).await.map_err(|e| {
         StoreError::new(
             operation,
@@ -407,7 +407,10 @@ impl Dec<'_, '_> {
 
     fn seq(&self, idx: usize, field: &'static str) -> Result<u64, StoreError> {
         let n = self.int(idx, field)?;
-        u64::try_from(n).map_err(|_| self.at.corrupt(self.run_id, field, format!("{n} is negative")))
+        u64::try_from(n).map_err(|_| {
+            self.at
+                .corrupt(self.run_id, field, format!("{n} is negative"))
+        })
     }
 
     fn time(&self, idx: usize, field: &'static str) -> Result<SystemTime, StoreError> {
@@ -531,7 +534,11 @@ impl RunStore for SqliteStore {
                 };
                 let current = live_lease(&tx, at, at.run_id, now)?;
                 if current.as_ref().map(|(_, token)| token.as_str()) != Some(lease.token()) {
-                    return Err(StoreError::stale_lease(at.operation, at.run_id, lease.holder()));
+                    return Err(StoreError::stale_lease(
+                        at.operation,
+                        at.run_id,
+                        lease.holder(),
+                    ));
                 }
                 if seq <= latest {
                     return Err(StoreError::with_kind(
@@ -603,7 +610,10 @@ impl RunStore for SqliteStore {
         }))
     }
 
-    fn list(&self, status: Option<RunStatus>) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
+    fn list(
+        &self,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
         Box::pin(self.with_conn("list", "", move |conn, at| {
             let mut stmt = conn
                 .prepare_cached(
@@ -765,5 +775,75 @@ impl fmt::Debug for SqliteStore {
             .field("path", &self.inner.path)
             .field("ttl", &self.ttl)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn decoding_names_the_field_of_anything_unexpected() {
+        let conn = Connection::open_in_memory().unwrap();
+        let at = At {
+            operation: "latest",
+            run_id: "r",
+            path: Path::new(":memory:"),
+        };
+        let mut stmt = conn
+            .prepare("SELECT 'x', -1, 3.5, NULL, '{', x'ff'")
+            .unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        let row = rows.next().unwrap().unwrap();
+        let d = Dec {
+            at: &at,
+            run_id: "r",
+            row,
+        };
+        let field = |e: StoreError| e.kind().clone();
+        assert_eq!(
+            field(d.status(0, "status").unwrap_err()),
+            StoreErrorKind::Corrupt { field: "status" }
+        );
+        assert_eq!(
+            field(d.seq(1, "seq").unwrap_err()),
+            StoreErrorKind::Corrupt { field: "seq" }
+        );
+        assert_eq!(
+            field(d.time(1, "written_at").unwrap_err()),
+            StoreErrorKind::Corrupt {
+                field: "written_at"
+            }
+        );
+        assert_eq!(
+            field(d.int(2, "seq").unwrap_err()),
+            StoreErrorKind::Corrupt { field: "seq" }
+        );
+        assert_eq!(d.opt_text(3, "parent_run").unwrap(), None);
+        assert_eq!(
+            field(d.text(3, "fingerprint").unwrap_err()),
+            StoreErrorKind::Corrupt {
+                field: "fingerprint"
+            }
+        );
+        assert_eq!(
+            field(d.json(4, "state").unwrap_err()),
+            StoreErrorKind::Corrupt { field: "state" }
+        );
+        assert_eq!(
+            field(d.json(5, "state").unwrap_err()),
+            StoreErrorKind::Corrupt { field: "state" }
+        );
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_works() {
+        let store = SqliteStore::open(":memory:").await.unwrap();
+        store.create_run("r", "fp", None).await.unwrap();
+        assert_eq!(store.list(None).await.unwrap().len(), 1);
+        assert_eq!(
+            format!("{store:?}"),
+            r#"SqliteStore { path: ":memory:", ttl: None }"#
+        );
     }
 }
