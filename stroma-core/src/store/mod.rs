@@ -223,6 +223,10 @@ impl Lease {
 ///   the run's current live lease ([`StoreErrorKind::StaleLease`]
 ///   otherwise); its `seq` must be above the run's latest
 ///   ([`StoreErrorKind::SeqConflict`]).
+/// - Lease times are judged by the clock of whoever decides: for
+///   [`MemoryStore`] and [`SqliteStore`] that is the local clock (workers on
+///   one machine); a store shared across machines should judge expiry by
+///   its server's clock (`now()` in the database), not the callers'.
 /// - A stored value that cannot be decoded is an error of kind
 ///   [`StoreErrorKind::Corrupt`] naming the run and the field, never a
 ///   default.
@@ -281,6 +285,65 @@ pub trait RunStore: Send + Sync {
         older_than: Duration,
         status: Option<RunStatus>,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+/// A shared store is a store: `Arc<MemoryStore>`, `Arc<dyn RunStore>`.
+impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<S> {
+    fn create_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).create_run(run_id, fingerprint, parent_run)
+    }
+
+    fn save<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).save(checkpoint, lease)
+    }
+
+    fn latest<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>> {
+        (**self).latest(run_id)
+    }
+
+    fn list(
+        &self,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
+        (**self).list(status)
+    }
+
+    fn acquire<'a>(
+        &'a self,
+        run_id: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        (**self).acquire(run_id, holder, ttl)
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).release(lease)
+    }
+
+    fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        (**self).delete(run_id)
+    }
+
+    fn prune(
+        &self,
+        older_than: Duration,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        (**self).prune(older_than, status)
+    }
 }
 
 /// A unique lease token: process id, time, and a counter.
@@ -346,9 +409,14 @@ mod tests {
         assert_ne!(new_token(), new_token());
     }
 
-    #[test]
-    fn the_trait_is_object_safe() {
+    #[tokio::test]
+    async fn the_trait_is_object_safe_and_a_shared_store_is_a_store() {
         let store: std::sync::Arc<dyn RunStore> = std::sync::Arc::new(MemoryStore::new());
-        drop(store);
+        fn takes<S: RunStore>(s: S) -> S {
+            s
+        }
+        let store = takes(store);
+        store.create_run("r", "fp", None).await.unwrap();
+        assert_eq!(store.list(None).await.unwrap().len(), 1);
     }
 }
