@@ -163,10 +163,11 @@ async fn check_prune(store: &dyn RunStore) {
         .unwrap();
     store.release(&lease).await.unwrap();
     let _held = store.acquire("old-leased", "w", LONG).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     store.create_run("new", "fp", None).await.unwrap();
 
-    let age = Duration::from_millis(150);
+    // Wide margins: "new" must stay younger than `age` on a busy machine.
+    let age = Duration::from_millis(250);
     assert_eq!(store.prune(age, Some(RunStatus::Failed)).await.unwrap(), 0);
     assert_eq!(
         store.prune(age, Some(RunStatus::Completed)).await.unwrap(),
@@ -261,10 +262,10 @@ async fn memory_store_one_winner_per_race() {
 
 #[tokio::test]
 async fn memory_store_ttl() {
-    let store = MemoryStore::new().with_ttl(Duration::from_millis(100));
+    let store = MemoryStore::new().with_ttl(Duration::from_millis(250));
     assert_eq!(MemoryStore::new().prune_expired().await.unwrap(), 0);
     store.create_run("old", "fp", None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
     store.create_run("new", "fp", None).await.unwrap();
     assert_eq!(store.prune_expired().await.unwrap(), 1);
     assert_eq!(store.list(None).await.unwrap()[0].run_id, "new");
@@ -369,9 +370,9 @@ mod sqlite {
         let store = SqliteStore::open(db.path())
             .await
             .unwrap()
-            .with_ttl(Duration::from_millis(100));
+            .with_ttl(Duration::from_millis(250));
         store.create_run("old", "fp", None).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(450)).await;
         store.create_run("new", "fp", None).await.unwrap();
         assert_eq!(store.prune_expired().await.unwrap(), 1);
         drop(store);
