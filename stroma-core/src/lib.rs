@@ -13,6 +13,8 @@ mod model;
 mod node;
 mod run;
 mod session;
+#[cfg(feature = "sqlite")]
+mod sqlite_file;
 mod store;
 mod tree;
 

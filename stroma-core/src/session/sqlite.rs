@@ -1,10 +1,10 @@
 //! [`SqliteSession`]: sessions in an embedded SQLite file.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::{Arc, PoisonError};
 
+use crate::sqlite_file::{SharedConnection, on_blocking_pool, set_up};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -18,11 +18,6 @@ use crate::run::middleware::BoxFuture;
 pub const SCHEMA_VERSION: i64 = 1;
 
 const VERSION_KEY: &str = "session_schema_version";
-
-/// How long a write waits for another connection's write to finish (another
-/// process, or another [`SqliteSession::open`] of the same file) before it
-/// fails with "database is locked".
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A session stored in a SQLite file: items survive the process.
 ///
@@ -96,32 +91,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct SqliteSession {
-    store: Arc<Store>,
+    store: Arc<SharedConnection>,
     session_id: Arc<str>,
-}
-
-/// One connection to one file, shared by every handle made from one `open`.
-struct Store {
-    path: PathBuf,
-    /// `None` only once [`SqliteSession::close`] or `drop` has taken it.
-    /// A std mutex: it is locked only on the blocking pool, and its holder
-    /// runs one short SQLite statement or transaction.
-    conn: Mutex<Option<Connection>>,
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        // Closing checkpoints the WAL into the file: I/O that must not run on
-        // a runtime worker, so it goes to the blocking pool when there is one.
-        let conn = self
-            .conn
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let (Some(conn), Ok(runtime)) = (conn, tokio::runtime::Handle::try_current()) {
-            runtime.spawn_blocking(move || drop(conn));
-        }
-    }
 }
 
 /// Where an operation runs: for error messages.
@@ -172,10 +143,7 @@ impl SqliteSession {
         })
         .await?;
         Ok(SqliteSession {
-            store: Arc::new(Store {
-                path,
-                conn: Mutex::new(Some(conn)),
-            }),
+            store: Arc::new(SharedConnection::new(path, conn)),
             session_id,
         })
     }
@@ -259,27 +227,15 @@ async fn blocking<T: Send + 'static>(
     session_id: &str,
     work: impl FnOnce() -> Result<T, SessionError> + Send + 'static,
 ) -> Result<T, SessionError> {
-    // `spawn_blocking` panics outside a runtime; report it instead.
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|e| SessionError::new(operation, session_id, e))?;
-    runtime.spawn_blocking(work).await.map_err(|e| {
-        SessionError::new(
-            operation,
-            session_id,
-            format!("the SQLite task did not finish: {e}"),
-        )
-    })?
+    on_blocking_pool(work, |message| {
+        SessionError::new(operation, session_id, message)
+    })
+    .await
 }
 
 /// Sets a new connection up and brings the file to [`SCHEMA_VERSION`].
 fn prepare(conn: &mut Connection, at: &At<'_>) -> Result<(), SessionError> {
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| at.storage(e))?;
-    // WAL lets readers run beside the one writer. The pragma answers with the
-    // mode in force, which is "memory" for an in-memory database: fine too.
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-        .map_err(|e| at.storage(e))?;
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(|e| at.storage(e))?;
+    set_up(conn, "NORMAL").map_err(|e| at.storage(e))?;
 
     // IMMEDIATE: two processes creating the tables at once take turns.
     let tx = conn

@@ -6,10 +6,11 @@
 //! `IMMEDIATE` write transactions, a schema version row in `stroma_meta`.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::sqlite_file::{SharedConnection, on_blocking_pool, set_up};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
@@ -24,9 +25,6 @@ use crate::run::middleware::BoxFuture;
 pub const RUN_STORE_SCHEMA_VERSION: i64 = 1;
 
 const VERSION_KEY: &str = "run_store_schema_version";
-
-/// How long a write waits for another connection's write to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A run store in a SQLite file: checkpoints survive the process.
 ///
@@ -126,29 +124,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    inner: Arc<SharedConnection>,
     ttl: Option<Duration>,
-}
-
-struct Inner {
-    path: PathBuf,
-    /// `None` only once `drop` has taken it. Locked only on the blocking pool.
-    conn: Mutex<Option<Connection>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Closing checkpoints the WAL into the file: blocking I/O, so it goes
-        // to the blocking pool when there is one.
-        let conn = self
-            .conn
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let (Some(conn), Ok(runtime)) = (conn, tokio::runtime::Handle::try_current()) {
-            runtime.spawn_blocking(move || drop(conn));
-        }
-    }
 }
 
 /// Where an operation runs: for error messages.
@@ -191,10 +168,7 @@ impl SqliteStore {
         })
         .await?;
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                conn: Mutex::new(Some(conn)),
-            }),
+            inner: Arc::new(SharedConnection::new(path, conn)),
             ttl: None,
         })
     }
@@ -252,24 +226,12 @@ async fn blocking<T: Send + 'static>(
     run_id: &str,
     work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    let runtime =
-        tokio::runtime::Handle::try_current().map_err(|e| StoreError::new(operation, run_id, e))?;
-    runtime.spawn_blocking(work).await.map_err(|e| {
-        StoreError::new(
-            operation,
-            run_id,
-            format!("the SQLite task did not finish: {e}"),
-        )
-    })?
+    on_blocking_pool(work, |message| StoreError::new(operation, run_id, message)).await
 }
 
 /// Sets a new connection up and brings the file to the current version.
 fn prepare(conn: &mut Connection, at: &At<'_>) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| at.storage(e))?;
-    conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
-        .map_err(|e| at.storage(e))?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| at.storage(e))?;
+    set_up(conn, "FULL").map_err(|e| at.storage(e))?;
 
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
