@@ -288,6 +288,29 @@ async fn stream_with_runs_with_a_model_and_returns_it() {
 }
 
 #[tokio::test]
+async fn stream_with_model_streams_a_run_with_a_model_and_returns_it() {
+    let runner = StromaRunner::quick();
+    let p = pipeline![take_step, double, take_step];
+    let model = PipelineContext::new(Steps::default());
+    let (events, result) = collect(runner.stream_with_model(&p, 4, model)).await;
+    let result = result.unwrap();
+    assert_eq!(result.final_state, 11);
+    assert_eq!(result.model.taken, [4, 10]);
+    assert_eq!(
+        lines(&events),
+        [
+            "run started",
+            "started take_step",
+            "completed take_step",
+            "started double",
+            "completed double",
+            "started take_step#2",
+            "completed take_step#2",
+        ]
+    );
+}
+
+#[tokio::test]
 async fn stream_with_a_failing_model_node_returns_the_restored_model() {
     let runner = StromaRunner::quick();
     let p = pipeline![take_step, refuse];

@@ -133,6 +133,21 @@ async fn branches_render_with_the_variables_of_their_scope() {
     );
 }
 
+#[node]
+async fn pre_parsed(_: (), ctx: &Context) -> Result<String, NodeError> {
+    let template = Template::parse("$var{goal} ($expr{len(goal)} chars)")?;
+    Ok(ctx.render(&template)?)
+}
+
+#[tokio::test]
+async fn a_template_parsed_ahead_renders_in_a_node() {
+    let p = flow("f", pre_parsed).var("goal", "tidy up");
+    let result = StromaRunner::quick().run(&p, ()).await.unwrap();
+    assert_eq!(result.final_state, "tidy up (7 chars)");
+    let err = Template::parse("$expr{1 +").unwrap_err();
+    assert!(err.to_string().contains("unclosed `$expr{`"), "{err}");
+}
+
 #[test]
 fn template_parses_at_compile_time_and_renders_outside_a_run_without_references() {
     let plain = template!("no references, $$var{escaped}");
