@@ -5,8 +5,8 @@ pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
 
 pub use crate::combinators::branches::{
-    Settled, branch, describe_parallel, enter_scope, fork, leave_scope, poll_branch, run_branch,
-    settle, settled_output, split_outcome,
+    Settled, branch, enter_scope, fork, leave_scope, poll_branch, run_branch, settle,
+    settled_output, split_outcome,
 };
 pub use crate::engine::failure::NodeFailure;
 pub use crate::engine::guard::ModelGuard;

@@ -83,7 +83,7 @@ fn generate(list: &NodeList) -> TokenStream {
         quote! {
             const SLOTS: u32 = 1 #(+ <#params as __stroma::Node>::SLOTS)*;
             fn describe(&self, __shape: &mut __stroma::ShapeBuilder) {
-                __stroma::describe_parallel(__shape, __stroma::Node::name(self), |__shape| {
+                __shape.parallel(__stroma::Node::name(self), |__shape| {
                     #(__shape.branch(|__shape| __stroma::Node::describe(&self.#fields, __shape));)*
                 });
             }

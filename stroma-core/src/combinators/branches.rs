@@ -83,13 +83,7 @@ where
     } else {
         run_caught!(O, node, input, cx, slot)
     };
-    let outcome = match caught {
-        Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
-        Err(payload) => {
-            let at = cx.state_ref().loc(slot);
-            Err(cx.state().panic_failure(payload, at))
-        }
-    };
+    let outcome = cx.state().settle_caught(caught, slot);
     cx.state().leave_frame::<O>(frame, outcome.is_err());
     outcome
 }
@@ -104,16 +98,6 @@ pub struct Settled<'b, M> {
     /// Whether the branch has a context layer of its own to merge back.
     pub uses_context: bool,
     pub failure: Option<NodeFailure>,
-}
-
-/// The shape of a `parallel!` named `name` whose branches `branches` describes.
-#[doc(hidden)]
-pub fn describe_parallel(
-    shape: &mut ShapeBuilder,
-    name: &'static str,
-    branches: impl FnOnce(&mut ShapeBuilder),
-) {
-    shape.parallel(name, branches);
 }
 
 /// Joins finished branches back into `cx`, in declaration order: their

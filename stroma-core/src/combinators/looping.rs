@@ -239,8 +239,8 @@ where
             let iteration_layer =
                 layer.map(|outer| std::mem::replace(&mut cx.state().context, outer));
             let failure = 'failed: {
-                match outcome {
-                    Ok(Ok(output)) => {
+                match cx.state().settle_caught(outcome, slot + 1) {
+                    Ok(output) => {
                         // A condition that panics fails the loop itself, not
                         // the node that ran last.
                         let until = || (self.until)(&output, cx.model());
@@ -273,11 +273,7 @@ where
                         value = B::feed(output);
                         continue 'iterations;
                     }
-                    Ok(Err(failure)) => failure.locate(cx.state_ref().current),
-                    Err(payload) => {
-                        let at = cx.state_ref().loc(slot + 1);
-                        cx.state().panic_failure(payload, at)
-                    }
+                    Err(failure) => failure,
                 }
             };
             cx.state().leave_frame::<O>(frame, true);

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use futures::FutureExt as _;
 
-use crate::context::propagation::{with_context, with_session};
+use crate::context::propagation::{Situation, with_context, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
@@ -109,22 +109,20 @@ where
         async move {
             // A default model, the runner's entries alone, no variables, no
             // results: all put back afterwards, whatever the node did.
-            let model = std::mem::take(cx.model_mut());
             let layer = cx.state_ref().context.isolated();
-            let context = std::mem::replace(&mut cx.state().context, layer.clone());
             let vars = cx.state().vars.take();
-            let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Isolated);
-            let view = cx.state_ref().session_view();
-            let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
-            let caught =
-                Box::pin(with_context(&layer, with_session(view, run.catch_unwind()))).await;
-            let state = cx.state();
-            state.modifier = modifier;
-            state.vars = vars;
-            state.context = context;
-            *cx.model_mut() = model;
-            report_discarded::<O, M>(cx, slot, layer.has_own_writes(), N::MAY_CHANGE_MODEL);
-            settle(caught, cx, slot)
+            let outcome = run_modified::<O, N, M>(
+                &self.node,
+                input,
+                cx,
+                slot,
+                Modifier::Isolated,
+                M::default(),
+                layer,
+            )
+            .await;
+            cx.state().vars = vars;
+            outcome
         }
     }
 }
@@ -145,39 +143,48 @@ where
         async move {
             // Reads the model and context as they are; writes go to a copy
             // and a layer that are dropped afterwards.
-            let model = cx.model().clone();
+            let copy = cx.model().clone();
             let layer = cx.state_ref().context.child();
-            let context = std::mem::replace(&mut cx.state().context, layer.clone());
-            let modifier = std::mem::replace(&mut cx.state().modifier, Modifier::Snapshot);
-            let view = cx.state_ref().session_view();
-            let run = std::panic::AssertUnwindSafe(self.node.run::<O>(input, cx, slot));
-            let caught =
-                Box::pin(with_context(&layer, with_session(view, run.catch_unwind()))).await;
-            let state = cx.state();
-            state.modifier = modifier;
-            state.context = context;
-            *cx.model_mut() = model;
-            report_discarded::<O, M>(cx, slot, layer.has_own_writes(), N::MAY_CHANGE_MODEL);
-            settle(caught, cx, slot)
+            run_modified::<O, N, M>(&self.node, input, cx, slot, Modifier::Snapshot, copy, layer)
+                .await
         }
     }
 }
 
-/// A modified node's outcome: a panic, caught so the run's state could be
-/// put back first, becomes the failure of the node that panicked.
-fn settle<T, M>(
-    caught: std::thread::Result<Result<T, NodeFailure>>,
+/// Runs `node` as `modifier` says: on `model` and the context `layer`,
+/// whose writes are dropped afterwards, as the model is: the enclosing
+/// model, context and modifier are put back whatever the node did (a panic
+/// included), and the discarded writes reported.
+async fn run_modified<O, N, M>(
+    node: &N,
+    input: N::Input,
     cx: &mut Cx<M>,
     slot: u32,
-) -> Result<T, NodeFailure> {
-    match caught {
-        Ok(outcome) => outcome.map_err(|failure| failure.locate(cx.state_ref().current)),
-        Err(payload) => {
-            // Blamed on the node that started last, or this one if none did.
-            let at = cx.state_ref().loc(slot);
-            Err(cx.state().panic_failure(payload, at))
-        }
-    }
+    modifier: Modifier,
+    model: M,
+    layer: crate::context::Context,
+) -> Result<N::Output, NodeFailure>
+where
+    O: Observer,
+    N: RunsWith<M>,
+    M: Send + 'static,
+{
+    let model = std::mem::replace(cx.model_mut(), model);
+    let context = std::mem::replace(&mut cx.state().context, layer.clone());
+    let modifier = std::mem::replace(&mut cx.state().modifier, modifier);
+    let view = cx.state_ref().session_view();
+    let run = std::panic::AssertUnwindSafe(node.run::<O>(input, cx, slot));
+    let situation = Situation {
+        session: Some(view),
+        ..Situation::here()
+    };
+    let caught = Box::pin(with_context(&layer, within(situation, run.catch_unwind()))).await;
+    let state = cx.state();
+    state.modifier = modifier;
+    state.context = context;
+    *cx.model_mut() = model;
+    report_discarded::<O, M>(cx, slot, layer.has_own_writes(), N::MAY_CHANGE_MODEL);
+    cx.state().settle_caught(caught, slot)
 }
 
 /// Tells a watching handler or stream that a modified node's writes were

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::context::propagation::{PhaseInfo, with_phase};
+use crate::context::propagation::{PhaseInfo, Situation, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
@@ -114,7 +114,12 @@ impl<M: Send, N: RunsWith<M>> RunsWith<M> for Phase<N> {
                     // Boxed: a phase is rare, and its nodes' futures stay out
                     // of the enclosing pipeline's.
                     let run = self.inner.run::<O>(input, cx, slot + 1);
-                    let outcome = Box::pin(with_phase(self.info.clone(), view, run)).await;
+                    let situation = Situation {
+                        phase: Some(self.info.clone()),
+                        session: Some(view),
+                        ..Situation::here()
+                    };
+                    let outcome = Box::pin(within(situation, run)).await;
                     cx.state().phase_session = outer;
                     outcome.map_err(|failure| failure.locate(cx.state_ref().current))
                 }

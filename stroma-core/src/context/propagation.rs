@@ -83,48 +83,20 @@ pub fn current_session() -> Option<SessionView> {
     SITUATION.try_with(|s| s.session.clone()).ok().flatten()
 }
 
-/// Runs `future` inside the phase `phase`, whose nodes see `session` (the
-/// run's handler stays).
-pub(crate) fn with_phase<F: Future>(
-    phase: PhaseInfo,
-    session: SessionView,
-    future: F,
-) -> impl Future<Output = F::Output> {
-    let situation = Situation {
-        phase: Some(phase),
-        handler: current_handler(),
-        session: Some(session),
-    };
-    SITUATION.scope(situation, future)
+impl Situation {
+    /// Where the calling code stands now (nowhere outside a run that set one).
+    pub(crate) fn here() -> Situation {
+        SITUATION.try_with(Situation::clone).unwrap_or_default()
+    }
 }
 
-/// Runs `future` where nodes see `session` (a modified node's view).
-pub(crate) fn with_session<F: Future>(
-    session: SessionView,
+/// Runs `future` standing in `situation`: a run with a handler or session,
+/// a phase, a modified node.
+pub(crate) fn within<F: Future>(
+    situation: Situation,
     future: F,
 ) -> impl Future<Output = F::Output> {
-    let situation = Situation {
-        phase: current_phase(),
-        handler: current_handler(),
-        session: Some(session),
-    };
     SITUATION.scope(situation, future)
-}
-
-/// Runs `future` as a run with `handler` and `session`, task-locally.
-pub(crate) fn with_situation<F: Future>(
-    handler: Option<Arc<dyn Handler>>,
-    session: Option<SessionView>,
-    future: F,
-) -> impl Future<Output = F::Output> {
-    SITUATION.scope(
-        Situation {
-            phase: None,
-            handler,
-            session,
-        },
-        future,
-    )
 }
 
 fn read_cell(cell: &ExecutionCell) -> ExecutionContext {

@@ -8,8 +8,7 @@ use super::context::Context;
 use crate::combinators::flow::VarScope;
 use crate::combinators::modifiers::Modifier;
 use crate::error::ContextError;
-use crate::run::event::{Event, EventSink};
-use crate::run::handler::HandlerSink;
+use crate::run::event::{Event, Sinks};
 use crate::session::Session;
 use crate::session::view::{PhaseSession, Report, SessionView, resolve};
 use crate::tree::ScopePath;
@@ -25,8 +24,7 @@ pub(crate) struct Place {
     pub(crate) vars: Option<Arc<VarScope>>,
     pub(crate) results: Option<Arc<ResultsStore>>,
     /// Where the run's events go, for [`Context::emit`].
-    pub(crate) events: Option<EventSink>,
-    pub(crate) handler: Option<HandlerSink>,
+    pub(crate) sinks: Sinks,
     /// Whether the node runs `.isolated()` (no results) or `.snapshot()`.
     pub(crate) modifier: Modifier,
     /// What its session view is resolved from.
@@ -133,12 +131,11 @@ impl Context {
             self.place.phase_session.as_ref(),
             self.place.run_session.as_ref(),
         );
-        if self.place.events.is_none() && self.place.handler.is_none() {
+        if !self.place.sinks.any() {
             return view;
         }
         view.reporting(Report {
-            events: self.place.events.clone(),
-            handler: self.place.handler.clone(),
+            sinks: self.place.sinks.clone(),
             path: self.scope_path(),
         })
     }
@@ -149,22 +146,12 @@ impl Context {
     /// events. Not async: it never waits. Without a handler or stream it
     /// does nothing.
     pub fn emit(&self, name: impl Into<String>, data: impl serde::Serialize) {
-        if self.place.events.is_none() && self.place.handler.is_none() {
-            return;
-        }
-        let data = serde_json::to_value(&data)
-            .unwrap_or_else(|err| serde_json::Value::String(format!("<not JSON: {err}>")));
-        let event = Event::Custom {
+        self.place.sinks.send(|| Event::Custom {
             name: name.into(),
-            data,
+            data: serde_json::to_value(&data)
+                .unwrap_or_else(|err| serde_json::Value::String(format!("<not JSON: {err}>"))),
             path: self.scope_path(),
-        };
-        if let Some(handler) = &self.place.handler {
-            let _ = handler.unbounded_send(Some(event.clone()));
-        }
-        if let Some(events) = &self.place.events {
-            let _ = events.unbounded_send(event);
-        }
+        });
     }
 
     /// The kept output `reference` names, from this node.

@@ -11,8 +11,7 @@ use crate::context::Context;
 use crate::context::scoped::Place;
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
-use crate::run::event::{Event, EventSink};
-use crate::run::handler::HandlerSink;
+use crate::run::event::{Event, Sinks};
 use crate::run::middleware::Middleware;
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
@@ -131,10 +130,8 @@ pub(crate) struct RunShared {
     pub(crate) records: bool,
     pub(crate) results: bool,
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
-    /// Where events go, when the run is streamed.
-    pub(crate) events: Option<EventSink>,
-    /// Where events go for the run's handler, if it has one.
-    pub(crate) handler: Option<HandlerSink>,
+    /// Where events go: the run's stream and handler, if it has them.
+    pub(crate) sinks: Sinks,
     /// The run's conversation session, if it has one.
     pub(crate) session: Option<Arc<dyn Session>>,
     /// The pipeline's shape, when the run is watched (events, spans, middleware).
@@ -152,8 +149,7 @@ impl Clone for RunShared {
             records: self.records,
             results: self.results,
             middleware: Arc::clone(&self.middleware),
-            events: self.events.clone(),
-            handler: self.handler.clone(),
+            sinks: self.sinks.clone(),
             session: self.session.clone(),
             shape: self.shape.clone(),
             store: self.store.clone(),
@@ -165,6 +161,7 @@ impl Clone for RunShared {
 /// Where a state keeps its shared part: in place until the run forks its
 /// first branch, then behind an `Arc` the branches share, so a run that
 /// never branches allocates nothing for it and a branch costs one count.
+#[derive(Clone)]
 enum Shared {
     Alone(RunShared),
     Forked(Arc<RunShared>),
@@ -190,8 +187,7 @@ pub(crate) struct RunSetup {
     pub(crate) results: bool,
     pub(crate) expected_entries: usize,
     pub(crate) middleware: Arc<[Arc<dyn Middleware>]>,
-    pub(crate) events: Option<EventSink>,
-    pub(crate) handler: Option<HandlerSink>,
+    pub(crate) sinks: Sinks,
     pub(crate) session: Option<Arc<dyn Session>>,
     pub(crate) shape: Option<Arc<Shape>>,
     pub(crate) store: Option<Arc<ResultsStore>>,
@@ -233,8 +229,7 @@ impl RunState {
                 records: setup.records,
                 results: setup.results,
                 middleware: setup.middleware,
-                events: setup.events,
-                handler: setup.handler,
+                sinks: setup.sinks,
                 session: setup.session,
                 shape: setup.shape,
                 store: setup.store,
@@ -279,11 +274,19 @@ impl RunState {
                 shared
             }
         };
+        self.branch_state(Shared::Forked(shared), Vec::new(), Vec::new())
+    }
+
+    /// A branch of this state over `shared`: it starts where this state is
+    /// (its context, frame, variables, modifier, phase) and fills the
+    /// buffers `entries` and `frames`, which it is given empty.
+    fn branch_state(&self, shared: Shared, entries: Vec<Entry>, frames: Vec<FrameRow>) -> RunState {
+        debug_assert!(entries.is_empty() && frames.is_empty());
         RunState {
             context: self.context.clone(),
-            shared: Shared::Forked(shared),
-            entries: Vec::new(),
-            frames: Vec::new(),
+            shared,
+            entries,
+            frames,
             current: NO_NODE,
             current_since: None,
             last_end: None,
@@ -298,16 +301,11 @@ impl RunState {
     /// Makes a finished branch's state, whose entries were taken, a fresh
     /// fork of `self` again, so one state can serve branch after branch.
     pub(crate) fn refork(&self, branch: &mut RunState) {
-        branch.current = NO_NODE;
-        branch.current_since = None;
-        branch.last_end = None;
-        branch.frame = self.frame;
-        branch.frame_path.clone_from(&self.frame_path);
-        // A panic inside a flow, phase or modified node can leave its own
-        // settings on the branch: the next item starts from the enclosing ones.
-        branch.vars.clone_from(&self.vars);
-        branch.phase_session.clone_from(&self.phase_session);
-        branch.modifier = self.modifier;
+        // Whatever the last item left on it (a panic inside a flow, phase or
+        // modified node leaves their settings): the next starts afresh.
+        let entries = std::mem::take(&mut branch.entries);
+        let frames = std::mem::take(&mut branch.frames);
+        *branch = self.branch_state(branch.shared.clone(), entries, frames);
     }
 
     /// Takes a finished branch's entries and frames, appended to this
@@ -331,23 +329,13 @@ impl RunState {
     /// Reports `event` when the run is streamed.
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        if !self.streams() {
-            return;
-        }
-        let event = event();
-        // A consumer that stopped listening does not stop the run.
-        if let Some(handler) = &self.shared.handler {
-            let _ = handler.unbounded_send(Some(event.clone()));
-        }
-        if let Some(sink) = &self.shared.events {
-            let _ = sink.unbounded_send(event);
-        }
+        self.shared.sinks.send(event);
     }
 
     /// Whether events are reported.
     #[inline]
     pub(crate) fn streams(&self) -> bool {
-        self.shared.events.is_some() || self.shared.handler.is_some()
+        self.shared.sinks.any()
     }
 
     /// The context as the node `name`, at `slot`, sees it: its scopes'
@@ -361,8 +349,7 @@ impl RunState {
                 at: Some(self.loc(slot)),
                 vars: self.vars.clone(),
                 results: self.shared.store.clone(),
-                events: self.shared.events.clone(),
-                handler: self.shared.handler.clone(),
+                sinks: self.shared.sinks.clone(),
                 modifier: self.modifier,
                 phase_session: self.phase_session.clone(),
                 run_session: self.shared.session.clone(),
@@ -634,6 +621,25 @@ impl RunState {
     /// condition, a merge): the next node reads the clock for its start.
     pub(crate) fn clock_moved(&mut self) {
         self.last_end = None;
+    }
+
+    /// What a node run inside a panic guard left: its outcome, with a
+    /// failure located at the node that started last; a panic as that
+    /// node's failure (or the node at `slot`'s, if none started). The one
+    /// place the runner, loops, branches and modifiers turn what they caught
+    /// into a failure.
+    pub(crate) fn settle_caught<T>(
+        &mut self,
+        caught: std::thread::Result<Result<T, NodeFailure>>,
+        slot: u32,
+    ) -> Result<T, NodeFailure> {
+        match caught {
+            Ok(outcome) => outcome.map_err(|failure| failure.locate(self.current)),
+            Err(payload) => {
+                let at = self.loc(slot);
+                Err(self.panic_failure(payload, at))
+            }
+        }
     }
 
     /// A panic caught around some nodes, as the failure of the node it came

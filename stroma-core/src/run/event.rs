@@ -128,3 +128,35 @@ pub enum Event {
 
 /// Where a streamed run's events go.
 pub(crate) type EventSink = UnboundedSender<Event>;
+
+/// Where a run's events go: its stream and its handler, either, both or
+/// neither. The one place an event is fanned out.
+#[derive(Clone, Default)]
+pub(crate) struct Sinks {
+    pub(crate) stream: Option<EventSink>,
+    pub(crate) handler: Option<crate::run::handler::HandlerSink>,
+}
+
+impl Sinks {
+    /// Whether anyone listens.
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.stream.is_some() || self.handler.is_some()
+    }
+
+    /// Sends the event `make` makes, if anyone listens. A listener that
+    /// stopped listening does not stop the run.
+    #[inline]
+    pub(crate) fn send(&self, make: impl FnOnce() -> Event) {
+        if !self.any() {
+            return;
+        }
+        let event = make();
+        if let Some(handler) = &self.handler {
+            let _ = handler.unbounded_send(Some(event.clone()));
+        }
+        if let Some(stream) = &self.stream {
+            let _ = stream.unbounded_send(event);
+        }
+    }
+}

@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::combinators::flow::{ScopeLabel, Var, VarScope, declare};
 use crate::context::execution::ExecutionContext;
+use crate::context::propagation::{Situation, within};
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::{Context, SharedEntries};
 use crate::engine::failure::NodeFailure;
@@ -20,7 +21,7 @@ use crate::engine::observe::{Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::node::RunsWith;
-use crate::run::event::{Event, EventSink};
+use crate::run::event::{Event, EventSink, Sinks};
 use crate::run::handler::Handler;
 use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};
@@ -457,8 +458,10 @@ impl StromaRunner {
             results,
             expected_entries: pipeline.leaf_count(),
             middleware: Arc::clone(&config.middleware),
-            events: sink,
-            handler: delivery.as_ref().map(|(sink, _)| sink.clone()),
+            sinks: Sinks {
+                stream: sink,
+                handler: delivery.as_ref().map(|(sink, _)| sink.clone()),
+            },
             session: options.session.or_else(|| config.session.clone()),
             shape: watched.then(|| shape_of(pipeline)),
             // Only a node given `&Context` can look up results or its path.
@@ -505,10 +508,12 @@ impl StromaRunner {
             };
             if handler.is_some() || session.is_some() {
                 // Boxed: only runs with a handler or session carry them task-locally.
-                Box::pin(crate::context::propagation::with_situation(
-                    handler, session, run,
-                ))
-                .await
+                let situation = Situation {
+                    phase: None,
+                    handler,
+                    session,
+                };
+                Box::pin(within(situation, run)).await
             } else {
                 run.await
             }
@@ -522,42 +527,12 @@ impl StromaRunner {
             let _ = sink.unbounded_send(None);
             let _ = task.await;
         }
-        let failure = match outcome {
-            Ok(Ok(final_state)) => {
-                let (state, model) = cx.into_parts();
-                let shape = state.shared().shape.clone();
-                let (entries, frames, context) = state.finish();
-                let trace = Trace::new(
-                    pipeline,
-                    TraceParts {
-                        shape,
-                        entries,
-                        frames,
-                        records_on: records,
-                        results_on: results,
-                        status: NodeStatus::Completed,
-                        duration,
-                    },
-                );
-                return Ok(RunResult {
-                    final_state,
-                    run_id,
-                    model,
-                    context,
-                    trace,
-                });
-            }
-            Ok(Err(failure)) => failure.locate(cx.state_ref().current),
-            Err(payload) => {
-                let root = cx.state_ref().loc(0);
-                cx.state().panic_failure(payload, root)
-            }
-        };
+        let outcome = cx.state().settle_caught(outcome, 0);
         let (state, model) = cx.into_parts();
         let shape = state.shared().shape.clone();
         let (mut entries, frames, context) = state.finish();
-        let mut failure = failure;
-        if !(records || results)
+        if let Err(failure) = &outcome
+            && !(records || results)
             && let Some(loc) = failure.innermost().loc()
         {
             // Records off: the failing node is the one entry the tree shows.
@@ -568,6 +543,11 @@ impl StromaRunner {
                 output: None,
             });
         }
+        let status = if outcome.is_ok() {
+            NodeStatus::Completed
+        } else {
+            NodeStatus::Failed
+        };
         let trace = Trace::new(
             pipeline,
             TraceParts {
@@ -576,10 +556,22 @@ impl StromaRunner {
                 frames,
                 records_on: records,
                 results_on: results,
-                status: NodeStatus::Failed,
+                status,
                 duration,
             },
         );
+        let mut failure = match outcome {
+            Ok(final_state) => {
+                return Ok(RunResult {
+                    final_state,
+                    run_id,
+                    model,
+                    context,
+                    trace,
+                });
+            }
+            Err(failure) => failure,
+        };
         {
             let shape = trace.shape();
             let paths = Paths::new(shape, &trace.frames);

@@ -5,8 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{Item, MemorySession, Session, SessionError};
-use crate::run::event::{Event, EventSink};
-use crate::run::handler::HandlerSink;
+use crate::run::event::{Event, Sinks};
 use crate::tree::ScopePath;
 
 /// How a node's view of the session was resolved, in priority order.
@@ -50,8 +49,7 @@ pub struct SessionView {
 
 #[derive(Clone)]
 pub(crate) struct Report {
-    pub(crate) events: Option<EventSink>,
-    pub(crate) handler: Option<HandlerSink>,
+    pub(crate) sinks: Sinks,
     pub(crate) path: ScopePath,
 }
 
@@ -120,16 +118,10 @@ impl SessionView {
 
     fn report_discarded(&self) {
         let Some(report) = &self.report else { return };
-        let event = Event::WritesDiscarded {
+        report.sinks.send(|| Event::WritesDiscarded {
             path: report.path.clone(),
             what: "session",
-        };
-        if let Some(handler) = &report.handler {
-            let _ = handler.unbounded_send(Some(event.clone()));
-        }
-        if let Some(events) = &report.events {
-            let _ = events.unbounded_send(event);
-        }
+        });
     }
 }
 

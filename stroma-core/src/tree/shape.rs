@@ -120,9 +120,8 @@ impl ShapeBuilder {
         self.shape
     }
 
-    /// A node that runs nothing inside: a leaf with output type `output_type`.
-    pub fn leaf(&mut self, id: &'static str, output_type: &'static str) {
-        let _ = output_type;
+    /// A node that runs nothing inside: a leaf.
+    pub fn leaf(&mut self, id: &'static str) {
         self.push(id, ScopeKind::Node);
     }
 
