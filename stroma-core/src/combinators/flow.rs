@@ -10,9 +10,8 @@ use serde::Serialize;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Node, RunsWith};
 use crate::tree::ScopeKind;
-use crate::tree::shape::ShapeBuilder;
 
 /// A variable of a scope: its value, typed for [`Context::var`](crate::Context::var),
 /// and as JSON, for templates.
@@ -173,45 +172,7 @@ impl<N> Flow<N> {
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<N: Node> Node for Flow<N> {
-    type Input = N::Input;
-    type Output = N::Output;
-
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn leaf_count(&self) -> usize {
-        self.inner.leaf_count() + 1
-    }
-
-    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
-        N::input_json(input)
-    }
-
-    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
-
-    const USES_CONTEXT: bool = N::USES_CONTEXT;
-
-    const SLOTS: u32 = 1 + N::SLOTS;
-
-    fn describe(&self, shape: &mut ShapeBuilder) {
-        shape.scope(self.name, ScopeKind::Flow, |inner| {
-            self.inner.describe(inner)
-        });
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<T, N: Accepts<T>> Accepts<T> for Flow<N> {
-    type Checked = Self;
-
-    #[inline(always)]
-    fn accept(value: T) -> Self::Input {
-        N::accept(value)
-    }
-}
+super::scope_node!(Flow, ScopeKind::Flow, |flow: &Flow<N>| flow.name);
 
 impl<M: Send, N: RunsWith<M>> RunsWith<M> for Flow<N> {
     // Written out: the trait promises a `Send` future, which this states.

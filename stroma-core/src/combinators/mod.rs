@@ -1,6 +1,49 @@
 //! The combinators that are nodes of nodes: `parallel!` (its runtime half)
 //! and `for_each` run branches; `loop_until` runs iterations.
 
+/// `Node` and `Accepts` for `$wrapper<N>`, a named scope of kind `$kind`
+/// (id: `$id(self)`) around the node in its field `inner`, one slot before it.
+macro_rules! scope_node {
+    ($wrapper:ident, $kind:expr, $id:expr) => {
+        #[diagnostic::do_not_recommend]
+        impl<N: $crate::node::Node> $crate::node::Node for $wrapper<N> {
+            type Input = N::Input;
+            type Output = N::Output;
+
+            fn name(&self) -> &'static str {
+                ($id)(self)
+            }
+
+            fn leaf_count(&self) -> usize {
+                self.inner.leaf_count() + 1
+            }
+
+            fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+                N::input_json(input)
+            }
+
+            const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+            const USES_CONTEXT: bool = N::USES_CONTEXT;
+            const SLOTS: u32 = 1 + N::SLOTS;
+
+            fn describe(&self, shape: &mut $crate::tree::shape::ShapeBuilder) {
+                shape.scope(($id)(self), $kind, |inner| self.inner.describe(inner));
+            }
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<T, N: $crate::node::Accepts<T>> $crate::node::Accepts<T> for $wrapper<N> {
+            type Checked = Self;
+
+            #[inline(always)]
+            fn accept(value: T) -> Self::Input {
+                N::accept(value)
+            }
+        }
+    };
+}
+pub(crate) use scope_node;
+
 pub(crate) mod branches;
 pub(crate) mod flow;
 pub(crate) mod looping;

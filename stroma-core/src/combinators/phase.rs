@@ -6,12 +6,11 @@ use crate::context::propagation::{PhaseInfo, Situation, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Node, RunsWith};
 use crate::run::event::Event;
 use crate::session::view::PhaseSession;
 use crate::tree::ScopeKind;
 use crate::tree::record::NodeStatus;
-use crate::tree::shape::ShapeBuilder;
 
 /// `inner` as the phase `label`: a scope of its own in the run tree, around
 /// whose nodes the run's handler sees [`Event::PhaseStarted`] and
@@ -42,45 +41,9 @@ pub struct Phase<N> {
     inner: N,
 }
 
-#[diagnostic::do_not_recommend]
-impl<N: Node> Node for Phase<N> {
-    type Input = N::Input;
-    type Output = N::Output;
-
-    fn name(&self) -> &'static str {
-        self.info.label()
-    }
-
-    fn leaf_count(&self) -> usize {
-        self.inner.leaf_count() + 1
-    }
-
-    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
-        N::input_json(input)
-    }
-
-    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
-
-    const USES_CONTEXT: bool = N::USES_CONTEXT;
-
-    const SLOTS: u32 = 1 + N::SLOTS;
-
-    fn describe(&self, shape: &mut ShapeBuilder) {
-        shape.scope(self.info.label(), ScopeKind::Phase, |inner| {
-            self.inner.describe(inner)
-        });
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<T, N: Accepts<T>> Accepts<T> for Phase<N> {
-    type Checked = Self;
-
-    #[inline(always)]
-    fn accept(value: T) -> Self::Input {
-        N::accept(value)
-    }
-}
+super::scope_node!(Phase, ScopeKind::Phase, |phase: &Phase<N>| phase
+    .info
+    .label());
 
 impl<M: Send, N: RunsWith<M>> RunsWith<M> for Phase<N> {
     // Written out: the trait promises a `Send` future, which this states.
