@@ -203,8 +203,6 @@ pub use stroma_macros::parallel;
 
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
-    #[cfg(feature = "sqlite")]
-    pub use crate::SqliteSession;
     pub use crate::{
         Append, Context, Event, ExecutionContext, Handler, Node, NodeError, NodeExt, NodeStatus,
         PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope,
@@ -212,5 +210,11 @@ pub mod prelude {
         current_phase, flow, for_each, in_phase, loop_until, node, parallel, phase, pipeline,
         template,
     };
+    pub use crate::{
+        Durability, DurableError, Interrupt, Interrupted, MemoryStore, ResumeOptions, RunStatus,
+        RunStore, StoreError, StoredRun,
+    };
+    #[cfg(feature = "sqlite")]
+    pub use crate::{SqliteSession, SqliteStore};
     pub use serde::{Deserialize, Serialize};
 }

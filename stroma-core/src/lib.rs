@@ -7,6 +7,7 @@
 
 mod combinators;
 mod context;
+mod durable;
 mod engine;
 mod error;
 mod model;
@@ -36,6 +37,10 @@ pub use context::propagation::{
     require_execution_context, spawn,
 };
 pub use context::templates::AsTemplate;
+pub use durable::{
+    CHECKPOINT_FORMAT_VERSION, Durability, Durable, DurableError, Interrupt, Interrupted,
+    ResumeOptions, Saveable, StoredRun,
+};
 pub use engine::failure::{NodeFailure, NodePanic};
 pub use engine::state::Cx;
 pub use error::{BoxError, ContextConflict, ContextError, NodeError};
@@ -46,6 +51,7 @@ pub use model::pipeline_context::{
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
+pub use run::durable::DurableRuns;
 pub use run::event::Event;
 pub use run::handler::Handler;
 pub use run::middleware::{

@@ -88,6 +88,9 @@ impl NodeList {
                 }
             }
 
+            // Durable when every node is.
+            impl<#(#params: __stroma::Durable),*> __stroma::Durable for #name<#(#params),*> {}
+
             // It takes what its first node takes. Stated as "whatever the
             // first node accepts" rather than `Accepts<N0::Input>`: a mismatch
             // then fails the first node's own `Accepts` bound (E0277, with its

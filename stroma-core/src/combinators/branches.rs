@@ -290,6 +290,8 @@ impl<N> ForEach<N> {
     }
 }
 
+impl<N: crate::durable::Durable> crate::durable::Durable for ForEach<N> {}
+
 #[diagnostic::do_not_recommend]
 impl<N: Node> Node for ForEach<N> {
     type Input = Vec<N::Input>;

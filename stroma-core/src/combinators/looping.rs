@@ -123,6 +123,8 @@ impl<B: Clone, F: Clone, M> Clone for LoopUntil<B, F, M> {
     }
 }
 
+impl<B: crate::durable::Durable, F, M> crate::durable::Durable for LoopUntil<B, F, M> {}
+
 #[diagnostic::do_not_recommend]
 impl<B, F, M> Node for LoopUntil<B, F, M>
 where

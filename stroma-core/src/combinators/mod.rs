@@ -31,6 +31,8 @@ macro_rules! scope_node {
             }
         }
 
+        impl<N: $crate::durable::Durable> $crate::durable::Durable for $wrapper<N> {}
+
         #[diagnostic::do_not_recommend]
         impl<T, N: $crate::node::Accepts<T>> $crate::node::Accepts<T> for $wrapper<N> {
             type Checked = Self;

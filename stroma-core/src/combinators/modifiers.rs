@@ -38,6 +38,8 @@ pub struct Snapshot<N> {
 
 macro_rules! modified_node {
     ($wrapper:ident) => {
+        impl<N: crate::durable::Durable> crate::durable::Durable for $wrapper<N> {}
+
         #[diagnostic::do_not_recommend]
         impl<N: Node> Node for $wrapper<N> {
             type Input = N::Input;

@@ -30,6 +30,10 @@ pub(crate) struct Place {
     /// What its session view is resolved from.
     pub(crate) phase_session: Option<PhaseSession>,
     pub(crate) run_session: Option<Arc<dyn Session>>,
+    /// In a durable run, the node's journal: steps, questions.
+    pub(crate) durable: Option<Arc<crate::durable::run::NodeJournal>>,
+    /// The run, for idempotency keys.
+    pub(crate) run_id: Option<crate::RunId>,
 }
 
 impl Context {

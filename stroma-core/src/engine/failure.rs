@@ -127,6 +127,27 @@ impl NodeFailure {
         self
     }
 
+    /// Every error of type `E` this failure carries: its cause's, and those
+    /// of every failed branch and item inside it, in declaration order.
+    pub(crate) fn find_all<'s, E: StdError + 'static>(&'s self, out: &mut Vec<&'s E>) {
+        let mut error: Option<&(dyn StdError + 'static)> = Some(&*self.parts.cause);
+        while let Some(current) = error {
+            if let Some(found) = current.downcast_ref::<E>() {
+                out.push(found);
+                return;
+            }
+            if let Some(branches) =
+                current.downcast_ref::<crate::combinators::branches::BranchesFailed>()
+            {
+                for failure in branches.outcomes().filter_map(|(_, failure)| failure) {
+                    failure.find_all(out);
+                }
+                return;
+            }
+            error = current.source();
+        }
+    }
+
     /// Where it failed, if it is known.
     pub(crate) fn loc(&self) -> Option<Loc> {
         self.parts.loc

@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
+use crate::durable::bounds::LeafCodec;
 use crate::engine::failure::NodeFailure;
-use crate::engine::state::RunState;
+use crate::engine::state::{Cx, RunState};
 use crate::error::BoxError;
 use crate::run::event::Event;
 use crate::run::middleware::{HookArg, NodeCall, around};
@@ -50,6 +51,31 @@ pub trait Observer: Send + Sync + 'static {
         O: Send + 'a,
         C: Fn(F::Output) -> Result<O, BoxError> + Send + 'a,
         K: Fn(&O) -> Kept + Send + 'a;
+
+    /// Runs a whole `#[node]` at `slot`: `body` is its generated body, which
+    /// goes through [`leaf`](Self::leaf). Every observer but a durable
+    /// run's calls `body` and adds nothing; a durable run's replays a node
+    /// it saved, and saves each node that completes.
+    #[inline(always)]
+    fn node<'a, M, I, T, K, B, F>(
+        cx: &'a mut Cx<M>,
+        slot: u32,
+        input: I,
+        codec: LeafCodec<T>,
+        keep: K,
+        body: B,
+    ) -> impl Future<Output = Result<T, NodeFailure>> + Send + 'a
+    where
+        M: Send + 'static,
+        I: Send + 'a,
+        T: Send + 'a,
+        K: Fn(&T) -> Kept + Send + 'a,
+        B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
+        F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
+    {
+        let _ = (slot, codec, keep);
+        body(cx, input)
+    }
 }
 
 /// Nothing watches the run.
@@ -63,6 +89,51 @@ pub enum Recorded {}
 /// Spans, middleware or events watch the run.
 #[doc(hidden)]
 pub enum Watched {}
+
+/// A durable run: watched as [`Watched`] is, and each node saved as it
+/// completes (see `durable/node.rs`).
+#[doc(hidden)]
+pub enum Journaled {}
+
+impl Observer for Journaled {
+    const KEEPS: bool = true;
+    const WATCHED: bool = true;
+
+    fn leaf<'a, F, O, C, K>(
+        run: &'a mut RunState,
+        slot: u32,
+        future: F,
+        outcome: C,
+        keep: K,
+    ) -> impl Future<Output = Result<O, NodeFailure>> + Send + 'a
+    where
+        F: Future + Send + 'a,
+        O: Send + 'a,
+        C: Fn(F::Output) -> Result<O, BoxError> + Send + 'a,
+        K: Fn(&O) -> Kept + Send + 'a,
+    {
+        watched_leaf(run, slot, future, outcome, keep)
+    }
+
+    fn node<'a, M, I, T, K, B, F>(
+        cx: &'a mut Cx<M>,
+        slot: u32,
+        input: I,
+        codec: LeafCodec<T>,
+        keep: K,
+        body: B,
+    ) -> impl Future<Output = Result<T, NodeFailure>> + Send + 'a
+    where
+        M: Send + 'static,
+        I: Send + 'a,
+        T: Send + 'a,
+        K: Fn(&T) -> Kept + Send + 'a,
+        B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
+        F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
+    {
+        crate::durable::node::journaled_node(cx, slot, input, codec, keep, body)
+    }
+}
 
 impl Observer for Lean {
     const KEEPS: bool = false;

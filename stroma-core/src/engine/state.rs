@@ -9,6 +9,7 @@ use crate::combinators::flow::VarScope;
 use crate::combinators::modifiers::Modifier;
 use crate::context::Context;
 use crate::context::scoped::Place;
+use crate::durable::run::{DurableRun, NodeJournal};
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::run::event::{Event, Sinks};
@@ -121,6 +122,8 @@ pub struct RunState {
     pub(crate) modifier: Modifier,
     /// The session of the phase nodes now run in, if any.
     pub(crate) phase_session: Option<PhaseSession>,
+    /// In a durable run, the node running now: its steps and questions.
+    pub(crate) durable_node: Option<Arc<NodeJournal>>,
 }
 
 /// The part of a run's state that never changes during the run, shared by
@@ -138,6 +141,8 @@ pub(crate) struct RunShared {
     pub(crate) shape: Option<Arc<Shape>>,
     /// What nodes may look up of the nodes before them, when a node can (takes `&Context`).
     pub(crate) store: Option<Arc<ResultsStore>>,
+    /// The run's store, lease and journal, when the run is durable.
+    pub(crate) durable: Option<Arc<DurableRun>>,
     /// The next frame's number: frames are numbered across all branches.
     next_frame: AtomicU32,
 }
@@ -153,6 +158,7 @@ impl Clone for RunShared {
             session: self.session.clone(),
             shape: self.shape.clone(),
             store: self.store.clone(),
+            durable: self.durable.clone(),
             next_frame: AtomicU32::new(self.next_frame.load(Ordering::Relaxed)),
         }
     }
@@ -192,6 +198,7 @@ pub(crate) struct RunSetup {
     pub(crate) shape: Option<Arc<Shape>>,
     pub(crate) store: Option<Arc<ResultsStore>>,
     pub(crate) vars: Option<Arc<VarScope>>,
+    pub(crate) durable: Option<Arc<DurableRun>>,
 }
 
 /// No node has started yet.
@@ -233,6 +240,7 @@ impl RunState {
                 session: setup.session,
                 shape: setup.shape,
                 store: setup.store,
+                durable: setup.durable,
                 next_frame: AtomicU32::new(ROOT_FRAME + 1),
             }),
             entries: if keeps {
@@ -249,6 +257,7 @@ impl RunState {
             vars: setup.vars,
             modifier: Modifier::None,
             phase_session: None,
+            durable_node: None,
         }
     }
 
@@ -295,6 +304,7 @@ impl RunState {
             vars: self.vars.clone(),
             modifier: self.modifier,
             phase_session: self.phase_session.clone(),
+            durable_node: None,
         }
     }
 
@@ -338,6 +348,13 @@ impl RunState {
         self.shared.sinks.any()
     }
 
+    /// Whether paths are made as nodes run: for events, and for a durable
+    /// run, which saves each node by its path.
+    #[inline]
+    pub(crate) fn tracks_paths(&self) -> bool {
+        self.streams() || self.shared.durable.is_some()
+    }
+
     /// The context as the node `name`, at `slot`, sees it: its scopes'
     /// variables and the run's results; errors it returns name the node.
     #[doc(hidden)]
@@ -353,6 +370,8 @@ impl RunState {
                 modifier: self.modifier,
                 phase_session: self.phase_session.clone(),
                 run_session: self.shared.session.clone(),
+                durable: self.durable_node.clone(),
+                run_id: Some(self.shared.run.run_id),
             },
         )
     }
@@ -480,7 +499,7 @@ impl RunState {
             });
             self.frames.len() - 1
         });
-        let outer_path = if O::WATCHED && self.streams() {
+        let outer_path = if O::WATCHED && self.tracks_paths() {
             let path = {
                 let saved = std::mem::replace(&mut self.frame, outer);
                 let path = self.path_now(slot).indexed(index);

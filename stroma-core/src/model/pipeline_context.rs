@@ -275,7 +275,36 @@ pub(crate) type InputFiller = fn(&mut dyn Any, Value);
 static INPUT_FILLERS: LazyLock<RwLock<HashMap<TypeId, InputFiller>>> =
     LazyLock::new(Default::default);
 
+/// Appends questions and answers to a model's `hitl_history`, for model
+/// types that have one.
+type InteractionRecorder = fn(&mut dyn Any, Vec<HumanInteraction>) -> bool;
+
+/// Which model types keep a `hitl_history`, by `TypeId`: filled with the
+/// input fillers.
+static INTERACTION_RECORDERS: LazyLock<RwLock<HashMap<TypeId, InteractionRecorder>>> =
+    LazyLock::new(Default::default);
+
+/// Appends `items` to `model`'s `hitl_history` if it is a `PipelineContext`;
+/// whether it did.
+pub(crate) fn record_interactions<M: 'static>(model: &mut M, items: Vec<HumanInteraction>) -> bool {
+    let recorder = INTERACTION_RECORDERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&TypeId::of::<M>())
+        .copied();
+    recorder.is_some_and(|record| record(model, items))
+}
+
 fn register_input_filler<T: 'static>() {
+    fn record<T: 'static>(model: &mut dyn Any, items: Vec<HumanInteraction>) -> bool {
+        match model.downcast_mut::<PipelineContext<T>>() {
+            Some(model) => {
+                model.hitl_history.extend(items);
+                true
+            }
+            None => false,
+        }
+    }
     fn fill<T: 'static>(model: &mut dyn Any, input: Value) {
         if let Some(model) = model.downcast_mut::<PipelineContext<T>>() {
             model.initial_input = input;
@@ -291,6 +320,10 @@ fn register_input_filler<T: 'static>() {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, fill::<T>);
+        INTERACTION_RECORDERS
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, record::<T>);
     }
 }
 

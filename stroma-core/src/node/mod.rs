@@ -58,7 +58,7 @@ pub trait Node: Clone + Send + Sync + 'static {
     /// Adds this node's shape (its slots, in order) to `shape`.
     #[doc(hidden)]
     fn describe(&self, shape: &mut ShapeBuilder) {
-        shape.leaf(self.name());
+        shape.leaf_of(self.name(), std::any::type_name::<Self::Output>());
     }
 
     /// Whether running this node may change the run's model. When no branch

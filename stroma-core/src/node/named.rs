@@ -60,6 +60,8 @@ pub struct Named<N> {
 }
 
 // Not offered as a fix in errors about elements that are not nodes.
+impl<N: crate::durable::Durable> crate::durable::Durable for Named<N> {}
+
 #[diagnostic::do_not_recommend]
 impl<N: Node> Node for Named<N> {
     type Input = N::Input;

@@ -145,6 +145,36 @@ impl RunError {
         self.inner.failure.is_run_stopped()
     }
 
+    /// Whether the run stopped to ask a person ([`Context::interrupt`](crate::Context::interrupt)),
+    /// or was given an answer of the wrong type and stays interrupted;
+    /// [`interrupts`](Self::interrupts) lists the questions.
+    pub fn is_interrupted(&self) -> bool {
+        !self.interrupts().is_empty()
+    }
+
+    /// The questions the run stopped on, one per asking node (several when
+    /// `parallel!` branches or `for_each` items each asked), in declaration order.
+    pub fn interrupts(&self) -> Vec<crate::Interrupt> {
+        self.interrupted()
+            .into_iter()
+            .map(|i| i.interrupt().clone())
+            .collect()
+    }
+
+    /// The [`Interrupted`](crate::Interrupted) errors the run stopped on.
+    pub fn interrupted(&self) -> Vec<&crate::Interrupted> {
+        let mut found = Vec::new();
+        self.inner.failure.find_all(&mut found);
+        found
+    }
+
+    /// Why a durable run could not start, resume or save, if that is why it failed.
+    pub fn durable_error(&self) -> Option<&crate::DurableError> {
+        let mut found = Vec::new();
+        self.inner.failure.find_all(&mut found);
+        found.into_iter().next()
+    }
+
     /// Whether the node panicked (rather than returned an error).
     pub fn is_panic(&self) -> bool {
         self.inner.failure.is_panic()

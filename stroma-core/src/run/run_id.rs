@@ -42,6 +42,44 @@ impl RunId {
     pub fn as_u128(self) -> u128 {
         self.0
     }
+
+    /// The id written as `text` (36 characters, as [`Display`](fmt::Display)
+    /// gives them: hex digits with dashes after the 8th, 12th, 16th and
+    /// 20th); `None` for any other text. Never panics.
+    ///
+    /// ```
+    /// use stroma_core::RunId;
+    ///
+    /// let id = RunId::new();
+    /// assert_eq!(RunId::parse(&id.to_string()), Some(id));
+    /// assert_eq!(RunId::parse("not an id"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<RunId> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 36 {
+            return None;
+        }
+        let mut raw: u128 = 0;
+        for (i, byte) in bytes.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if *byte != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let digit = (*byte as char).to_digit(16)?;
+            raw = (raw << 4) | u128::from(digit);
+        }
+        Some(RunId(raw))
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        RunId::parse(text).ok_or_else(|| format!("`{text}` is not a run id"))
+    }
 }
 
 impl RunId {

@@ -17,7 +17,7 @@ use crate::context::propagation::{Situation, within};
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::{Context, SharedEntries};
 use crate::engine::failure::NodeFailure;
-use crate::engine::observe::{Lean, Observer, Recorded, Watched};
+use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::node::RunsWith;
@@ -61,6 +61,10 @@ pub struct RunConfig {
     handler: Option<Arc<dyn Handler>>,
     /// Every run's conversation session, unless a run gives its own.
     session: Option<Arc<dyn Session>>,
+    /// Where durable runs are saved.
+    pub(crate) store: Option<Arc<dyn crate::store::RunStore>>,
+    pub(crate) durability: crate::durable::Durability,
+    pub(crate) lease_ttl: std::time::Duration,
 }
 
 impl Default for RunConfig {
@@ -74,6 +78,9 @@ impl Default for RunConfig {
             vars: None,
             handler: None,
             session: None,
+            store: None,
+            durability: crate::durable::Durability::Sync,
+            lease_ttl: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -169,6 +176,27 @@ impl RunConfig {
     /// [`RunOptions::session`] wins); see [`Context::session`](crate::Context::session).
     pub fn with_session(mut self, session: impl Session + 'static) -> Self {
         self.session = Some(Arc::new(session));
+        self
+    }
+
+    /// Saves durable runs ([`StromaRunner::run_durable`]) in `store`.
+    pub fn with_store(mut self, store: impl crate::store::RunStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// When durable runs write their checkpoints (default:
+    /// [`Durability::Sync`](crate::Durability::Sync)).
+    pub fn durability(mut self, durability: crate::durable::Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How long a durable run's lease lasts without a checkpoint renewing
+    /// it (default: 30 s). A run whose process died can be taken over by
+    /// another once its lease has run out.
+    pub fn lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lease_ttl = ttl;
         self
     }
 
@@ -268,6 +296,21 @@ impl StromaRunner {
         Self::new(self.inner.config.clone().with_session(session))
     }
 
+    /// This runner with `store` for durable runs; see [`run_durable`](Self::run_durable).
+    pub fn with_store(self, store: impl crate::store::RunStore + 'static) -> Self {
+        Self::new(self.inner.config.clone().with_store(store))
+    }
+
+    /// This runner with `durability` for durable runs; see [`RunConfig::durability`].
+    pub fn with_durability(self, durability: crate::durable::Durability) -> Self {
+        Self::new(self.inner.config.clone().durability(durability))
+    }
+
+    /// This runner with `ttl` as the lease time of durable runs; see [`RunConfig::lease_ttl`].
+    pub fn with_lease_ttl(self, ttl: std::time::Duration) -> Self {
+        Self::new(self.inner.config.clone().lease_ttl(ttl))
+    }
+
     /// This runner with `handler` receiving every run's events; see [`Handler`].
     pub fn with_handler(self, handler: impl Handler) -> Self {
         Self::new(self.inner.config.clone().with_handler(handler))
@@ -298,7 +341,7 @@ impl StromaRunner {
     where
         P: RunsWith<()>,
     {
-        self.run_reporting(pipeline, input, RunOptions::new(), None)
+        self.run_reporting(pipeline, input, RunOptions::new(), None, None)
     }
 
     /// Runs `pipeline` on `input` with `model` as the run's typed model; the
@@ -314,7 +357,7 @@ impl StromaRunner {
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(pipeline, input, RunOptions::new().model(model), None)
+        self.run_reporting(pipeline, input, RunOptions::new().model(model), None, None)
     }
 
     /// Runs `pipeline` on `input` with per-run `options`: the model, and an
@@ -339,7 +382,7 @@ impl StromaRunner {
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(pipeline, input, options, None)
+        self.run_reporting(pipeline, input, options, None, None)
     }
 
     /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
@@ -402,7 +445,7 @@ impl StromaRunner {
         M: Send + 'static,
     {
         let (sink, events) = futures::channel::mpsc::unbounded();
-        let run = Box::pin(self.run_reporting(pipeline, input, options, Some(sink)));
+        let run = Box::pin(self.run_reporting(pipeline, input, options, Some(sink), None));
         futures::stream::unfold(
             Streaming {
                 run: Some(run),
@@ -413,18 +456,23 @@ impl StromaRunner {
         )
     }
 
-    async fn run_reporting<P, M>(
+    pub(crate) async fn run_reporting<P, M>(
         &self,
         pipeline: &P,
         input: P::Input,
         options: RunOptions<M>,
         sink: Option<EventSink>,
+        durable: Option<(RunId, Arc<crate::durable::run::DurableRun>)>,
     ) -> Result<RunResult<P::Output, M>, RunError>
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        let run_id = RunId::new();
+        let (run_id, durable) = match durable {
+            Some((run_id, durable)) => (run_id, Some(durable)),
+            None => (RunId::new(), None),
+        };
+        let journaled = durable.is_some();
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let context = Context::for_run(&self.inner.entries, execution.clone());
         let run = RunContext {
@@ -446,7 +494,8 @@ impl StromaRunner {
         // compiled for it.
         let handler = options.handler.or_else(|| config.handler.clone());
         let delivery = handler.clone().map(crate::run::handler::start);
-        let watched = sink.is_some()
+        let watched = journaled
+            || sink.is_some()
             || delivery.is_some()
             || !config.middleware.is_empty()
             || tracing::level_enabled!(tracing::Level::INFO);
@@ -468,6 +517,7 @@ impl StromaRunner {
             store: P::USES_CONTEXT
                 .then(|| Arc::new(ResultsStore::new(shape_of(pipeline), results))),
             vars: self.vars_for(options.vars),
+            durable,
         });
         let mut cx = Cx::new(state, options.model);
         if streamed {
@@ -492,7 +542,11 @@ impl StromaRunner {
         let cx_ref = &mut cx;
         let guarded = with_cell(cell, async move {
             let run = async move {
-                if watched {
+                if journaled {
+                    AssertUnwindSafe(guarded::<Journaled, P, M>(pipeline, input, cx_ref))
+                        .catch_unwind()
+                        .await
+                } else if watched {
                     AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
                         .catch_unwind()
                         .await
@@ -595,7 +649,11 @@ impl StromaRunner {
     }
 
     /// The execution context of a new run, from the nearest source out.
-    fn execution_for(&self, run_id: RunId, per_run: Option<&ExecutionContext>) -> ExecutionContext {
+    pub(crate) fn execution_for(
+        &self,
+        run_id: RunId,
+        per_run: Option<&ExecutionContext>,
+    ) -> ExecutionContext {
         let runner = &self.inner.config.execution;
         // Borrowed where one source alone decides, so the usual run, with
         // no outer scope and nothing per run, copies no context.
@@ -718,9 +776,9 @@ where
 /// Per-run options for [`StromaRunner::run_with`]: the model and the execution context.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions<M = ()> {
-    model: M,
-    execution: Option<ExecutionContext>,
-    vars: Vec<Var>,
+    pub(crate) model: M,
+    pub(crate) execution: Option<ExecutionContext>,
+    pub(crate) vars: Vec<Var>,
     handler: Option<Arc<dyn Handler>>,
     session: Option<Arc<dyn Session>>,
 }

@@ -168,6 +168,19 @@ impl RunStore for MemoryStore {
         })
     }
 
+    fn checkpoints<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Checkpoint>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .lock()
+                .get(run_id)
+                .map(|r| r.checkpoints.clone())
+                .unwrap_or_default())
+        })
+    }
+
     fn list(
         &self,
         status: Option<RunStatus>,
@@ -217,6 +230,27 @@ impl RunStore for MemoryStore {
             let lease = Lease::new(run_id, holder, new_token(), expires_at);
             run.lease = Some(lease.clone());
             Ok(lease)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        Box::pin(async move {
+            let mut runs = self.lock();
+            let now = SystemTime::now();
+            let run = runs
+                .get_mut(lease.run_id())
+                .filter(|r| r.live_lease(now).map(Lease::token) == Some(lease.token()))
+                .ok_or_else(|| StoreError::stale_lease("renew", lease.run_id(), lease.holder()))?;
+            let expires_at = now
+                .checked_add(ttl)
+                .ok_or_else(|| StoreError::new("renew", lease.run_id(), "the ttl is too long"))?;
+            let renewed = Lease::new(lease.run_id(), lease.holder(), lease.token(), expires_at);
+            run.lease = Some(renewed.clone());
+            Ok(renewed)
         })
     }
 

@@ -255,6 +255,13 @@ pub trait RunStore: Send + Sync {
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Checkpoint>, StoreError>>;
 
+    /// Every checkpoint of the run, in `seq` order; empty if it has none
+    /// (or the run is unknown).
+    fn checkpoints<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Checkpoint>, StoreError>>;
+
     /// Every run (with `status`, if given), most recently updated first.
     fn list(&self, status: Option<RunStatus>)
     -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>>;
@@ -267,6 +274,14 @@ pub trait RunStore: Send + Sync {
         &'a self,
         run_id: &'a str,
         holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>>;
+
+    /// Extends `lease`, still the run's current live lease, to `ttl` from
+    /// now; fails with [`StoreErrorKind::StaleLease`] otherwise.
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<Lease, StoreError>>;
 
@@ -313,11 +328,26 @@ impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<S> {
         (**self).latest(run_id)
     }
 
+    fn checkpoints<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Checkpoint>, StoreError>> {
+        (**self).checkpoints(run_id)
+    }
+
     fn list(
         &self,
         status: Option<RunStatus>,
     ) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
         (**self).list(status)
+    }
+
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        (**self).renew(lease, ttl)
     }
 
     fn acquire<'a>(

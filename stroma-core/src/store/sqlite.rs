@@ -572,6 +572,38 @@ impl RunStore for SqliteStore {
         }))
     }
 
+    fn checkpoints<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Checkpoint>, StoreError>> {
+        Box::pin(self.with_conn("checkpoints", run_id, |conn, at| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, status, fingerprint, state, written_at FROM stroma_checkpoints
+                     WHERE run_id = ?1 ORDER BY seq ASC",
+                )
+                .map_err(|e| at.storage(e))?;
+            let mut rows = stmt.query([at.run_id]).map_err(|e| at.storage(e))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(|e| at.storage(e))? {
+                let d = Dec {
+                    at,
+                    run_id: at.run_id,
+                    row,
+                };
+                out.push(Checkpoint {
+                    run_id: at.run_id.to_owned(),
+                    seq: d.seq(0, "seq")?,
+                    status: d.status(1, "status")?,
+                    fingerprint: d.text(2, "fingerprint")?,
+                    state: d.json(3, "state")?,
+                    written_at: d.time(4, "written_at")?,
+                });
+            }
+            Ok(out)
+        }))
+    }
+
     fn list(
         &self,
         status: Option<RunStatus>,
@@ -653,6 +685,44 @@ impl RunStore for SqliteStore {
             .map_err(|e| at.storage(e))?;
             tx.commit().map_err(|e| at.storage(e))?;
             Ok(lease)
+        }))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        let run_id = lease.run_id();
+        let lease = lease.clone();
+        Box::pin(self.with_conn("renew", run_id, move |conn, at| {
+            let now_time = SystemTime::now();
+            let now = to_nanos(at, now_time)?;
+            let expires_at = now_time
+                .checked_add(ttl)
+                .ok_or_else(|| at.storage("the ttl is too long"))?;
+            let expires = to_nanos(at, expires_at)?;
+            // One statement: only the current, live grant is extended.
+            let changed = conn
+                .execute(
+                    "UPDATE stroma_leases SET expires_at = ?3
+                     WHERE run_id = ?1 AND token = ?2 AND expires_at > ?4",
+                    params![at.run_id, lease.token(), expires, now],
+                )
+                .map_err(|e| at.storage(e))?;
+            if changed == 0 {
+                return Err(StoreError::stale_lease(
+                    at.operation,
+                    at.run_id,
+                    lease.holder(),
+                ));
+            }
+            Ok(Lease::new(
+                at.run_id,
+                lease.holder(),
+                lease.token(),
+                expires_at,
+            ))
         }))
     }
 

@@ -17,6 +17,8 @@ pub(crate) struct SlotShape {
     /// sibling of that id in its scope.
     pub(crate) key: String,
     pub(crate) kind: ScopeKind,
+    /// A leaf's output type, as `std::any::type_name` gives it; empty for scopes.
+    pub(crate) output: &'static str,
     /// The slots directly inside, in order. For a `parallel!`, see `branches`.
     pub(crate) children: Vec<u32>,
     /// For a `parallel!`: the slots of each branch.
@@ -60,6 +62,38 @@ impl Shape {
         }
         keys.reverse();
         keys.join(".")
+    }
+
+    /// The path of `slot` from the run's root through every scope, with no
+    /// iteration or item numbers: `refine.assess`.
+    pub(crate) fn static_path(&self, slot: u32) -> String {
+        let mut keys = Vec::new();
+        let mut current = Some(slot);
+        while let Some(at) = current {
+            let Some(shape) = self.slot(at) else { break };
+            keys.push(shape.key.as_str());
+            current = self.parents.get(at as usize).copied().flatten();
+        }
+        keys.reverse();
+        keys.join(".")
+    }
+
+    /// One line per slot, in slot order: its static path, kind and output
+    /// type. What a durable run's fingerprint is made of.
+    pub(crate) fn listing(&self) -> Vec<String> {
+        (0..self.slots.len() as u32)
+            .map(|slot| {
+                let shape = &self.slots[slot as usize];
+                format!(
+                    "{} {:?} {}",
+                    self.static_path(slot),
+                    shape.kind,
+                    shape.output
+                )
+                .trim_end()
+                .to_owned()
+            })
+            .collect()
     }
 
     fn compute_parents(&self) -> Vec<Option<u32>> {
@@ -122,12 +156,18 @@ impl ShapeBuilder {
 
     /// A node that runs nothing inside: a leaf.
     pub fn leaf(&mut self, id: &'static str) {
-        self.push(id, ScopeKind::Node);
+        self.push(id, ScopeKind::Node, "");
+    }
+
+    /// A leaf whose output type is `output` (its `type_name`): the type is
+    /// part of the pipeline's fingerprint.
+    pub fn leaf_of(&mut self, id: &'static str, output: &'static str) {
+        self.push(id, ScopeKind::Node, output);
     }
 
     /// A scope of kind `kind` whose insides `inner` describes.
     pub fn scope(&mut self, id: &'static str, kind: ScopeKind, inner: impl FnOnce(&mut Self)) {
-        let slot = self.push(id, kind);
+        let slot = self.push(id, kind, "");
         if self.hashing.is_some() {
             return inner(self);
         }
@@ -143,7 +183,7 @@ impl ShapeBuilder {
     /// A `parallel!` whose branches `branches` describes, one call to
     /// [`branch`](Self::branch) each.
     pub fn parallel(&mut self, id: &'static str, branches: impl FnOnce(&mut Self)) {
-        let slot = self.push(id, ScopeKind::Parallel);
+        let slot = self.push(id, ScopeKind::Parallel, "");
         if self.hashing.is_some() {
             return branches(self);
         }
@@ -184,7 +224,7 @@ impl ShapeBuilder {
         self.rename = None;
     }
 
-    fn push(&mut self, id: &'static str, kind: ScopeKind) -> u32 {
+    fn push(&mut self, id: &'static str, kind: ScopeKind, output: &'static str) -> u32 {
         let id = self.rename.take().unwrap_or(id);
         if let Some(hasher) = &mut self.hashing {
             use std::hash::Hash;
@@ -213,6 +253,7 @@ impl ShapeBuilder {
             id,
             key,
             kind,
+            output,
             children: Vec::new(),
             branches: Vec::new(),
         });

@@ -82,6 +82,11 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                 }
             }
 
+            // Durable when its output can be saved. The bound is made
+            // higher-ranked so that an output that cannot be saved leaves the
+            // impl out (and `run_durable` names it) instead of failing here.
+            impl __stroma::Durable for #ident where for<'__x> #output: __stroma::Saveable {}
+
             impl __stroma::LeafName for #ident {
                 const NAME: &'static str = #name;
             }
@@ -136,6 +141,13 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         }
     };
 
+    let codec = quote! {{
+        #[allow(unused_imports)]
+        use __stroma::{NoCodec as _, SaveCodec as _};
+        (&__stroma::CodecProbe::<#output>::new()).stroma_codec()
+    }};
+    let changes_model_now = changes_model || updates;
+
     let body = if sig.model.is_none() {
         let future = if sig.takes_context {
             quote! {{
@@ -147,9 +159,11 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             quote!(#ident::call(input))
         };
         quote! {
-            let (__run, _) = cx.split();
-            let __future = #future;
-            __O::leaf(__run, __slot, __future, |__returned| #outcome, #keep)
+            __O::node(cx, __slot, input, #codec, #keep, move |cx: &'a mut __stroma::Cx<#model_ty>, input: #input| {
+                let (__run, _) = cx.split();
+                let __future = #future;
+                __O::leaf(__run, __slot, __future, |__returned| #outcome, #keep)
+            })
         }
     } else {
         let mut args = vec![quote!(input)];
@@ -212,11 +226,18 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         quote! {
             #[allow(unused_imports)]
             use __stroma::{ValidateAlways as _, ValidateWithModel as _};
-            async move {
-                let (__run, __model) = cx.split();
-                #prepare_ctx
-                #guarded
-            }
+            __O::node(
+                cx,
+                __slot,
+                input,
+                #codec.changing_model(#changes_model_now),
+                #keep,
+                move |cx: &'a mut __stroma::Cx<#model_ty>, input: #input| async move {
+                    let (__run, __model) = cx.split();
+                    #prepare_ctx
+                    #guarded
+                },
+            )
         }
     };
 

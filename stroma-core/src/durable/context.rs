@@ -1,0 +1,162 @@
+//! What a node of a durable run does through its [`Context`]: name its
+//! side effects ([`idempotency_key`](Context::idempotency_key)), journal
+//! them ([`step`](Context::step)), and stop to ask a person
+//! ([`interrupt`](Context::interrupt)).
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::interrupt::{DurableError, Interrupt, Interrupted};
+use super::journal::Record;
+use crate::context::Context;
+use crate::error::NodeError;
+use crate::model::pipeline_context::HumanInteraction;
+use crate::store::RunStatus;
+
+impl Context {
+    /// A key naming this node's work in this run, the same every time the
+    /// node runs again (after a crash, a failure or an interrupt): the run
+    /// id and the node's path, `<run id>/<path>`. Give it to an outside
+    /// service that deduplicates requests (a payment API's idempotency
+    /// key), so a node that runs twice acts once.
+    ///
+    /// Outside a run, or for a context made by hand, the path alone.
+    pub fn idempotency_key(&self) -> String {
+        let path = match &self.place.durable {
+            Some(node) => node.path.clone(),
+            None => self.scope_path().to_string(),
+        };
+        match (&self.place.durable, self.place.run_id) {
+            (Some(node), _) => format!("{}/{path}", node.run.run_id),
+            (None, Some(run_id)) => format!("{run_id}/{path}"),
+            (None, None) => path,
+        }
+    }
+
+    /// Runs `work` once per run: in a durable run, its result is saved
+    /// with the run, and when this node runs again (after a crash or an
+    /// interrupt) the same step returns the saved result instead of
+    /// running `work` again. Steps are told apart by `name` and by how
+    /// many steps of that name the node ran before.
+    ///
+    /// With [`Durability::Sync`](crate::Durability::Sync) the result is
+    /// committed before `step` returns. Outside a durable run, `work` runs
+    /// and its result is returned.
+    ///
+    /// ```ignore
+    /// let receipt: Receipt = ctx.step("charge", async { bank.charge(&order).await }).await?;
+    /// ```
+    pub async fn step<T, F>(&self, name: &str, work: F) -> Result<T, NodeError>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        F: Future<Output = T> + Send,
+    {
+        let Some(node) = &self.place.durable else {
+            return Ok(work.await);
+        };
+        let index = node.next_step(name);
+        if let Some(saved) = node.run.step_value(&node.path, name, index) {
+            return serde_json::from_value(saved).map_err(|e| {
+                NodeError::from(DurableError::Decode {
+                    what: format!("step `{name}` of `{}`", node.path),
+                    reason: e.to_string(),
+                })
+            });
+        }
+        let value = work.await;
+        if node.run.writes() {
+            let json = serde_json::to_value(&value).map_err(|e| {
+                NodeError::msg(format!(
+                    "step `{name}` of `{}` cannot be saved: {e}",
+                    node.path
+                ))
+            })?;
+            node.run
+                .append(
+                    vec![Record::Step {
+                        path: node.path.clone(),
+                        name: name.to_owned(),
+                        index,
+                        value: json,
+                    }],
+                    RunStatus::Running,
+                )
+                .await?;
+        }
+        Ok(value)
+    }
+
+    /// Asks a person `question` and returns their answer.
+    ///
+    /// The first time, it returns [`Interrupted`]: pass it on with `?`; the
+    /// node and the run stop, and the run is saved as interrupted with the
+    /// question ([`RunError::interrupts`](crate::RunError::interrupts)).
+    /// [`StromaRunner::resume_with`](crate::StromaRunner::resume_with)
+    /// gives the answer and runs this node again, where the same call now
+    /// returns it. Several calls in one node are answered in order. An
+    /// answer that is not an `A` leaves the run interrupted, with an error
+    /// naming `A`.
+    ///
+    /// Not `async`: nothing waits in the process while the person thinks.
+    pub fn interrupt<A: DeserializeOwned>(
+        &self,
+        question: impl Serialize,
+    ) -> Result<A, Interrupted> {
+        let question = serde_json::to_value(&question).unwrap_or_else(|e| {
+            serde_json::Value::String(format!("(the question cannot be shown: {e})"))
+        });
+        let (path, index) = match &self.place.durable {
+            Some(node) => (node.path.clone(), node.next_interrupt()),
+            None => (self.scope_path().to_string(), 0),
+        };
+        let interrupt = Interrupt {
+            id: format!("{path}:{index}"),
+            path,
+            question,
+        };
+        let Some(node) = &self.place.durable else {
+            return Err(Interrupted {
+                interrupt,
+                rejected: None,
+            });
+        };
+        let Some(answer) = node.run.answer(&interrupt.id) else {
+            return Err(Interrupted {
+                interrupt,
+                rejected: None,
+            });
+        };
+        match serde_json::from_value::<A>(answer.clone()) {
+            Ok(value) => {
+                node.answered
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(HumanInteraction {
+                        asked_at: SystemTime::now(),
+                        answered_at: Some(SystemTime::now()),
+                        prompt: text_of(&interrupt.question),
+                        response: Some(text_of(&answer)),
+                    });
+                Ok(value)
+            }
+            Err(err) => {
+                node.run.reject(&interrupt.id);
+                Err(Interrupted {
+                    interrupt,
+                    rejected: Some((std::any::type_name::<A>(), err.to_string())),
+                })
+            }
+        }
+    }
+}
+
+/// A JSON value as a person reads it: a string without its quotes.
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}

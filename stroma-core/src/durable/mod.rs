@@ -1,0 +1,210 @@
+//! Durable runs: each node's completion saved in a [`RunStore`](crate::RunStore),
+//! so a run that failed, crashed or stopped to ask a person resumes where it
+//! stopped, in this process or another.
+//!
+//! # How a run resumes
+//!
+//! A durable run saves a *journal*: a start record (the input, the model, the
+//! execution metadata and the pipeline's shape), then one record per node that
+//! completes (its path, its output, and the model after it if the node may
+//! change the model), one per journaled [`step`](crate::Context::step), and
+//! an end record (completed, failed, or interrupted with its questions). A
+//! resume runs the pipeline again from its start: every node whose path is in
+//! the journal is not run but gives its saved output (and model) back, so
+//! loops count their iterations again, `parallel!` branches and `for_each`
+//! items that finished are skipped, and the first node not in the journal is
+//! the first to run. Loop conditions and reducers must therefore decide from
+//! the outputs and the model only (they run again on resume).
+//!
+//! # What a checkpoint holds
+//!
+//! - the run id, the pipeline's fingerprint (a hash of each node's path, kind
+//!   and output type name; the listing itself is in the start record);
+//! - the input, the starting model and the execution metadata;
+//! - each completed node's path and output (the outputs later nodes read with
+//!   `ctx.result` and `$hier{}` come back with them), and the model after
+//!   each node that may change it (a node taking `&mut M`, or
+//!   `updates_context`); loop counters, finished `for_each` items and
+//!   finished `parallel!` branches follow from these paths;
+//! - journaled steps, questions and answers.
+//!
+//! Not saved: context entries a node writes with `Context::insert*` (they
+//! are typed Rust values with no saved form) and per-run variables given with
+//! `RunOptions::var` (give them again with [`ResumeOptions::var`]); a node
+//! that needs a value after a resume puts it in the model or its output.
+
+pub(crate) mod bounds;
+pub(crate) mod context;
+pub(crate) mod interrupt;
+pub(crate) mod journal;
+pub(crate) mod node;
+pub(crate) mod run;
+
+use std::borrow::Cow;
+use std::hash::Hasher;
+use std::marker::PhantomData;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use bounds::{Durable, Saveable};
+pub use interrupt::{DurableError, Interrupt, Interrupted};
+pub use journal::CHECKPOINT_FORMAT_VERSION;
+pub use run::Durability;
+
+use crate::combinators::flow::Var;
+use crate::store::RunSummary;
+
+/// How to resume a run: the answers to its questions, and the per-run
+/// variables it was started with. `M` is the run's model type.
+///
+/// ```
+/// use stroma_core::ResumeOptions;
+///
+/// let options = ResumeOptions::new().answer_to("review[0].approve:0", true);
+/// # let _ = options;
+/// ```
+pub struct ResumeOptions<M = ()> {
+    pub(crate) answer: Option<Value>,
+    pub(crate) answers: Vec<(String, Value)>,
+    pub(crate) vars: Vec<Var>,
+    pub(crate) model: PhantomData<fn() -> M>,
+}
+
+impl ResumeOptions {
+    /// Resume as saved, with the model `()`.
+    pub fn new() -> Self {
+        ResumeOptions {
+            answer: None,
+            answers: Vec::new(),
+            vars: Vec::new(),
+            model: PhantomData,
+        }
+    }
+}
+
+impl Default for ResumeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M> ResumeOptions<M> {
+    /// Resume a run whose model is an `N`.
+    pub fn model<N>(self) -> ResumeOptions<N> {
+        ResumeOptions {
+            answer: self.answer,
+            answers: self.answers,
+            vars: self.vars,
+            model: PhantomData,
+        }
+    }
+
+    /// Answers the one pending question with `answer`.
+    pub fn answer(mut self, answer: impl Serialize) -> Self {
+        self.answer = Some(to_json(&answer));
+        self
+    }
+
+    /// Answers the pending question `id` (see [`Interrupt::id`]) with `answer`.
+    pub fn answer_to(mut self, id: impl Into<String>, answer: impl Serialize) -> Self {
+        self.answers.push((id.into(), to_json(&answer)));
+        self
+    }
+
+    /// Declares the per-run variable `name` again, as
+    /// [`RunOptions::var`](crate::RunOptions::var) did when the run started.
+    pub fn var<T: Serialize + Send + Sync + 'static>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Self {
+        self.vars.push(Var::new(name, value));
+        self
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| Value::String(format!("(the answer cannot be saved: {e})")))
+}
+
+/// A durable run as its store holds it: status, what completed, what it asks.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoredRun {
+    /// The run's id, status, times and parent.
+    pub summary: RunSummary,
+    /// The pipeline's id.
+    pub pipeline: String,
+    /// The paths of the nodes that completed, in order.
+    pub completed: Vec<String>,
+    /// The questions it waits on, if it is interrupted.
+    pub interrupts: Vec<Interrupt>,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+}
+
+impl StoredRun {
+    /// The completed nodes as an indented tree, one line per scope and
+    /// node: what a listing shows of each run.
+    pub fn tree(&self) -> String {
+        let mut out = String::new();
+        let mut open: Vec<String> = Vec::new();
+        for path in &self.completed {
+            // Keys never hold a `.`, so the segments are what lies between them.
+            let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+            let common = open
+                .iter()
+                .zip(&segments)
+                .take_while(|(a, b)| a == b)
+                .count();
+            open.truncate(common);
+            for segment in &segments[common..] {
+                out.push_str(&"  ".repeat(open.len()));
+                out.push_str(segment);
+                out.push('\n');
+                open.push(segment.clone());
+            }
+        }
+        out
+    }
+}
+
+/// The fingerprint of a pipeline whose shape listing is `listing`: a
+/// stable hash (FNV-1a, 64 bits) of its lines, in hex.
+pub(crate) fn fingerprint(listing: &[String]) -> String {
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    for line in listing {
+        hash.write(line.as_bytes());
+        hash.write(b"\n");
+    }
+    format!("{:016x}", hash.finish())
+}
+
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// The first line where two shape listings differ: (saved, given).
+pub(crate) fn first_difference(
+    saved: &[String],
+    given: &[String],
+) -> Option<(Option<String>, Option<String>)> {
+    let len = saved.len().max(given.len());
+    (0..len).find_map(|i| {
+        let (a, b) = (saved.get(i), given.get(i));
+        (a != b).then(|| (a.cloned(), b.cloned()))
+    })
+}

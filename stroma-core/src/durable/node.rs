@@ -1,0 +1,133 @@
+//! One node of a durable run: replayed if the run saved it, else run and saved.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::bounds::LeafCodec;
+use super::interrupt::DurableError;
+use super::journal::Record;
+use super::run::NodeJournal;
+use crate::engine::failure::NodeFailure;
+use crate::engine::state::Cx;
+use crate::store::RunStatus;
+use crate::tree::kept::Kept;
+
+/// The run state, reachable again once the node's body (which borrowed it
+/// for the whole node) has finished.
+struct CxPtr<M>(*mut Cx<M>);
+
+// SAFETY: the pointer stands for the `&mut Cx<M>` the node was given, which
+// is `Send` when `Cx<M>` is; it is used by one task at a time.
+unsafe impl<M: Send> Send for CxPtr<M> {}
+
+pub(crate) async fn journaled_node<'a, M, I, T, K, B, F>(
+    cx: &'a mut Cx<M>,
+    slot: u32,
+    input: I,
+    codec: LeafCodec<T>,
+    keep: K,
+    body: B,
+) -> Result<T, NodeFailure>
+where
+    M: Send + 'static,
+    I: Send + 'a,
+    T: Send + 'a,
+    K: Fn(&T) -> Kept + Send + 'a,
+    B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
+    F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
+{
+    let Some(run) = cx.state_ref().shared().durable.clone() else {
+        return body(cx, input).await;
+    };
+    let path = cx.state_ref().path_now(slot).to_string();
+    let loc = cx.state_ref().loc(slot);
+    let fail = |err: DurableError| NodeFailure::at(loc, Box::new(err));
+    if let Some(done) = run.completed(&path) {
+        // Saved before: its output (and the model after it) come back
+        // from the journal, and the node does not run.
+        let output = (codec.decode)(done.output).map_err(|reason| {
+            fail(DurableError::Decode {
+                what: format!("the output of `{path}`"),
+                reason,
+            })
+        })?;
+        if let Some(model) = done.model
+            && let Some(decoded) = run.decode_model::<M>(model)
+        {
+            *cx.model_mut() = decoded.map_err(|reason| {
+                fail(DurableError::Decode {
+                    what: format!("the model after `{path}`"),
+                    reason,
+                })
+            })?;
+        }
+        let state = cx.state();
+        let started = state
+            .start_node(slot, true)
+            .unwrap_or_else(std::time::Instant::now);
+        let outcome = Ok(output);
+        state.end_node(slot, started, &outcome, keep);
+        return outcome.map_err(|never: crate::error::BoxError| NodeFailure::at(loc, never));
+    }
+
+    let journal = Arc::new(NodeJournal::new(Arc::clone(&run), path.clone()));
+    let cx = CxPtr(cx as *mut Cx<M>);
+    // SAFETY: `cx` came from a `&'a mut Cx<M>` this function owns. The body
+    // gets it back whole, and its future (the only user) is finished and
+    // dropped before the pointer is used again below; the node's output
+    // borrows nothing from it (`Node::Output: 'static`).
+    let outer = unsafe { &mut *cx.0 }
+        .state()
+        .durable_node
+        .replace(Arc::clone(&journal));
+    let result = body(unsafe { &mut *cx.0 }, input).await;
+    // SAFETY: as above; the body's future is gone.
+    let cx = unsafe { &mut *cx.0 };
+    cx.state().durable_node = outer;
+    let output = match result {
+        Ok(output) => output,
+        Err(failure) => return Err(failure),
+    };
+    let answered = std::mem::take(
+        &mut *journal
+            .answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let model_changed = !answered.is_empty()
+        && crate::model::pipeline_context::record_interactions(cx.model_mut(), answered);
+    if !run.writes() {
+        return Ok(output);
+    }
+    let output_json = (codec.encode)(&output).map_err(|reason| {
+        fail(DurableError::Decode {
+            what: format!("the output of `{path}`"),
+            reason,
+        })
+    })?;
+    let model = if codec.changes_model || model_changed {
+        match run.encode_model(cx.model()) {
+            Some(Ok(model)) => Some(model),
+            Some(Err(reason)) => {
+                return Err(fail(DurableError::Decode {
+                    what: format!("the model after `{path}`"),
+                    reason,
+                }));
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
+    run.append(
+        vec![Record::Node {
+            path,
+            output: output_json,
+            model,
+        }],
+        RunStatus::Running,
+    )
+    .await
+    .map_err(fail)?;
+    Ok(output)
+}
