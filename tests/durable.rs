@@ -1,8 +1,8 @@
 //! Durable runs: checkpoints after each node, resume from where a run
 //! stopped, interrupts answered later, steps journaled, one writer per run.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stroma::prelude::*;
@@ -556,10 +556,9 @@ async fn a_sqlite_store_survives_reopening() {
     };
     let runner = StromaRunner::quick().with_store(SqliteStore::open(&path).await.unwrap());
     let failed = runner.store().list(Some(RunStatus::Failed)).await.unwrap();
+    assert_eq!(failed[0].summary.run_id, id);
     assert_eq!(failed[0].completed, ["b_one"]);
-    let _ = Arc::new(());
     let _ = std::fs::remove_dir_all(&dir);
-    let _ = id;
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -606,4 +605,69 @@ async fn questions_and_answers_go_into_the_models_hitl_history() {
         done.model.data.asked, 1,
         "the model is as before the interrupted attempt"
     );
+}
+
+#[node]
+async fn m_tenant(x: u32, ctx: &Context) -> Result<String, NodeError> {
+    let tenant = ctx.execution().tenant_id().unwrap_or("none").to_owned();
+    Ok(format!("{x} for {tenant}"))
+}
+
+static M_FAIL: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn m_flaky(text: String) -> Result<String, NodeError> {
+    if M_FAIL.swap(0, Ordering::SeqCst) == 1 {
+        return Err(NodeError::msg("flaky"));
+    }
+    Ok(text)
+}
+
+#[tokio::test]
+async fn the_execution_metadata_is_saved_and_given_back_on_resume() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![b_one, m_flaky_first, m_tenant, m_flaky];
+    let options =
+        RunOptions::new().execution_context(ExecutionContext::of([("tenant_id", "acme")]));
+    let err = runner.run_durable_with(&p, 1, options).await.unwrap_err();
+    // Resumed by a runner that knows nothing of the tenant.
+    let done = runner.resume(&p, &err.run_id().to_string()).await.unwrap();
+    assert_eq!(done.final_state, "2 for acme");
+}
+
+#[node]
+async fn m_flaky_first(x: u32) -> u32 {
+    x
+}
+
+#[tokio::test]
+async fn two_processes_resuming_one_sqlite_run_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("stroma-durable-race-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("runs.db");
+    // Two stores on one file: two connections, as two processes would have.
+    let one = StromaRunner::quick().with_store(SqliteStore::open(&path).await.unwrap());
+    let two = StromaRunner::quick().with_store(SqliteStore::open(&path).await.unwrap());
+    let p = pipeline![g_slow, g_slow_fail];
+    let id = one
+        .run_durable(&p, 1)
+        .await
+        .unwrap_err()
+        .run_id()
+        .to_string();
+    let (a, b) = tokio::join!(one.resume(&p, &id), two.resume(&p, &id));
+    let held = [&a, &b]
+        .into_iter()
+        .filter(|r| {
+            r.as_ref()
+                .err()
+                .and_then(|e| e.durable_error())
+                .is_some_and(|d| {
+                    matches!(d, DurableError::Store(s)
+                    if matches!(s.kind(), stroma::StoreErrorKind::LeaseHeld { .. }))
+                })
+        })
+        .count();
+    assert_eq!(held, 1, "{a:?} / {b:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
