@@ -285,4 +285,89 @@ mod tests {
         assert!(err.to_string().contains("state.records"), "{err}");
         assert!(err.to_string().contains("checkpoint 2"), "{err}");
     }
+
+    mod never_panics {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Any JSON: what a damaged or foreign row could hold.
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<f64>().prop_map(|n| json!(n)),
+                ".{0,12}".prop_map(Value::String),
+                prop_oneof![
+                    Just("node"),
+                    Just("start"),
+                    Just("step"),
+                    Just("answer"),
+                    Just("end"),
+                    Just("rejected")
+                ]
+                .prop_map(|k| Value::String(k.to_owned())),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::vec(
+                        (
+                            prop_oneof![
+                                Just("v".to_owned()),
+                                Just("records".to_owned()),
+                                Just("kind".to_owned()),
+                                Just("path".to_owned()),
+                                Just("output".to_owned()),
+                                "[a-z]{1,6}"
+                            ],
+                            inner
+                        ),
+                        0..6
+                    )
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn reading_any_state_is_an_answer_never_a_panic(
+                states in prop::collection::vec(json(), 1..4),
+                version in prop_oneof![Just(1u64), any::<u64>()],
+            ) {
+                let checkpoints: Vec<Checkpoint> = states
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut state)| {
+                        // Half of them in the current format's envelope.
+                        if i % 2 == 0 && let Value::Object(map) = &mut state {
+                            map.insert("v".into(), json!(version));
+                        }
+                        checkpoint(i as u64 + 1, state)
+                    })
+                    .collect();
+                let _ = Journal::read("r", &checkpoints);
+            }
+
+            #[test]
+            fn well_formed_records_always_read_back(
+                paths in prop::collection::vec("[a-z]{1,5}(\\[[0-9]\\])?(\\.[a-z]{1,5}){0,2}", 1..8),
+                outputs in prop::collection::vec(any::<i64>(), 8),
+            ) {
+                let records: Vec<Record> = paths
+                    .iter()
+                    .zip(&outputs)
+                    .map(|(path, out)| Record::Node { path: path.clone(), output: json!(out), model: None })
+                    .collect();
+                let journal = Journal::read("r", &[checkpoint(1, state_of(records))]).unwrap();
+                for (at, path) in paths.iter().enumerate() {
+                    // A path met again (a node run twice) keeps its last output.
+                    let last = paths.iter().rposition(|p| p == path).unwrap_or(at);
+                    prop_assert_eq!(&journal.nodes[path].output, &json!(outputs[last]));
+                }
+                prop_assert_eq!(journal.completed_paths(), paths);
+            }
+        }
+    }
 }

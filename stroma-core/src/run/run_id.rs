@@ -175,7 +175,31 @@ impl fmt::Debug for RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashSet;
+
+    proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,40}") {
+            let _ = RunId::parse(&text);
+        }
+
+        #[test]
+        fn every_id_reads_back_from_its_text(raw in any::<u128>()) {
+            let id = RunId(raw);
+            prop_assert_eq!(RunId::parse(&id.to_string()), Some(id));
+            prop_assert_eq!(RunId::parse(&id.to_string().to_uppercase()), Some(id));
+        }
+    }
+
+    #[test]
+    fn near_misses_are_refused() {
+        let id = RunId::new().to_string();
+        assert_eq!(RunId::parse(&id[1..]), None);
+        assert_eq!(RunId::parse(&id.replace('-', "_")), None);
+        assert_eq!(RunId::parse(&format!("{}g", &id[..35])), None);
+        assert_eq!(RunId::parse(&id.replacen('-', "0", 1)), None);
+    }
 
     #[test]
     fn ids_from_many_threads_are_unique() {
