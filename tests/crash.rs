@@ -172,11 +172,7 @@ fn child_entry() {
                 let done = loop {
                     match runner.resume(&p, &id).await {
                         Ok(done) => break done,
-                        Err(e)
-                            if Instant::now() < deadline
-                                && matches!(e.durable_error(), Some(DurableError::Store(s))
-                                    if matches!(s.kind(), stroma::StoreErrorKind::LeaseHeld { .. })) =>
-                        {
+                        Err(e) if lease_held(&e) && Instant::now() < deadline => {
                             // The killed process's lease is still live.
                             tokio::time::sleep(LEASE_TTL / 4).await;
                         }
@@ -190,6 +186,13 @@ fn child_entry() {
             other => panic!("unknown role {other:?}"),
         }
     });
+}
+
+/// Whether `e` is the refusal of a resume while another process's lease
+/// on the run is live.
+fn lease_held(e: &RunError) -> bool {
+    matches!(e.durable_error(), Some(DurableError::Store(s))
+        if matches!(s.kind(), stroma::StoreErrorKind::LeaseHeld { .. }))
 }
 
 /// A child process of this test binary in `role`, for the crash with node `k`.

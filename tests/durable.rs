@@ -671,3 +671,32 @@ async fn two_processes_resuming_one_sqlite_run_one_is_refused() {
     assert_eq!(held, 1, "{a:?} / {b:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[node]
+async fn n_long(x: u32) -> u32 {
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    x + 1
+}
+
+#[tokio::test]
+async fn a_node_longer_than_the_lease_keeps_the_run() {
+    let store = MemoryStore::new();
+    let runner = StromaRunner::quick()
+        .with_store(store.clone())
+        .with_lease_ttl(Duration::from_millis(300));
+    let p = pipeline![b_one, n_long];
+    let run = runner.run_durable(&p, 1);
+    let intruder = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let running = store.list(Some(RunStatus::Running)).await.unwrap();
+        let id = running[0].run_id.clone();
+        store
+            .acquire(&id, "intruder", Duration::from_secs(5))
+            .await
+            .map(|_| ())
+    };
+    let (done, taken) = tokio::join!(run, intruder);
+    let err = taken.expect_err("the lease was renewed while the node ran");
+    assert!(matches!(err.kind(), stroma::StoreErrorKind::LeaseHeld { .. }), "{err}");
+    assert_eq!(done.unwrap().final_state, 3);
+}

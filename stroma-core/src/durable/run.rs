@@ -45,6 +45,8 @@ pub(crate) struct DurableRun {
     writer: tokio::sync::Mutex<Writer>,
     /// A `ModelCodec<M>` for the run's model type `M`.
     model_codec: Box<dyn Any + Send + Sync>,
+    /// The task that keeps the lease alive while a node runs long.
+    heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -131,7 +133,42 @@ impl DurableRun {
                 in_flight: None,
             }),
             model_codec: Box::new(setup.codec),
+            heartbeat: Mutex::new(None),
         }
+    }
+
+    /// Renews the lease every third of its time while the run lasts, so a
+    /// node that runs longer than the lease does not lose the run to
+    /// another worker; a run whose process died stops renewing, and its
+    /// lease runs out.
+    pub(crate) fn keep_lease_alive(self: &Arc<Self>) {
+        if !self.writes() {
+            return;
+        }
+        let run = Arc::downgrade(self);
+        let every = (self.ttl / 3).max(Duration::from_millis(10));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(run) = run.upgrade() else { return };
+                let Ok(lease) = run.current_lease() else {
+                    return;
+                };
+                match run.store.renew(&lease, run.ttl).await {
+                    Ok(renewed) => {
+                        let mut held = run.lease.lock().unwrap_or_else(PoisonError::into_inner);
+                        // Released meanwhile: leave it released.
+                        if held.is_some() {
+                            *held = Some(renewed);
+                        }
+                    }
+                    // Lost (another worker took the run after a stall): the
+                    // next checkpoint fails and says so.
+                    Err(_) => return,
+                }
+            }
+        });
+        *self.heartbeat.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
 
     fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
@@ -281,6 +318,14 @@ impl DurableRun {
 
     /// Waits for writes behind, and gives the lease up.
     pub(crate) async fn close(&self) -> Result<(), DurableError> {
+        if let Some(task) = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
         let previous = self.writer.lock().await.in_flight.take();
         let written = match previous {
             Some(previous) => join(previous).await,
@@ -316,5 +361,20 @@ async fn join(
             "",
             format!("the write behind did not finish: {err}"),
         ))),
+    }
+}
+
+impl Drop for DurableRun {
+    fn drop(&mut self) {
+        // A run dropped midway (its future cancelled) stops renewing; its
+        // lease runs out and another worker can take the run over.
+        if let Some(task) = self
+            .heartbeat
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
     }
 }

@@ -387,7 +387,7 @@ impl StromaRunner {
         lease: Option<crate::store::Lease>,
         journal: Journal,
     ) -> Arc<DurableRun> {
-        Arc::new(DurableRun::new(DurableSetup {
+        let run = Arc::new(DurableRun::new(DurableSetup {
             run_id,
             store: Arc::clone(store),
             fingerprint,
@@ -396,7 +396,9 @@ impl StromaRunner {
             lease,
             journal,
             codec: ModelCodec::<M>::new(),
-        }))
+        }));
+        run.keep_lease_alive();
+        run
     }
 }
 
