@@ -169,11 +169,13 @@ fn child_entry() {
                 assert_eq!(running.len(), 1, "one crashed run: {running:?}");
                 let id = running[0].summary.run_id.clone();
                 let deadline = Instant::now() + Duration::from_secs(10);
+                let mut refused = 0;
                 let done = loop {
                     match runner.resume(&p, &id).await {
                         Ok(done) => break done,
                         Err(e) if lease_held(&e) && Instant::now() < deadline => {
                             // The killed process's lease is still live.
+                            refused += 1;
                             tokio::time::sleep(LEASE_TTL / 4).await;
                         }
                         Err(e) => panic!("resume failed: {e}"),
@@ -181,7 +183,7 @@ fn child_entry() {
                 };
                 assert_eq!(done.run_id.to_string(), id, "a resume keeps the run's id");
                 let json = serde_json::to_string(&done.final_state).expect("encode the output");
-                println!("RESULT {json}");
+                println!("\nREFUSED {refused}\nRESULT {json}");
             }
             other => panic!("unknown role {other:?}"),
         }
@@ -223,8 +225,9 @@ fn counts(log: &Path) -> [u32; 10] {
     counts
 }
 
-/// One crash and resume with node `k` killed; gives the log's counts.
-fn crash_at(k: u32, expected: &Acc) -> [u32; 10] {
+/// One crash and resume with node `k` killed; gives the log's counts and
+/// how many times the resume was turned away by the dead process's lease.
+fn crash_at(k: u32, expected: &Acc) -> ([u32; 10], u32) {
     let dir = std::env::temp_dir();
     let tag = format!("stroma-crash-{}-k{k}", std::process::id());
     let db = dir.join(format!("{tag}.db"));
@@ -282,17 +285,21 @@ fn crash_at(k: u32, expected: &Acc) -> [u32; 10] {
         .wait_with_output()
         .expect("wait for the resume");
     assert!(out.status.success(), "the resume failed: {}", out.status);
-    let result = BufReader::new(&out.stdout[..])
-        .lines()
-        .map(|l| l.expect("the resume's output"))
-        // The harness prints `test child_entry ... ` first, on the same line.
-        .find_map(|l| l.split_once("RESULT ").map(|(_, json)| json.to_owned()))
-        .unwrap_or_else(|| {
-            panic!(
-                "the resume printed no RESULT line: {}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
+    // The harness prints `test child_entry ... ` before the child's lines.
+    let line = |tag: &str| {
+        BufReader::new(&out.stdout[..])
+            .lines()
+            .map(|l| l.expect("the resume's output"))
+            .find_map(|l| l.strip_prefix(tag).map(str::to_owned))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the resume printed no {tag}line: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })
+    };
+    let refused: u32 = line("REFUSED ").parse().expect("the refusal count");
+    let result = line("RESULT ");
     let resumed: Acc = serde_json::from_str(&result).expect("decode the output");
     assert_eq!(
         &resumed, expected,
@@ -310,7 +317,7 @@ fn crash_at(k: u32, expected: &Acc) -> [u32; 10] {
         }
     }
     cleanup();
-    counts
+    (counts, refused)
 }
 
 #[test]
@@ -325,9 +332,9 @@ fn a_run_killed_while_node_k_runs_resumes_in_a_new_process() {
 
     for k in [0, 4, 9] {
         let started = Instant::now();
-        let counts = crash_at(k, &expected);
+        let (counts, refused) = crash_at(k, &expected);
         eprintln!(
-            "crash at n{k}: counts {counts:?}, {:.2} s",
+            "crash at n{k}: counts {counts:?}, resume refused {refused}x (lease held), {:.2} s",
             started.elapsed().as_secs_f64()
         );
     }

@@ -62,11 +62,14 @@ where
             })?;
         }
         let state = cx.state();
-        let started = state
-            .start_node(slot, true)
-            .unwrap_or_else(std::time::Instant::now);
         let outcome = Ok(output);
-        state.end_node(slot, started, &outcome, keep);
+        if state.keeps() {
+            // In the tree as completed, its output kept for later look-ups.
+            let started = state
+                .start_node(slot, true)
+                .unwrap_or_else(std::time::Instant::now);
+            state.end_node(slot, started, &outcome, keep);
+        }
         return outcome.map_err(|never: crate::error::BoxError| NodeFailure::at(loc, never));
     }
 
