@@ -14,7 +14,8 @@
 //!   committed before the next node started;
 //! - a second child process (role `resume`) opens the same file, finds the
 //!   run in the listing, and resumes it once the dead process's lease has
-//!   run out (until then, the resume is refused with `LeaseHeld`);
+//!   run out (until then, each resume is refused with `LeaseHeld` and the
+//!   child retries; the test reports how many times);
 //! - the log shows each node before `k` ran exactly once (completed nodes
 //!   are not run again), node `k` at most twice (once in the killed
 //!   process, once in the resume) and every node after `k` exactly once;

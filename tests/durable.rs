@@ -700,3 +700,23 @@ async fn a_node_longer_than_the_lease_keeps_the_run() {
     assert!(matches!(err.kind(), stroma::StoreErrorKind::LeaseHeld { .. }), "{err}");
     assert_eq!(done.unwrap().final_state, 3);
 }
+
+static P_FAIL: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn p_look_back(x: u32, ctx: &Context) -> Result<String, NodeError> {
+    if P_FAIL.swap(0, Ordering::SeqCst) == 1 {
+        return Err(NodeError::msg("not yet"));
+    }
+    let first = ctx.result::<u32>("b_one")?;
+    Ok(format!("{x} after {first}"))
+}
+
+#[tokio::test]
+async fn replayed_outputs_are_there_for_later_look_ups() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![b_one, b_two, p_look_back];
+    let err = runner.run_durable(&p, 1).await.unwrap_err();
+    let done = runner.resume(&p, &err.run_id().to_string()).await.unwrap();
+    assert_eq!(done.final_state, "20 after 2");
+}
