@@ -8,10 +8,10 @@
 //! - `plain_run`: `runner.run(..)`, no store: the baseline;
 //! - `memory_sync`: `run_durable` on a `MemoryStore`, `Durability::Sync`;
 //! - `sqlite_full_{sync,async,exit}`: `run_durable` on a `SqliteStore` (a
-//!   file in a temp dir, WAL, `synchronous = FULL`: `sync_on_commit(true)`,
-//!   the default) with `Durability::Sync`, `Async` and `Exit`;
+//!   file in a temp dir, WAL, `synchronous = FULL`: `sync_on_commit(true)`)
+//!   with `Durability::Sync`, `Async` and `Exit`;
 //! - `sqlite_normal_{sync,async}`: the same with `sync_on_commit(false)`
-//!   (`synchronous = NORMAL`).
+//!   (`synchronous = NORMAL`, the default).
 //!
 //! Each durable id has its own store (a fresh SQLite file per id), created
 //! once and reused by every run; every run is a new durable run. Before
@@ -21,8 +21,9 @@
 //! store grow to the tens of thousands of runs of a sample made its
 //! figures jump between two levels). The cost per checkpointed node is
 //! `(mode - plain_run) / 10`; it includes each run's fixed costs (creating
-//! the run, taking and releasing its lease, the start and end
-//! checkpoints), shared out over the 10 nodes.
+//! the run with its lease and start checkpoint, one commit; the end
+//! checkpoint with the lease's release, one more), shared out over the 10
+//! nodes: 12 commits per run.
 //!
 //! Run it with `cargo bench --bench durable` (about a minute; the modes that
 //! wait for the disk on every commit are the slow ones).

@@ -316,8 +316,61 @@ impl DurableRun {
         Ok(())
     }
 
-    /// Waits for writes behind, and gives the lease up.
-    pub(crate) async fn close(&self) -> Result<(), DurableError> {
+    /// Starts a new run in the store: records it, takes its lease and saves
+    /// `records` (the start) as its first checkpoint, in one step; with
+    /// `Durability::Exit` the records wait for the end.
+    pub(crate) async fn begin(
+        self: &Arc<Self>,
+        parent_run: Option<&str>,
+        holder: &str,
+        records: Vec<Record>,
+    ) -> Result<(), DurableError> {
+        let first = {
+            let mut writer = self.writer.lock().await;
+            if self.mode == Durability::Exit {
+                writer.pending.extend(records);
+                None
+            } else {
+                Some(self.checkpoint(&mut writer, records, RunStatus::Running))
+            }
+        };
+        let lease = self
+            .store
+            .begin_run(
+                &self.run_id,
+                &self.fingerprint,
+                parent_run,
+                holder,
+                self.ttl,
+                first,
+            )
+            .await?;
+        *self.lease.lock().unwrap_or_else(PoisonError::into_inner) = Some(lease);
+        self.keep_lease_alive();
+        Ok(())
+    }
+
+    /// Saves how the run ended (`records`, `status`) after any write still
+    /// behind, and gives the lease up, in one step.
+    pub(crate) async fn end(&self, records: Vec<Record>, status: RunStatus) -> Result<(), DurableError> {
+        self.stop_heartbeat();
+        let mut writer = self.writer.lock().await;
+        if let Some(previous) = writer.in_flight.take() {
+            join(previous).await?;
+        }
+        let mut all = std::mem::take(&mut writer.pending);
+        all.extend(records);
+        let checkpoint = self.checkpoint(&mut writer, all, status);
+        let lease = self.current_lease()?;
+        self.store.save_and_release(checkpoint, &lease).await?;
+        self.lease
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        Ok(())
+    }
+
+    fn stop_heartbeat(&self) {
         if let Some(task) = self
             .heartbeat
             .lock()
@@ -326,6 +379,11 @@ impl DurableRun {
         {
             task.abort();
         }
+    }
+
+    /// Waits for writes behind, and gives the lease up.
+    pub(crate) async fn close(&self) -> Result<(), DurableError> {
+        self.stop_heartbeat();
         let previous = self.writer.lock().await.in_flight.take();
         let written = match previous {
             Some(previous) => join(previous).await,

@@ -111,18 +111,9 @@ impl StromaRunner {
             shape: listing,
         };
         options.execution = Some(execution);
-        store
-            .create_run(&id, &fingerprint, None)
-            .await
-            .map_err(|e| stop(e.into()))?;
-        let lease = self
-            .acquire(&store, &id)
-            .await
-            .map_err(|e| stop(e.into()))?;
-        let durable =
-            self.durable_run::<M>(&store, id, fingerprint, Some(lease), Journal::default());
+        let durable = self.durable_run::<M>(&store, id, fingerprint, None, Journal::default());
         durable
-            .append(vec![start], RunStatus::Running)
+            .begin(None, &holder(), vec![start])
             .await
             .map_err(stop)?;
         let outcome = self
@@ -336,20 +327,12 @@ impl StromaRunner {
             return Err(stop(DurableError::FingerprintMismatch { saved, given }));
         }
         let id = new_id.to_text();
-        store
-            .create_run(&id, &fingerprint, Some(run_id))
-            .await
-            .map_err(|e| stop(e.into()))?;
-        let lease = self
-            .acquire(&store, &id)
-            .await
-            .map_err(|e| stop(e.into()))?;
         let mut copied = Journal::default();
         for record in records.iter().cloned() {
             copied.apply(record);
         }
-        let durable = self.durable_run::<M>(&store, id.clone(), fingerprint, Some(lease), copied);
-        if let Err(err) = durable.append(records, RunStatus::Running).await {
+        let durable = self.durable_run::<M>(&store, id.clone(), fingerprint, None, copied);
+        if let Err(err) = durable.begin(Some(run_id), &holder(), records).await {
             let _ = durable.close().await;
             return Err(stop(err));
         }
@@ -400,6 +383,11 @@ impl StromaRunner {
         run.keep_lease_alive();
         run
     }
+}
+
+/// Who holds the leases this process takes.
+fn holder() -> String {
+    format!("process {}", std::process::id())
 }
 
 fn decode(what: &str, reason: impl std::fmt::Display) -> DurableError {
@@ -500,9 +488,7 @@ async fn finish<O, M: Send + 'static>(
             (records, status)
         }
     };
-    let saved = durable.append(records, status).await;
-    let closed = durable.close().await;
-    match saved.and(closed) {
+    match durable.end(records, status).await {
         Ok(()) => outcome,
         Err(err) => match outcome {
             Ok(result) => Err(result.into_error(NodeFailure::run_stopped(pipeline, Box::new(err)))),

@@ -289,6 +289,43 @@ pub trait RunStore: Send + Sync {
     /// nothing.
     fn release<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Records a new run, leases it to `holder` for `ttl` and, if given,
+    /// saves its first checkpoint: [`create_run`](Self::create_run),
+    /// [`acquire`](Self::acquire) and [`save`](Self::save) as one step, all
+    /// or nothing where the store can (one transaction for [`SqliteStore`]).
+    fn begin_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+        holder: &'a str,
+        ttl: Duration,
+        first: Option<Checkpoint>,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        Box::pin(async move {
+            self.create_run(run_id, fingerprint, parent_run).await?;
+            let lease = self.acquire(run_id, holder, ttl).await?;
+            if let Some(first) = first {
+                self.save(first, &lease).await?;
+            }
+            Ok(lease)
+        })
+    }
+
+    /// Saves `checkpoint` and gives `lease` up: [`save`](Self::save) then
+    /// [`release`](Self::release) as one step where the store can. The
+    /// lease is released only if the checkpoint was saved.
+    fn save_and_release<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.save(checkpoint, lease).await?;
+            self.release(lease).await
+        })
+    }
+
     /// Removes the run: its checkpoints, lease and record. `false` if there
     /// was no such run.
     fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
@@ -365,6 +402,26 @@ impl<S: RunStore + ?Sized> RunStore for std::sync::Arc<S> {
 
     fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         (**self).delete(run_id)
+    }
+
+    fn begin_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+        holder: &'a str,
+        ttl: Duration,
+        first: Option<Checkpoint>,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        (**self).begin_run(run_id, fingerprint, parent_run, holder, ttl, first)
+    }
+
+    fn save_and_release<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).save_and_release(checkpoint, lease)
     }
 
     fn prune(

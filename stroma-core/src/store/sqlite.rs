@@ -83,12 +83,24 @@ const VERSION_KEY: &str = "run_store_schema_version";
 ///
 /// # Durability
 ///
-/// Commits use `synchronous = FULL`: a [`save`](RunStore::save) that returned
-/// `Ok` survives both a process kill and a power loss (the WAL is synced on
-/// every commit). Unlike sessions (`NORMAL`), a checkpoint is what a resumed
-/// run trusts, and a lease is what keeps two workers apart, so the store pays
-/// one sync per commit rather than let a power loss undo an acknowledged
-/// checkpoint or lease.
+/// The file is in WAL mode. By default commits use `synchronous = NORMAL`:
+/// a [`save`](RunStore::save) that returned `Ok` is in the file's WAL and
+/// survives a kill of the process (`SIGKILL`, a panic, an OOM kill; the
+/// crash test kills a run mid-node and resumes it from the file); a power
+/// loss or an OS crash may undo the last few commits, never corrupt the
+/// file. A run then resumes from an earlier checkpoint and runs those nodes
+/// again, so what completed still runs at least once; a journaled
+/// [`step`](crate::Context::step) among them may run again too (guard its
+/// effect with [`idempotency_key`](crate::Context::idempotency_key)).
+/// [`sync_on_commit(true)`](Self::sync_on_commit) makes each commit wait for
+/// the disk (`FULL`), so an acknowledged checkpoint also survives a power
+/// loss, at about one disk sync per node (0.25 ms on a VM disk, measured in
+/// `benches/durable.rs`). Leases need no more than `NORMAL`: a power loss
+/// ends every process on the machine that could hold one.
+///
+/// Commits that do not wait for the disk run in place on a multi-threaded
+/// tokio runtime (`block_in_place`); everything else runs on the blocking
+/// pool.
 ///
 /// # Cancellation
 ///
@@ -126,6 +138,9 @@ const VERSION_KEY: &str = "run_store_schema_version";
 pub struct SqliteStore {
     inner: Arc<SharedConnection>,
     ttl: Option<Duration>,
+    /// Whether commits wait for the disk; shared by every clone, as the
+    /// connection's setting is.
+    synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Where an operation runs: for error messages.
@@ -170,6 +185,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(SharedConnection::new(path, conn)),
             ttl: None,
+            synced: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
@@ -190,9 +206,9 @@ impl SqliteStore {
         }
     }
 
-    /// Whether each commit waits for the disk (`true`, the default:
-    /// SQLite's `synchronous = FULL`) or only for the operating system
-    /// (`false`: `NORMAL`). Either way a checkpoint that was saved survives
+    /// Whether each commit waits for the disk (`true`: SQLite's
+    /// `synchronous = FULL`) or only for the operating system (`false`, the
+    /// default: `NORMAL`); see the type's "Durability". Either way a checkpoint that was saved survives
     /// a kill of the process and the file is never corrupted; with `false`,
     /// a power loss or OS crash may undo the last checkpoints (the run then
     /// resumes from an earlier one, running those nodes again), in exchange
@@ -205,6 +221,7 @@ impl SqliteStore {
                 .map_err(|e| at.storage(e))
         })
         .await?;
+        self.synced.store(on, std::sync::atomic::Ordering::Relaxed);
         Ok(self)
     }
 
@@ -222,7 +239,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let inner = self.inner.clone();
         let id = run_id.to_owned();
-        blocking(operation, run_id, move || {
+        let run = move || {
             let at = At {
                 operation,
                 run_id: &id,
@@ -233,8 +250,18 @@ impl SqliteStore {
                 .as_mut()
                 .ok_or_else(|| at.storage("the connection is closed"))?;
             work(conn, &at)
-        })
-        .await
+        };
+        if !self.synced.load(std::sync::atomic::Ordering::Relaxed)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            // A commit that does not wait for the disk takes tens of
+            // microseconds: run it here, telling the runtime to move this
+            // worker's other tasks elsewhere meanwhile, rather than pay a hop
+            // to the blocking pool and back on every node.
+            return tokio::task::block_in_place(run);
+        }
+        blocking(operation, run_id, run).await
     }
 }
 
@@ -249,7 +276,7 @@ async fn blocking<T: Send + 'static>(
 
 /// Sets a new connection up and brings the file to the current version.
 fn prepare(conn: &mut Connection, at: &At<'_>) -> Result<(), StoreError> {
-    set_up(conn, "FULL").map_err(|e| at.storage(e))?;
+    set_up(conn, "NORMAL").map_err(|e| at.storage(e))?;
 
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -433,13 +460,156 @@ fn live_lease(
     run_id: &str,
     now: i64,
 ) -> Result<Option<(String, String)>, StoreError> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT holder, token FROM stroma_leases WHERE run_id = ?1 AND expires_at > ?2",
-        params![run_id, now],
-        |row| Ok((row.get(0)?, row.get(1)?)),
     )
-    .optional()
+    .and_then(|mut stmt| {
+        stmt.query_row(params![run_id, now], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()
+    })
     .map_err(|e| at.storage(e))
+}
+
+/// Records a new run (status running, no checkpoint).
+fn insert_run(
+    conn: &Connection,
+    at: &At<'_>,
+    fingerprint: &str,
+    parent_run: Option<&str>,
+) -> Result<(), StoreError> {
+    let now = to_nanos(at, SystemTime::now())?;
+    let inserted = conn
+        .execute(
+            "INSERT INTO stroma_runs
+                 (run_id, status, fingerprint, parent_run, latest_seq, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)
+             ON CONFLICT (run_id) DO NOTHING",
+            params![
+                at.run_id,
+                RunStatus::Running.as_str(),
+                fingerprint,
+                parent_run,
+                now
+            ],
+        )
+        .map_err(|e| at.storage(e))?;
+    if inserted == 0 {
+        return Err(StoreError::with_kind(
+            at.operation,
+            at.run_id,
+            StoreErrorKind::RunExists,
+            "a run with this id already exists",
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `checkpoint` under `lease`, inside a transaction holding the
+/// write lock: the lease check, the seq check and the insert happen with
+/// no other writer between.
+fn append_checkpoint(
+    tx: &Connection,
+    at: &At<'_>,
+    checkpoint: &Checkpoint,
+    lease: &Lease,
+) -> Result<(), StoreError> {
+    let state = serde_json::to_string(&checkpoint.state).map_err(|e| at.storage(e))?;
+    let seq = to_seq(at, checkpoint.seq)?;
+    let written_at = to_nanos(at, checkpoint.written_at)?;
+    let now = to_nanos(at, SystemTime::now())?;
+    // Cached statements: a checkpoint is on every node's path, and
+    // preparing its four statements anew would cost more than running them.
+    let latest: Option<i64> = tx
+        .prepare_cached("SELECT latest_seq FROM stroma_runs WHERE run_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([at.run_id], |row| row.get(0)).optional())
+        .map_err(|e| at.storage(e))?;
+    let Some(latest) = latest else {
+        return Err(StoreError::unknown_run(at.operation, at.run_id));
+    };
+    let current = live_lease(&tx, at, at.run_id, now)?;
+    if current.as_ref().map(|(_, token)| token.as_str()) != Some(lease.token()) {
+        return Err(StoreError::stale_lease(
+            at.operation,
+            at.run_id,
+            lease.holder(),
+        ));
+    }
+    if seq <= latest {
+        return Err(StoreError::with_kind(
+            at.operation,
+            at.run_id,
+            StoreErrorKind::SeqConflict {
+                latest: latest.max(0) as u64,
+            },
+            format!(
+                "checkpoint seq {} is not above the latest seq {latest}",
+                checkpoint.seq
+            ),
+        ));
+    }
+    tx.prepare_cached(
+        "INSERT INTO stroma_checkpoints
+             (run_id, seq, status, fingerprint, state, written_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            at.run_id,
+            seq,
+            checkpoint.status.as_str(),
+            checkpoint.fingerprint,
+            state,
+            written_at
+        ])
+    })
+    .map_err(|e| at.storage(e))?;
+    tx.prepare_cached(
+        "UPDATE stroma_runs SET status = ?2, latest_seq = ?3, updated_at = ?4
+         WHERE run_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![at.run_id, checkpoint.status.as_str(), seq, now]))
+    .map_err(|e| at.storage(e))?;
+    Ok(())
+}
+
+/// Grants a lease on the run to `holder`, inside a transaction holding the write lock.
+fn grant_lease(
+    tx: &Connection,
+    at: &At<'_>,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Lease, StoreError> {
+    let now_time = SystemTime::now();
+    let now = to_nanos(at, now_time)?;
+    let expires_at = now_time
+        .checked_add(ttl)
+        .ok_or_else(|| at.storage("the ttl is too long"))?;
+    let expires = to_nanos(at, expires_at)?;
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM stroma_runs WHERE run_id = ?1",
+            [at.run_id],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(|e| at.storage(e))?;
+    if exists.is_none() {
+        return Err(StoreError::unknown_run(at.operation, at.run_id));
+    }
+    if let Some((held_by, _)) = live_lease(&tx, at, at.run_id, now)? {
+        return Err(StoreError::lease_held(at.operation, at.run_id, held_by));
+    }
+    let lease = Lease::new(at.run_id, holder, new_token(), expires_at);
+    tx.execute(
+        "INSERT INTO stroma_leases (run_id, holder, token, expires_at)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (run_id) DO UPDATE SET
+             holder = excluded.holder, token = excluded.token,
+             expires_at = excluded.expires_at",
+        params![at.run_id, lease.holder(), lease.token(), expires],
+    )
+    .map_err(|e| at.storage(e))?;
+    Ok(lease)
 }
 
 impl RunStore for SqliteStore {
@@ -452,31 +622,7 @@ impl RunStore for SqliteStore {
         let fingerprint = fingerprint.to_owned();
         let parent_run = parent_run.map(str::to_owned);
         Box::pin(self.with_conn("create_run", run_id, move |conn, at| {
-            let now = to_nanos(at, SystemTime::now())?;
-            let inserted = conn
-                .execute(
-                    "INSERT INTO stroma_runs
-                         (run_id, status, fingerprint, parent_run, latest_seq, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)
-                     ON CONFLICT (run_id) DO NOTHING",
-                    params![
-                        at.run_id,
-                        RunStatus::Running.as_str(),
-                        fingerprint,
-                        parent_run,
-                        now
-                    ],
-                )
-                .map_err(|e| at.storage(e))?;
-            if inserted == 0 {
-                return Err(StoreError::with_kind(
-                    at.operation,
-                    at.run_id,
-                    StoreErrorKind::RunExists,
-                    "a run with this id already exists",
-                ));
-            }
-            Ok(())
+            insert_run(conn, at, &fingerprint, parent_run.as_deref())
         }))
     }
 
@@ -492,67 +638,10 @@ impl RunStore for SqliteStore {
                 return Err(StoreError::stale_lease("save", run_id, lease.holder()));
             }
             self.with_conn("save", &run_id, move |conn, at| {
-                let state = serde_json::to_string(&checkpoint.state).map_err(|e| at.storage(e))?;
-                let seq = to_seq(at, checkpoint.seq)?;
-                let written_at = to_nanos(at, checkpoint.written_at)?;
-                let now = to_nanos(at, SystemTime::now())?;
-                // IMMEDIATE: the lease check, the seq check and the insert
-                // happen under the write lock, with no other writer between.
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(|e| at.storage(e))?;
-                let latest: Option<i64> = tx
-                    .query_row(
-                        "SELECT latest_seq FROM stroma_runs WHERE run_id = ?1",
-                        [at.run_id],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(|e| at.storage(e))?;
-                let Some(latest) = latest else {
-                    return Err(StoreError::unknown_run(at.operation, at.run_id));
-                };
-                let current = live_lease(&tx, at, at.run_id, now)?;
-                if current.as_ref().map(|(_, token)| token.as_str()) != Some(lease.token()) {
-                    return Err(StoreError::stale_lease(
-                        at.operation,
-                        at.run_id,
-                        lease.holder(),
-                    ));
-                }
-                if seq <= latest {
-                    return Err(StoreError::with_kind(
-                        at.operation,
-                        at.run_id,
-                        StoreErrorKind::SeqConflict {
-                            latest: latest.max(0) as u64,
-                        },
-                        format!(
-                            "checkpoint seq {} is not above the latest seq {latest}",
-                            checkpoint.seq
-                        ),
-                    ));
-                }
-                tx.execute(
-                    "INSERT INTO stroma_checkpoints
-                         (run_id, seq, status, fingerprint, state, written_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        at.run_id,
-                        seq,
-                        checkpoint.status.as_str(),
-                        checkpoint.fingerprint,
-                        state,
-                        written_at
-                    ],
-                )
-                .map_err(|e| at.storage(e))?;
-                tx.execute(
-                    "UPDATE stroma_runs SET status = ?2, latest_seq = ?3, updated_at = ?4
-                     WHERE run_id = ?1",
-                    params![at.run_id, checkpoint.status.as_str(), seq, now],
-                )
-                .map_err(|e| at.storage(e))?;
+                append_checkpoint(&tx, at, &checkpoint, &lease)?;
                 tx.commit().map_err(|e| at.storage(e))
             })
             .await
@@ -665,42 +754,13 @@ impl RunStore for SqliteStore {
     ) -> BoxFuture<'a, Result<Lease, StoreError>> {
         let holder = holder.to_owned();
         Box::pin(self.with_conn("acquire", run_id, move |conn, at| {
-            let now_time = SystemTime::now();
-            let now = to_nanos(at, now_time)?;
-            let expires_at = now_time
-                .checked_add(ttl)
-                .ok_or_else(|| at.storage("the ttl is too long"))?;
-            let expires = to_nanos(at, expires_at)?;
             // IMMEDIATE: the check and the grant happen under the write lock,
             // so of two connections acquiring at once, one waits and then sees
             // the other's lease.
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| at.storage(e))?;
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM stroma_runs WHERE run_id = ?1",
-                    [at.run_id],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(|e| at.storage(e))?;
-            if exists.is_none() {
-                return Err(StoreError::unknown_run(at.operation, at.run_id));
-            }
-            if let Some((held_by, _)) = live_lease(&tx, at, at.run_id, now)? {
-                return Err(StoreError::lease_held(at.operation, at.run_id, held_by));
-            }
-            let lease = Lease::new(at.run_id, holder, new_token(), expires_at);
-            tx.execute(
-                "INSERT INTO stroma_leases (run_id, holder, token, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (run_id) DO UPDATE SET
-                     holder = excluded.holder, token = excluded.token,
-                     expires_at = excluded.expires_at",
-                params![at.run_id, lease.holder(), lease.token(), expires],
-            )
-            .map_err(|e| at.storage(e))?;
+            let lease = grant_lease(&tx, at, &holder, ttl)?;
             tx.commit().map_err(|e| at.storage(e))?;
             Ok(lease)
         }))
@@ -754,6 +814,60 @@ impl RunStore for SqliteStore {
             .map(drop)
             .map_err(|e| at.storage(e))
         }))
+    }
+
+    fn begin_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        fingerprint: &'a str,
+        parent_run: Option<&'a str>,
+        holder: &'a str,
+        ttl: Duration,
+        first: Option<Checkpoint>,
+    ) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        let fingerprint = fingerprint.to_owned();
+        let parent_run = parent_run.map(str::to_owned);
+        let holder = holder.to_owned();
+        Box::pin(self.with_conn("begin_run", run_id, move |conn, at| {
+            // One transaction, one commit: the run, its lease, its first checkpoint.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| at.storage(e))?;
+            insert_run(&tx, at, &fingerprint, parent_run.as_deref())?;
+            let lease = grant_lease(&tx, at, &holder, ttl)?;
+            if let Some(first) = &first {
+                append_checkpoint(&tx, at, first, &lease)?;
+            }
+            tx.commit().map_err(|e| at.storage(e))?;
+            Ok(lease)
+        }))
+    }
+
+    fn save_and_release<'a>(
+        &'a self,
+        checkpoint: Checkpoint,
+        lease: &'a Lease,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let run_id = checkpoint.run_id.clone();
+        let lease = lease.clone();
+        Box::pin(async move {
+            if lease.run_id() != run_id {
+                return Err(StoreError::stale_lease("save", run_id, lease.holder()));
+            }
+            self.with_conn("save", &run_id, move |conn, at| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| at.storage(e))?;
+                append_checkpoint(&tx, at, &checkpoint, &lease)?;
+                tx.execute(
+                    "DELETE FROM stroma_leases WHERE run_id = ?1 AND token = ?2",
+                    params![at.run_id, lease.token()],
+                )
+                .map_err(|e| at.storage(e))?;
+                tx.commit().map_err(|e| at.storage(e))
+            })
+            .await
+        })
     }
 
     fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
