@@ -2,7 +2,7 @@
 for Stroma's SQLite-backed durable runs.
 
     pip install -r bench-peers/requirements.txt
-    python3 bench-peers/langgraph_checkpoint.py
+    python3 bench-peers/langgraph_checkpoint.py [--synchronous {full,normal}]
 
 The state holds one small struct, {"id": int, "name": str, "score": float}; each
 of the 10 nodes step0..step9 returns it with id and score one higher. The graph
@@ -17,8 +17,18 @@ the checkpointing overhead per node ((checkpointed - baseline) / 10): the best
 of several rounds, each the mean over many `invoke` calls, after a warm-up.
 Also prints the rows written per run and the SQLite settings the checkpointer
 ran with (PRAGMA journal_mode and synchronous on its connection).
+
+SqliteSaver.setup() puts the database in WAL mode and leaves synchronous at
+SQLite's compiled-in default, FULL in the usual builds: every commit waits for
+the disk. After setup() the script sets PRAGMA synchronous on the checkpointer's
+connection from --synchronous and checks with a PRAGMA query that it took:
+`full` (the default, and what LangGraph gets unconfigured) or `normal`, so
+LangGraph can be compared with a store that runs SQLite in WAL with
+synchronous=NORMAL, whose commits don't wait for the disk (a power loss can
+lose the last few; a crash of the process cannot).
 """
 
+import argparse
 import inspect
 import itertools
 import os
@@ -92,7 +102,19 @@ def count_rows(conn):
     return tuple(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("checkpoints", "writes"))
 
 
+SYNCHRONOUS = {"full": 2, "normal": 1}
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--synchronous",
+        choices=list(SYNCHRONOUS),
+        default="full",
+        help="PRAGMA synchronous on the checkpointer's connection, set after setup() (default: full)",
+    )
+    args = parser.parse_args()
+
     print(
         f"langgraph {version('langgraph')}, langgraph-checkpoint {version('langgraph-checkpoint')}, "
         f"langgraph-checkpoint-sqlite {version('langgraph-checkpoint-sqlite')}, "
@@ -117,8 +139,16 @@ def main():
             path = os.path.join(tmp, f"checkpoints-{mode}.sqlite")
             conn = sqlite3.connect(path, check_same_thread=False)
             try:
-                graph = build(SqliteSaver(conn))
-                # One run to count the rows a run writes (setup runs here too).
+                saver = SqliteSaver(conn)
+                saver.setup()
+                conn.execute(f"PRAGMA synchronous={args.synchronous.upper()}")
+                took = conn.execute("PRAGMA synchronous").fetchone()[0]
+                if took != SYNCHRONOUS[args.synchronous]:
+                    raise SystemExit(
+                        f"PRAGMA synchronous={args.synchronous.upper()} did not take: synchronous is {took}"
+                    )
+                graph = build(saver)
+                # One run to count the rows a run writes.
                 assert invoke(graph, mode) == OUTPUT
                 checkpoints, writes = count_rows(conn)
                 per_run = measure(graph, mode, runs=300)
@@ -139,7 +169,8 @@ def main():
     sync_names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
     print(
         f"SQLite as the checkpointer ran it: journal_mode={pragmas['journal_mode']}, "
-        f"synchronous={pragmas['synchronous']} ({sync_names.get(pragmas['synchronous'], '?')}), "
+        f"synchronous={pragmas['synchronous']} ({sync_names.get(pragmas['synchronous'], '?')}, "
+        f"--synchronous {args.synchronous}), "
         f"wal_autocheckpoint={pragmas['wal_autocheckpoint']}, page_size={pragmas['page_size']}; "
         f"one commit per put/put_writes"
     )
