@@ -543,9 +543,13 @@ impl StromaRunner {
         let guarded = with_cell(cell, async move {
             let run = async move {
                 if journaled {
-                    AssertUnwindSafe(guarded::<Journaled, P, M>(pipeline, input, cx_ref))
-                        .catch_unwind()
-                        .await
+                    // Boxed: a durable run's future is larger, and the other
+                    // runs' futures should not be sized for it.
+                    AssertUnwindSafe(Box::pin(guarded::<Journaled, P, M>(
+                        pipeline, input, cx_ref,
+                    )))
+                    .catch_unwind()
+                    .await
                 } else if watched {
                     AssertUnwindSafe(guarded::<Watched, P, M>(pipeline, input, cx_ref))
                         .catch_unwind()
