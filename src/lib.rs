@@ -211,8 +211,9 @@ pub mod prelude {
         template,
     };
     pub use crate::{
-        Durability, DurableError, Interrupt, Interrupted, MemoryStore, ResumeOptions, RunStatus,
-        RunStore, StoreError, StoredRun,
+        Checkpoint, Durability, Durable, DurableError, DurableRuns, Interrupt, Interrupted, Lease,
+        MemoryStore, ResumeOptions, RunStatus, RunStore, RunSummary, Saveable, StoreError,
+        StoreErrorKind, StoredRun,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};

@@ -697,7 +697,10 @@ async fn a_node_longer_than_the_lease_keeps_the_run() {
     };
     let (done, taken) = tokio::join!(run, intruder);
     let err = taken.expect_err("the lease was renewed while the node ran");
-    assert!(matches!(err.kind(), stroma::StoreErrorKind::LeaseHeld { .. }), "{err}");
+    assert!(
+        matches!(err.kind(), stroma::StoreErrorKind::LeaseHeld { .. }),
+        "{err}"
+    );
     assert_eq!(done.unwrap().final_state, 3);
 }
 
@@ -719,4 +722,64 @@ async fn replayed_outputs_are_there_for_later_look_ups() {
     let err = runner.run_durable(&p, 1).await.unwrap_err();
     let done = runner.resume(&p, &err.run_id().to_string()).await.unwrap();
     assert_eq!(done.final_state, "20 after 2");
+}
+
+#[node]
+async fn q_left(x: u32) -> u32 {
+    count("q_left");
+    x + 1
+}
+
+static Q_FAIL: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn q_right(x: u32) -> Result<u32, NodeError> {
+    count("q_right");
+    if Q_FAIL.swap(0, Ordering::SeqCst) == 1 {
+        return Err(NodeError::msg("right branch down"));
+    }
+    Ok(x * 100)
+}
+
+#[node]
+async fn q_join(pair: (u32, u32)) -> u32 {
+    pair.0 + pair.1
+}
+
+#[tokio::test]
+async fn a_parallel_resumes_with_only_its_failed_branch_running_again() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![parallel![q_left, q_right], q_join];
+    let err = runner.run_durable(&p, 2).await.unwrap_err();
+    assert_eq!(err.path().as_str(), "parallel[1].q_right");
+    let done = runner.resume(&p, &err.run_id().to_string()).await.unwrap();
+    assert_eq!(done.final_state, 3 + 200);
+    assert_eq!(ran("q_left"), 1, "the finished branch is not run again");
+    assert_eq!(ran("q_right"), 2);
+}
+
+#[node]
+async fn r_two_questions(x: u32, ctx: &Context) -> Result<String, NodeError> {
+    count("r_two_questions");
+    let first: String = ctx.interrupt("first?")?;
+    let second: String = ctx.interrupt("second?")?;
+    Ok(format!("{x}: {first}, {second}"))
+}
+
+#[tokio::test]
+async fn several_questions_in_one_node_are_answered_in_order() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![r_two_questions];
+    let err = runner.run_durable(&p, 7).await.unwrap_err();
+    assert_eq!(err.interrupts()[0].id, "r_two_questions:0");
+    let id = err.run_id().to_string();
+    let err = runner.resume_with(&p, &id, "one").await.unwrap_err();
+    let asked = err.interrupts();
+    assert_eq!(
+        (asked[0].id.as_str(), &asked[0].question),
+        ("r_two_questions:1", &serde_json::json!("second?"))
+    );
+    let done = runner.resume_with(&p, &id, "two").await.unwrap();
+    assert_eq!(done.final_state, "7: one, two");
+    assert_eq!(ran("r_two_questions"), 3);
 }

@@ -168,7 +168,10 @@ impl DurableRun {
                 }
             }
         });
-        *self.heartbeat.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
+        *self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
     }
 
     fn replay(&self) -> std::sync::MutexGuard<'_, Replay> {
@@ -352,7 +355,11 @@ impl DurableRun {
 
     /// Saves how the run ended (`records`, `status`) after any write still
     /// behind, and gives the lease up, in one step.
-    pub(crate) async fn end(&self, records: Vec<Record>, status: RunStatus) -> Result<(), DurableError> {
+    pub(crate) async fn end(
+        &self,
+        records: Vec<Record>,
+        status: RunStatus,
+    ) -> Result<(), DurableError> {
         self.stop_heartbeat();
         let mut writer = self.writer.lock().await;
         if let Some(previous) = writer.in_flight.take() {

@@ -526,7 +526,7 @@ fn append_checkpoint(
     let Some(latest) = latest else {
         return Err(StoreError::unknown_run(at.operation, at.run_id));
     };
-    let current = live_lease(&tx, at, at.run_id, now)?;
+    let current = live_lease(tx, at, at.run_id, now)?;
     if current.as_ref().map(|(_, token)| token.as_str()) != Some(lease.token()) {
         return Err(StoreError::stale_lease(
             at.operation,
@@ -596,7 +596,7 @@ fn grant_lease(
     if exists.is_none() {
         return Err(StoreError::unknown_run(at.operation, at.run_id));
     }
-    if let Some((held_by, _)) = live_lease(&tx, at, at.run_id, now)? {
+    if let Some((held_by, _)) = live_lease(tx, at, at.run_id, now)? {
         return Err(StoreError::lease_held(at.operation, at.run_id, held_by));
     }
     let lease = Lease::new(at.run_id, holder, new_token(), expires_at);
