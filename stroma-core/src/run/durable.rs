@@ -16,7 +16,7 @@ use crate::engine::failure::NodeFailure;
 use crate::node::{Node, RunsWith};
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_id::RunId;
-use crate::run::runner::{RunOptions, StromaRunner};
+use crate::run::runner::{Durably, RunOptions, StromaRunner};
 use crate::store::{RunStatus, RunStore, StoreError};
 use crate::tree::record::NodeStatus;
 use crate::tree::shape::shape_of;
@@ -123,6 +123,7 @@ impl StromaRunner {
                 options,
                 None,
                 Some((run_id, Arc::clone(&durable))),
+                Durably,
             )
             .await;
         finish(&durable, outcome, pipeline.name()).await
@@ -253,6 +254,7 @@ impl StromaRunner {
                 run_options,
                 None,
                 Some((id, Arc::clone(&durable))),
+                Durably,
             )
             .await;
         if !durable.writes() {

@@ -230,7 +230,38 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `work` with the connection, on the blocking pool.
+    /// Appends `checkpoint` under `lease` in one transaction, giving the
+    /// lease up in the same transaction if `release`.
+    async fn commit_checkpoint(
+        &self,
+        checkpoint: Checkpoint,
+        lease: &Lease,
+        release: bool,
+    ) -> Result<(), StoreError> {
+        let run_id = checkpoint.run_id.clone();
+        if lease.run_id() != run_id {
+            return Err(StoreError::stale_lease("save", run_id, lease.holder()));
+        }
+        let lease = lease.clone();
+        self.with_conn("save", &run_id, move |conn, at| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| at.storage(e))?;
+            append_checkpoint(&tx, at, &checkpoint, &lease)?;
+            if release {
+                tx.execute(
+                    "DELETE FROM stroma_leases WHERE run_id = ?1 AND token = ?2",
+                    params![at.run_id, lease.token()],
+                )
+                .map_err(|e| at.storage(e))?;
+            }
+            tx.commit().map_err(|e| at.storage(e))
+        })
+        .await
+    }
+
+    /// Runs `work` with the connection: in place when commits do not wait
+    /// for the disk and the runtime is multi-threaded, else on the blocking pool.
     async fn with_conn<T: Send + 'static>(
         &self,
         operation: &'static str,
@@ -631,21 +662,7 @@ impl RunStore for SqliteStore {
         checkpoint: Checkpoint,
         lease: &'a Lease,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let run_id = checkpoint.run_id.clone();
-        let lease = lease.clone();
-        Box::pin(async move {
-            if lease.run_id() != run_id {
-                return Err(StoreError::stale_lease("save", run_id, lease.holder()));
-            }
-            self.with_conn("save", &run_id, move |conn, at| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(|e| at.storage(e))?;
-                append_checkpoint(&tx, at, &checkpoint, &lease)?;
-                tx.commit().map_err(|e| at.storage(e))
-            })
-            .await
-        })
+        Box::pin(self.commit_checkpoint(checkpoint, lease, false))
     }
 
     fn latest<'a>(
@@ -848,26 +865,7 @@ impl RunStore for SqliteStore {
         checkpoint: Checkpoint,
         lease: &'a Lease,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let run_id = checkpoint.run_id.clone();
-        let lease = lease.clone();
-        Box::pin(async move {
-            if lease.run_id() != run_id {
-                return Err(StoreError::stale_lease("save", run_id, lease.holder()));
-            }
-            self.with_conn("save", &run_id, move |conn, at| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(|e| at.storage(e))?;
-                append_checkpoint(&tx, at, &checkpoint, &lease)?;
-                tx.execute(
-                    "DELETE FROM stroma_leases WHERE run_id = ?1 AND token = ?2",
-                    params![at.run_id, lease.token()],
-                )
-                .map_err(|e| at.storage(e))?;
-                tx.commit().map_err(|e| at.storage(e))
-            })
-            .await
-        })
+        Box::pin(self.commit_checkpoint(checkpoint, lease, true))
     }
 
     fn delete<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
