@@ -783,3 +783,42 @@ async fn several_questions_in_one_node_are_answered_in_order() {
     assert_eq!(done.final_state, "7: one, two");
     assert_eq!(ran("r_two_questions"), 3);
 }
+
+static S_FAIL: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn s_greet(x: u32, ctx: &Context) -> Result<String, NodeError> {
+    if S_FAIL.swap(0, Ordering::SeqCst) == 1 {
+        return Err(NodeError::msg("not yet"));
+    }
+    let text = ctx.render("$var{greeting}")?;
+    let typed = ctx.var::<String>("greeting").map(|s| s.to_string());
+    Ok(format!(
+        "{text} {x} ({})",
+        typed.unwrap_or_else(|_| "untyped".into())
+    ))
+}
+
+#[tokio::test]
+async fn per_run_variables_are_saved_for_templates_and_given_again_for_typed_reads() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![b_one, s_greet];
+    let options = RunOptions::new().var("greeting", "hello".to_string());
+    let err = runner.run_durable_with(&p, 1, options).await.unwrap_err();
+    let id = err.run_id().to_string();
+    // Not given again: the template reads the saved JSON; a typed read cannot.
+    S_FAIL.store(0, Ordering::SeqCst);
+    let done = runner.resume(&p, &id).await.unwrap();
+    assert_eq!(done.final_state, "hello 2 (untyped)");
+    // Replayed from scratch under a new run, with the variable given again.
+    let again = runner
+        .resume_from_with_options(
+            &p,
+            &id,
+            "b_one",
+            ResumeOptions::new().var("greeting", "hello".to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.final_state, "hello 2 (hello)");
+}

@@ -32,6 +32,9 @@ pub(crate) enum Record {
         execution: Value,
         /// The pipeline's shape: one line per node (path, kind, output type).
         shape: Vec<String>,
+        /// The per-run variables, as JSON.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        vars: Vec<(String, Value)>,
     },
     /// A node completed: its output, and the model after it if it may change it.
     Node {
@@ -104,6 +107,7 @@ pub(crate) struct StartRecord {
     pub(crate) model: Value,
     pub(crate) execution: Value,
     pub(crate) shape: Vec<String>,
+    pub(crate) vars: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -161,6 +165,7 @@ impl Journal {
                 model,
                 execution,
                 shape,
+                vars,
             } => {
                 self.start = Some(StartRecord {
                     pipeline: pipeline.clone(),
@@ -168,6 +173,7 @@ impl Journal {
                     model: model.clone(),
                     execution: execution.clone(),
                     shape: shape.clone(),
+                    vars: vars.clone(),
                 });
             }
             Record::Node {

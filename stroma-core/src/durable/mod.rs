@@ -28,11 +28,17 @@
 //!   finished `parallel!` branches follow from these paths;
 //! - journaled steps, questions and answers.
 //!
-//! Not saved: context entries a node writes with `Context::insert*` (they
-//! are typed Rust values with no saved form) and per-run variables given with
-//! `RunOptions::var` (give them again with [`ResumeOptions::var`]); a node
-//! that needs a value after a resume puts it in the model or its output.
-
+//! Per-run variables (`RunOptions::var`) are saved as JSON: on resume,
+//! templates (`$var{..}`) read them as before; a typed read
+//! (`ctx.var::<T>`) needs the value given again with [`ResumeOptions::var`]
+//! (a saved variable comes back as a `serde_json::Value`). Runner and flow
+//! variables are declared by the code, so they are there again.
+//!
+//! Not saved: context entries a node writes with `Context::insert*`. They
+//! are typed Rust values and a skipped node is not there to say their type;
+//! a node whose later nodes need a value after a resume puts it in its
+//! output or the model, which are saved.
+//!
 pub(crate) mod bounds;
 pub(crate) mod context;
 pub(crate) mod interrupt;

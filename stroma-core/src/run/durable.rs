@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::combinators::flow::Var;
 use crate::durable::bounds::{Durable, ModelCodec, Saveable};
 use crate::durable::interrupt::DurableError;
 use crate::durable::journal::{Journal, Record};
@@ -109,6 +110,11 @@ impl StromaRunner {
                 .map_err(|e| stop(decode("the model", e)))?,
             execution: serde_json::to_value(&execution).unwrap_or(Value::Null),
             shape: listing,
+            vars: options
+                .vars
+                .iter()
+                .filter_map(|var| Some((var.name.to_string(), var.json.clone().ok()?)))
+                .collect(),
         };
         options.execution = Some(execution);
         let durable = self.durable_run::<M>(&store, id, fingerprint, None, Journal::default());
@@ -222,6 +228,13 @@ impl StromaRunner {
             .map_err(|e| stop(decode("the model", e)))?;
         let mut run_options = RunOptions::new().model(model);
         run_options.vars = options.vars;
+        // A per-run variable not given again comes back as its saved JSON:
+        // templates read it as before; a typed read needs it given again.
+        for (name, value) in &start.vars {
+            if !run_options.vars.iter().any(|var| var.name == name.as_str()) {
+                run_options.vars.push(Var::new(name.clone(), value.clone()));
+            }
+        }
         if let Ok(execution) = serde_json::from_value(start.execution.clone()) {
             run_options.execution = Some(execution);
         }
