@@ -34,7 +34,10 @@
 //! (a saved variable comes back as a `serde_json::Value`). Runner and flow
 //! variables are declared by the code, so they are there again.
 //!
-//! Not saved: context entries a node writes with `Context::insert*`. They
+//! Not saved: the model of a node run `.isolated()` with a model of its own
+//! (it is thrown away after that node anyway, so only nodes after a
+//! resume point inside such a scope see it fresh), and context entries a
+//! node writes with `Context::insert*`. They
 //! are typed Rust values and a skipped node is not there to say their type;
 //! a node whose later nodes need a value after a resume puts it in its
 //! output or the model, which are saved.
