@@ -38,8 +38,8 @@ pub use context::propagation::{
 };
 pub use context::templates::AsTemplate;
 pub use durable::{
-    CHECKPOINT_FORMAT_VERSION, Durability, Durable, DurableError, Interrupt, Interrupted,
-    ResumeOptions, Saveable, StoredRun,
+    CHECKPOINT_FORMAT_VERSION, Durability, Durable, DurableError, Interrupt, Interrupted, Saveable,
+    StoredRun,
 };
 pub use engine::failure::{NodeFailure, NodePanic};
 pub use engine::state::Cx;
@@ -51,7 +51,7 @@ pub use model::pipeline_context::{
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
-pub use run::durable::DurableRuns;
+pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
 pub use run::handler::Handler;
 pub use run::middleware::{

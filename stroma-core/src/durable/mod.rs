@@ -30,7 +30,7 @@
 //!
 //! Per-run variables (`RunOptions::var`) are saved as JSON: on resume,
 //! templates (`$var{..}`) read them as before; a typed read
-//! (`ctx.var::<T>`) needs the value given again with [`ResumeOptions::var`]
+//! (`ctx.var::<T>`) needs the value given again with [`ResumeOptions::var`](crate::ResumeOptions::var)
 //! (a saved variable comes back as a `serde_json::Value`). Runner and flow
 //! variables are declared by the code, so they are there again.
 //!
@@ -46,97 +46,16 @@ pub(crate) mod bounds;
 pub(crate) mod context;
 pub(crate) mod interrupt;
 pub(crate) mod journal;
-pub(crate) mod node;
 pub(crate) mod run;
 
-use std::borrow::Cow;
 use std::hash::Hasher;
-use std::marker::PhantomData;
-
-use serde::Serialize;
-use serde_json::Value;
 
 pub use bounds::{Durable, Saveable};
 pub use interrupt::{DurableError, Interrupt, Interrupted};
 pub use journal::CHECKPOINT_FORMAT_VERSION;
 pub use run::Durability;
 
-use crate::combinators::flow::Var;
 use crate::store::RunSummary;
-
-/// How to resume a run: the answers to its questions, and the per-run
-/// variables it was started with. `M` is the run's model type.
-///
-/// ```
-/// use stroma_core::ResumeOptions;
-///
-/// let options = ResumeOptions::new().answer_to("review[0].approve:0", true);
-/// # let _ = options;
-/// ```
-pub struct ResumeOptions<M = ()> {
-    pub(crate) answer: Option<Value>,
-    pub(crate) answers: Vec<(String, Value)>,
-    pub(crate) vars: Vec<Var>,
-    pub(crate) model: PhantomData<fn() -> M>,
-}
-
-impl ResumeOptions {
-    /// Resume as saved, with the model `()`.
-    pub fn new() -> Self {
-        ResumeOptions {
-            answer: None,
-            answers: Vec::new(),
-            vars: Vec::new(),
-            model: PhantomData,
-        }
-    }
-}
-
-impl Default for ResumeOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<M> ResumeOptions<M> {
-    /// Resume a run whose model is an `N`.
-    pub fn model<N>(self) -> ResumeOptions<N> {
-        ResumeOptions {
-            answer: self.answer,
-            answers: self.answers,
-            vars: self.vars,
-            model: PhantomData,
-        }
-    }
-
-    /// Answers the one pending question with `answer`.
-    pub fn answer(mut self, answer: impl Serialize) -> Self {
-        self.answer = Some(to_json(&answer));
-        self
-    }
-
-    /// Answers the pending question `id` (see [`Interrupt::id`]) with `answer`.
-    pub fn answer_to(mut self, id: impl Into<String>, answer: impl Serialize) -> Self {
-        self.answers.push((id.into(), to_json(&answer)));
-        self
-    }
-
-    /// Declares the per-run variable `name` again, as
-    /// [`RunOptions::var`](crate::RunOptions::var) did when the run started.
-    pub fn var<T: Serialize + Send + Sync + 'static>(
-        mut self,
-        name: impl Into<Cow<'static, str>>,
-        value: T,
-    ) -> Self {
-        self.vars.push(Var::new(name, value));
-        self
-    }
-}
-
-fn to_json(value: &impl Serialize) -> Value {
-    serde_json::to_value(value)
-        .unwrap_or_else(|e| Value::String(format!("(the answer cannot be saved: {e})")))
-}
 
 /// A durable run as its store holds it: status, what completed, what it asks.
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
 //! The engine: the state a run executes against, the one node-execution
-//! path and its observers, and the guard that puts a model back.
+//! path and its observers (with a durable run's node: `journaled.rs`), and
+//! the guard that puts a model back.
 
 pub(crate) mod failure;
 pub(crate) mod guard;
+pub(crate) mod journaled;
 pub(crate) mod observe;
 pub(crate) mod state;
 

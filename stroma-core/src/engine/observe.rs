@@ -91,7 +91,7 @@ pub enum Recorded {}
 pub enum Watched {}
 
 /// A durable run: watched as [`Watched`] is, and each node saved as it
-/// completes (see `durable/node.rs`).
+/// completes (see `journaled.rs`).
 #[doc(hidden)]
 pub enum Journaled {}
 
@@ -131,7 +131,7 @@ impl Observer for Journaled {
         B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
         F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
     {
-        crate::durable::node::journaled_node(cx, slot, input, codec, keep, body)
+        crate::engine::journaled::journaled_node(cx, slot, input, codec, keep, body)
     }
 }
 

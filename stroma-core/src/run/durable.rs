@@ -1,10 +1,13 @@
 //! The runner's durable side: [`StromaRunner::run_durable`], the resumes,
 //! and [`DurableRuns`], the listing of a store's runs.
 
+use std::borrow::Cow;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::combinators::flow::Var;
@@ -12,7 +15,7 @@ use crate::durable::bounds::{Durable, ModelCodec, Saveable};
 use crate::durable::interrupt::DurableError;
 use crate::durable::journal::{Journal, Record};
 use crate::durable::run::{DurableRun, DurableSetup};
-use crate::durable::{ResumeOptions, StoredRun, fingerprint, first_difference};
+use crate::durable::{StoredRun, fingerprint, first_difference};
 use crate::engine::failure::NodeFailure;
 use crate::node::{Node, RunsWith};
 use crate::run::outcome::{RunError, RunResult};
@@ -24,6 +27,80 @@ use crate::tree::shape::shape_of;
 use crate::tree::trace::{Trace, TraceParts};
 
 type Outcome<O, M> = Result<RunResult<O, M>, RunError>;
+
+/// How to resume a run: the answers to its questions, and the per-run
+/// variables it was started with. `M` is the run's model type.
+///
+/// ```
+/// use stroma_core::ResumeOptions;
+///
+/// let options = ResumeOptions::new().answer_to("review[0].approve:0", true);
+/// # let _ = options;
+/// ```
+pub struct ResumeOptions<M = ()> {
+    pub(crate) answer: Option<Value>,
+    pub(crate) answers: Vec<(String, Value)>,
+    pub(crate) vars: Vec<Var>,
+    pub(crate) model: PhantomData<fn() -> M>,
+}
+
+impl ResumeOptions {
+    /// Resume as saved, with the model `()`.
+    pub fn new() -> Self {
+        ResumeOptions {
+            answer: None,
+            answers: Vec::new(),
+            vars: Vec::new(),
+            model: PhantomData,
+        }
+    }
+}
+
+impl Default for ResumeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<M> ResumeOptions<M> {
+    /// Resume a run whose model is an `N`.
+    pub fn model<N>(self) -> ResumeOptions<N> {
+        ResumeOptions {
+            answer: self.answer,
+            answers: self.answers,
+            vars: self.vars,
+            model: PhantomData,
+        }
+    }
+
+    /// Answers the one pending question with `answer`.
+    pub fn answer(mut self, answer: impl Serialize) -> Self {
+        self.answer = Some(to_json(&answer));
+        self
+    }
+
+    /// Answers the pending question `id` (see [`Interrupt::id`](crate::Interrupt::id)) with `answer`.
+    pub fn answer_to(mut self, id: impl Into<String>, answer: impl Serialize) -> Self {
+        self.answers.push((id.into(), to_json(&answer)));
+        self
+    }
+
+    /// Declares the per-run variable `name` again, as
+    /// [`RunOptions::var`](crate::RunOptions::var) did when the run started.
+    pub fn var<T: Serialize + Send + Sync + 'static>(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: T,
+    ) -> Self {
+        self.vars.push(Var::new(name, value));
+        self
+    }
+}
+
+fn to_json(value: &impl Serialize) -> Value {
+    serde_json::to_value(value)
+        .unwrap_or_else(|e| Value::String(format!("(the answer cannot be saved: {e})")))
+}
 
 impl StromaRunner {
     /// Runs `pipeline` on `input` durably, with the model `()`: after every

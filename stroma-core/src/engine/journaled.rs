@@ -3,10 +3,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::bounds::LeafCodec;
-use super::interrupt::DurableError;
-use super::journal::Record;
-use super::run::NodeJournal;
+use crate::durable::bounds::LeafCodec;
+use crate::durable::interrupt::DurableError;
+use crate::durable::journal::Record;
+use crate::durable::run::NodeJournal;
 use crate::engine::failure::NodeFailure;
 use crate::engine::state::Cx;
 use crate::store::RunStatus;
