@@ -239,6 +239,74 @@ async fn check_race<S: RunStore + Clone + 'static>(a: S, b: S) {
     }
 }
 
+/// A run begun in one step (run, lease, first checkpoint), all or nothing;
+/// ended in one (last checkpoint, lease released); the whole journal in order.
+async fn check_begin_and_end(store: &dyn RunStore) {
+    let first = cp("j", 1, RunStatus::Running);
+    let lease = store
+        .begin_run("j", "fp-1", None, "w1", LONG, Some(first.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.latest("j").await.unwrap(), Some(first.clone()));
+    let err = store.acquire("j", "w2", LONG).await.unwrap_err();
+    assert!(matches!(err.kind(), StoreErrorKind::LeaseHeld { .. }));
+
+    // Beginning a run that exists changes nothing: no second lease, no row.
+    let err = store
+        .begin_run(
+            "j",
+            "fp-1",
+            None,
+            "w2",
+            LONG,
+            Some(cp("j", 9, RunStatus::Running)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &StoreErrorKind::RunExists);
+    assert_eq!(store.checkpoints("j").await.unwrap(), vec![first.clone()]);
+
+    let second = cp("j", 2, RunStatus::Running);
+    store.save(second.clone(), &lease).await.unwrap();
+    let last = cp("j", 3, RunStatus::Completed);
+    store.save_and_release(last.clone(), &lease).await.unwrap();
+    assert_eq!(
+        store.checkpoints("j").await.unwrap(),
+        vec![first, second, last.clone()]
+    );
+    assert_eq!(
+        store.list(Some(RunStatus::Completed)).await.unwrap()[0].run_id,
+        "j"
+    );
+    // Released with the last checkpoint: another worker may take the run.
+    let next = store.acquire("j", "w2", LONG).await.unwrap();
+    // A stale lease saves nothing, and so releases nothing.
+    let err = store
+        .save_and_release(cp("j", 4, RunStatus::Running), &lease)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), &StoreErrorKind::StaleLease);
+    assert_eq!(store.latest("j").await.unwrap(), Some(last));
+    // Renewed, a lease lasts longer; a stale one cannot be renewed.
+    let renewed = store.renew(&next, LONG * 2).await.unwrap();
+    assert!(renewed.expires_at() > next.expires_at());
+    assert_eq!(renewed.token(), next.token());
+    let err = store.renew(&lease, LONG).await.unwrap_err();
+    assert_eq!(err.kind(), &StoreErrorKind::StaleLease);
+    // Without a first checkpoint: a run with a lease and no journal yet.
+    store
+        .begin_run("k", "fp-1", Some("j"), "w1", LONG, None)
+        .await
+        .unwrap();
+    assert!(store.checkpoints("k").await.unwrap().is_empty());
+    assert!(store.checkpoints("nope").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn memory_store_begin_and_end() {
+    check_begin_and_end(&MemoryStore::new()).await;
+}
+
 #[tokio::test]
 async fn memory_store_basics() {
     check_basics(&MemoryStore::new()).await;
@@ -308,6 +376,28 @@ mod sqlite {
         fn drop(&mut self) {
             self.remove();
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_store_begin_and_end() {
+        let db = TempDb::new("begin");
+        check_begin_and_end(&SqliteStore::open(db.path()).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_store_begin_and_end_in_place_and_synced() {
+        // Commits in place (NORMAL, multi-threaded runtime), then on the
+        // blocking pool (FULL): the same contract either way.
+        let db = TempDb::new("begin-mt");
+        check_begin_and_end(&SqliteStore::open(db.path()).await.unwrap()).await;
+        let db = TempDb::new("begin-full");
+        let store = SqliteStore::open(db.path())
+            .await
+            .unwrap()
+            .sync_on_commit(true)
+            .await
+            .unwrap();
+        check_begin_and_end(&store).await;
     }
 
     #[tokio::test]
