@@ -233,7 +233,21 @@ async fn an_interrupt_stops_the_run_and_the_answer_resumes_it_where_steps_are_no
     // Answering a run that asks nothing is an error.
     let err = runner.resume_with(&p, &id, "Bob").await.unwrap_err();
     assert!(
-        matches!(err.durable_error(), Some(DurableError::NotPending { .. })),
+        matches!(
+            err.durable_error(),
+            Some(DurableError::NotInterrupted {
+                status: RunStatus::Completed
+            })
+        ),
+        "{err}"
+    );
+    // An id that is not pending is named, with what is.
+    let err = runner
+        .resume_with_options(&p, &id, ResumeOptions::new().answer_to("nope:0", 1))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no question `nope:0` is pending"),
         "{err}"
     );
 }
@@ -536,6 +550,12 @@ async fn every_durability_mode_completes_and_saves() {
         assert_eq!(rows.last().unwrap().status, RunStatus::Completed);
         let again = runner.resume(&pipeline![b_one, b_two], &id).await.unwrap();
         assert_eq!(again.final_state, 20);
+        // A copy from a node is written at once, whatever the mode.
+        let copy = runner
+            .resume_from(&pipeline![b_one, b_two], &id, "b_one")
+            .await
+            .unwrap();
+        assert_eq!(copy.final_state, 20, "{mode:?}");
     }
 }
 
@@ -821,4 +841,77 @@ async fn per_run_variables_are_saved_for_templates_and_given_again_for_typed_rea
         .await
         .unwrap();
     assert_eq!(again.final_state, "hello 2 (hello)");
+}
+
+static T_LIMIT: AtomicU32 = AtomicU32::new(3);
+
+#[tokio::test]
+async fn replaying_a_completed_run_runs_nothing_even_if_its_logic_changed() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![
+        loop_until(b_one, |x: &u32, _: &()| *x
+            >= T_LIMIT.load(Ordering::SeqCst))
+        .max_loops(10)
+    ];
+    let done = runner.run_durable(&p, 0).await.unwrap();
+    assert_eq!(done.final_state, 3);
+    // Same shape, another condition: the saved iterations end too early.
+    T_LIMIT.store(5, Ordering::SeqCst);
+    let err = runner
+        .resume(&p, &done.run_id.to_string())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.durable_error(), Some(DurableError::NotInJournal { path }) if path == "loop_until[4].b_one"),
+        "{err}"
+    );
+}
+
+#[node]
+async fn u_pairs(x: u32) -> std::collections::HashMap<(u32, u32), u32> {
+    [((x, x), x)].into_iter().collect()
+}
+
+#[tokio::test]
+async fn an_output_that_cannot_be_saved_is_said_so() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let err = runner
+        .run_durable(&pipeline![u_pairs], 1)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the output of `u_pairs` cannot be saved: key must be a string"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_interrupt_in_a_plain_run_says_it_cannot_be_resumed() {
+    let err = StromaRunner::quick()
+        .run(&pipeline![d_ask], 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_interrupted());
+    assert!(err.to_string().contains("not durable"), "{err}");
+}
+
+#[test]
+fn a_sqlite_store_works_inside_a_local_set_on_a_multi_threaded_runtime() {
+    // tokio refuses `block_in_place` there: commits go to the blocking pool.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("stroma-durable-local-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("runs.db");
+    let local = tokio::task::LocalSet::new();
+    let done = local.block_on(&runtime, async {
+        let runner = StromaRunner::quick().with_store(SqliteStore::open(&path).await.unwrap());
+        runner.run_durable(&pipeline![b_one, b_two], 1).await
+    });
+    assert_eq!(done.unwrap().final_state, 20);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -112,21 +112,23 @@ impl Context {
             Some(node) => (node.path.clone(), node.next_interrupt()),
             None => (self.scope_path().to_string(), 0),
         };
-        let interrupt = Interrupt {
+        let interrupt = Box::new(Interrupt {
             id: format!("{path}:{index}"),
             path,
             question,
-        };
+        });
         let Some(node) = &self.place.durable else {
             return Err(Interrupted {
                 interrupt,
                 rejected: None,
+                resumable: false,
             });
         };
         let Some(answer) = node.run.answer(&interrupt.id) else {
             return Err(Interrupted {
                 interrupt,
                 rejected: None,
+                resumable: true,
             });
         };
         match serde_json::from_value::<A>(answer.clone()) {
@@ -147,6 +149,7 @@ impl Context {
                 Err(Interrupted {
                     interrupt,
                     rejected: Some((std::any::type_name::<A>(), err.to_string())),
+                    resumable: true,
                 })
             }
         }

@@ -32,10 +32,13 @@ pub struct Interrupt {
 /// lists the questions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interrupted {
-    pub(crate) interrupt: Interrupt,
+    // Boxed: `interrupt` returns it, and a small `Err` keeps that cheap.
+    pub(crate) interrupt: Box<Interrupt>,
     /// Set when an answer was given but was not of the asked type: the
     /// type asked for and why the answer did not fit.
     pub(crate) rejected: Option<(&'static str, String)>,
+    /// Whether the run is durable, so the question can be answered later.
+    pub(crate) resumable: bool,
 }
 
 impl Interrupted {
@@ -63,6 +66,12 @@ impl Interrupted {
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.rejected {
+            None if !self.resumable => write!(
+                f,
+                "interrupted to ask {} (question `{}`); this run is not durable and cannot be \
+                 resumed: run it with `run_durable` to answer later",
+                self.interrupt.question, self.interrupt.id
+            ),
             None => write!(
                 f,
                 "interrupted to ask {} (question `{}`); resume the run with an answer",
@@ -123,6 +132,26 @@ pub enum DurableError {
         /// The questions pending.
         pending: Vec<String>,
     },
+    /// A value cannot be saved (its `Serialize` failed: a map with
+    /// non-string keys, say).
+    Encode {
+        /// What it is: `the input`, `the model`, `the output of fetch`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// An answer was given to a run that asks nothing.
+    NotInterrupted {
+        /// The run's status.
+        status: crate::store::RunStatus,
+    },
+    /// Replaying a completed run met a node its journal does not hold: the
+    /// pipeline's logic changed since (a loop's condition, say), though
+    /// not its shape. The node was not run.
+    NotInJournal {
+        /// The node's path.
+        path: String,
+    },
     /// A value the run saved cannot be read back as its type.
     Decode {
         /// What it is: `the input`, `the model`, `the output of fetch`.
@@ -178,6 +207,18 @@ impl fmt::Display for DurableError {
                  `ResumeOptions::answer_to`",
                 pending.len(),
                 pending.join(", ")
+            ),
+            DurableError::Encode { what, reason } => {
+                write!(f, "{what} cannot be saved: {reason}")
+            }
+            DurableError::NotInterrupted { status } => write!(
+                f,
+                "the run asks nothing (it is {status}): resume it without an answer"
+            ),
+            DurableError::NotInJournal { path } => write!(
+                f,
+                "the run completed, but `{path}` is not in its journal: the pipeline's logic \
+                 changed since it ran (a loop's condition, say); the node was not run"
             ),
             DurableError::Decode { what, reason } => {
                 write!(f, "{what} was saved but cannot be read back: {reason}")

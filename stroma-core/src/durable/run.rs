@@ -164,7 +164,10 @@ impl DurableRun {
                     }
                     // Lost (another worker took the run after a stall): the
                     // next checkpoint fails and says so.
-                    Err(_) => return,
+                    Err(err) if err.kind() == &crate::store::StoreErrorKind::StaleLease => return,
+                    // Anything else (a busy file, a network blip) is tried
+                    // again at the next beat.
+                    Err(_) => {}
                 }
             }
         });
@@ -330,7 +333,9 @@ impl DurableRun {
     ) -> Result<(), DurableError> {
         let first = {
             let mut writer = self.writer.lock().await;
-            if self.mode == Durability::Exit {
+            // A run copied from another (`resume_from`) is written at once
+            // whatever its durability: it is resumed right after.
+            if self.mode == Durability::Exit && parent_run.is_none() {
                 writer.pending.extend(records);
                 None
             } else {
@@ -361,23 +366,48 @@ impl DurableRun {
         status: RunStatus,
     ) -> Result<(), DurableError> {
         self.stop_heartbeat();
-        let mut writer = self.writer.lock().await;
-        if let Some(previous) = writer.in_flight.take() {
-            join(previous).await?;
-        }
-        let mut all = std::mem::take(&mut writer.pending);
-        all.extend(records);
-        let checkpoint = self.checkpoint(&mut writer, all, status);
-        let lease = self.current_lease()?;
-        self.store.save_and_release(checkpoint, &lease).await?;
-        self.lease
+        let saved = {
+            let mut writer = self.writer.lock().await;
+            match writer.in_flight.take() {
+                Some(previous) => join(previous).await,
+                None => Ok(()),
+            }
+        };
+        // A write behind that failed lost a node's record: no end is written
+        // over the gap, so the run stays resumable and that node runs again.
+        let saved = match saved {
+            Ok(()) => {
+                let mut writer = self.writer.lock().await;
+                let mut all = std::mem::take(&mut writer.pending);
+                all.extend(records);
+                let checkpoint = self.checkpoint(&mut writer, all, status);
+                drop(writer);
+                match self.current_lease() {
+                    Ok(lease) => self
+                        .store
+                        .save_and_release(checkpoint, &lease)
+                        .await
+                        .map_err(DurableError::from),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        };
+        let lease = self
+            .lease
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        Ok(())
+        if saved.is_err()
+            && let Some(lease) = lease
+        {
+            // Given back even so, so the run can be resumed at once.
+            let _ = self.store.release(&lease).await;
+        }
+        saved
     }
 
-    fn stop_heartbeat(&self) {
+    pub(crate) fn stop_heartbeat(&self) {
         if let Some(task) = self
             .heartbeat
             .lock()

@@ -30,8 +30,8 @@ pub(crate) async fn journaled_node<'a, M, I, T, K, B, F>(
 ) -> Result<T, NodeFailure>
 where
     M: Send + 'static,
-    I: Send + 'a,
-    T: Send + 'a,
+    I: Send + 'static,
+    T: Send + 'static,
     K: Fn(&T) -> Kept + Send + 'a,
     B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
     F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
@@ -73,12 +73,19 @@ where
         return outcome.map_err(|never: crate::error::BoxError| NodeFailure::at(loc, never));
     }
 
+    if !run.writes() {
+        // Replaying a completed run runs nothing: a node missing from its
+        // journal means the pipeline's logic changed.
+        return Err(fail(DurableError::NotInJournal { path }));
+    }
     let journal = Arc::new(NodeJournal::new(Arc::clone(&run), path.clone()));
     let cx = CxPtr(cx as *mut Cx<M>);
     // SAFETY: `cx` came from a `&'a mut Cx<M>` this function owns. The body
     // gets it back whole, and its future (the only user) is finished and
-    // dropped before the pointer is used again below; the node's output
-    // borrows nothing from it (`Node::Output: 'static`).
+    // dropped before the pointer is used again below; the output borrows
+    // nothing from it (`T: 'static`). The one caller is the body `#[node]`
+    // generates, which keeps `cx` nowhere but in that future. (If the body's
+    // future is dropped midway, the pointer is never used again.)
     let outer = unsafe { &mut *cx.0 }
         .state()
         .durable_node
@@ -99,11 +106,8 @@ where
     );
     let model_changed = !answered.is_empty()
         && crate::model::pipeline_context::record_interactions(cx.model_mut(), answered);
-    if !run.writes() {
-        return Ok(output);
-    }
     let output_json = (codec.encode)(&output).map_err(|reason| {
-        fail(DurableError::Decode {
+        fail(DurableError::Encode {
             what: format!("the output of `{path}`"),
             reason,
         })
@@ -112,7 +116,7 @@ where
         match run.encode_model(cx.model()) {
             Some(Ok(model)) => Some(model),
             Some(Err(reason)) => {
-                return Err(fail(DurableError::Decode {
+                return Err(fail(DurableError::Encode {
                     what: format!("the model after `{path}`"),
                     reason,
                 }));

@@ -67,8 +67,8 @@ pub trait Observer: Send + Sync + 'static {
     ) -> impl Future<Output = Result<T, NodeFailure>> + Send + 'a
     where
         M: Send + 'static,
-        I: Send + 'a,
-        T: Send + 'a,
+        I: Send + 'static,
+        T: Send + 'static,
         K: Fn(&T) -> Kept + Send + 'a,
         B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
         F: Future<Output = Result<T, NodeFailure>> + Send + 'a,
@@ -125,8 +125,8 @@ impl Observer for Journaled {
     ) -> impl Future<Output = Result<T, NodeFailure>> + Send + 'a
     where
         M: Send + 'static,
-        I: Send + 'a,
-        T: Send + 'a,
+        I: Send + 'static,
+        T: Send + 'static,
         K: Fn(&T) -> Kept + Send + 'a,
         B: FnOnce(&'a mut Cx<M>, I) -> F + Send + 'a,
         F: Future<Output = Result<T, NodeFailure>> + Send + 'a,

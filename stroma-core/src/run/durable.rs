@@ -182,9 +182,9 @@ impl StromaRunner {
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let start = Record::Start {
             pipeline: pipeline.name().to_owned(),
-            input: serde_json::to_value(&input).map_err(|e| stop(decode("the input", e)))?,
+            input: serde_json::to_value(&input).map_err(|e| stop(encode("the input", e)))?,
             model: serde_json::to_value(&options.model)
-                .map_err(|e| stop(decode("the model", e)))?,
+                .map_err(|e| stop(encode("the model", e)))?,
             execution: serde_json::to_value(&execution).unwrap_or(Value::Null),
             shape: listing,
             vars: options
@@ -199,6 +199,9 @@ impl StromaRunner {
             .begin(None, &holder(), vec![start])
             .await
             .map_err(stop)?;
+        // Dropped with this future: a cancelled run stops renewing its lease
+        // even if a node kept its context somewhere.
+        let _beat = StopsHeartbeat(Arc::clone(&durable));
         let outcome = self
             .run_reporting(
                 pipeline,
@@ -281,28 +284,66 @@ impl StromaRunner {
         let id = RunId::parse(run_id).unwrap_or_default();
         let stop = |err: DurableError| RunError::before_run(pipeline, id, err);
         let store = self.run_store().map_err(stop)?;
-        let (journal, status) = read_journal(&store, run_id).await.map_err(stop)?;
+        let (mut journal, mut status) = read_journal(&store, run_id).await.map_err(stop)?;
+        let mut lease = None;
+        if status != RunStatus::Completed {
+            // The lease first, then the journal read again under it: another
+            // worker may have moved the run on between the first read and now.
+            let held = self
+                .acquire(&store, run_id)
+                .await
+                .map_err(|e| stop(e.into()))?;
+            match read_journal(&store, run_id).await {
+                Ok((fresh, now)) => (journal, status) = (fresh, now),
+                Err(err) => {
+                    let _ = store.release(&held).await;
+                    return Err(stop(err));
+                }
+            }
+            if status == RunStatus::Completed {
+                let _ = store.release(&held).await;
+            } else {
+                lease = Some(held);
+            }
+        }
+        // Whatever stops the resume from here gives the lease back.
+        let release = |err: DurableError| {
+            let store = Arc::clone(&store);
+            let held = lease.clone();
+            async move {
+                if let Some(held) = held {
+                    let _ = store.release(&held).await;
+                }
+                stop(err)
+            }
+        };
         let Some(id) = RunId::parse(run_id) else {
-            return Err(stop(decode(
-                "the run id",
-                format!("`{run_id}` is not a run id"),
-            )));
+            let err = decode("the run id", format!("`{run_id}` is not a run id"));
+            return Err(release(err).await);
         };
         let listing = shape_of(pipeline).listing();
         let fingerprint = fingerprint(&listing);
-        let start = journal.start.clone().ok_or_else(|| {
-            stop(DurableError::NoCheckpoint {
+        let Some(start) = journal.start.clone() else {
+            let err = DurableError::NoCheckpoint {
                 run_id: run_id.to_owned(),
-            })
-        })?;
+            };
+            return Err(release(err).await);
+        };
         if let Some((saved, given)) = first_difference(&start.shape, &listing) {
-            return Err(stop(DurableError::FingerprintMismatch { saved, given }));
+            return Err(release(DurableError::FingerprintMismatch { saved, given }).await);
         }
-        let answers = answers_for(&journal, status, &options).map_err(stop)?;
-        let input = serde_json::from_value::<P::Input>(start.input.clone())
-            .map_err(|e| stop(decode("the input", e)))?;
-        let model = serde_json::from_value::<M>(start.model.clone())
-            .map_err(|e| stop(decode("the model", e)))?;
+        let answers = match answers_for(&journal, status, &options) {
+            Ok(answers) => answers,
+            Err(err) => return Err(release(err).await),
+        };
+        let input = match serde_json::from_value::<P::Input>(start.input.clone()) {
+            Ok(input) => input,
+            Err(e) => return Err(release(decode("the input", e)).await),
+        };
+        let model = match serde_json::from_value::<M>(start.model.clone()) {
+            Ok(model) => model,
+            Err(e) => return Err(release(decode("the model", e)).await),
+        };
         let mut run_options = RunOptions::new().model(model);
         run_options.vars = options.vars;
         // A per-run variable not given again comes back as its saved JSON:
@@ -315,17 +356,8 @@ impl StromaRunner {
         if let Ok(execution) = serde_json::from_value(start.execution.clone()) {
             run_options.execution = Some(execution);
         }
-        let lease = if status == RunStatus::Completed {
-            // Nothing will run: the replay needs no lease and writes nothing.
-            None
-        } else {
-            Some(
-                self.acquire(&store, run_id)
-                    .await
-                    .map_err(|e| stop(e.into()))?,
-            )
-        };
         let durable = self.durable_run::<M>(&store, run_id.to_owned(), fingerprint, lease, journal);
+        let _beat = StopsHeartbeat(Arc::clone(&durable));
         if durable.writes() && !answers.is_empty() {
             durable.give_answers(&answers);
             let records = answers
@@ -477,9 +509,25 @@ impl StromaRunner {
     }
 }
 
+/// Stops a durable run's lease heartbeat when dropped.
+struct StopsHeartbeat(Arc<DurableRun>);
+
+impl Drop for StopsHeartbeat {
+    fn drop(&mut self) {
+        self.0.stop_heartbeat();
+    }
+}
+
 /// Who holds the leases this process takes.
 fn holder() -> String {
     format!("process {}", std::process::id())
+}
+
+fn encode(what: &str, reason: impl std::fmt::Display) -> DurableError {
+    DurableError::Encode {
+        what: what.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 fn decode(what: &str, reason: impl std::fmt::Display) -> DurableError {
@@ -525,12 +573,7 @@ fn answers_for<M>(
     if let Some(answer) = &options.answer {
         match pending.as_slice() {
             [one] => answers.push((one.clone(), answer.clone())),
-            [] => {
-                return Err(DurableError::NotPending {
-                    id: "(the one pending question)".to_owned(),
-                    pending,
-                });
-            }
+            [] => return Err(DurableError::NotInterrupted { status }),
             _ => return Err(DurableError::SeveralPending { pending }),
         }
     }

@@ -35,8 +35,8 @@ pub enum RunStatus {
     Completed,
     /// Finished with an error.
     Failed,
-    /// Stopped before finishing (cancelled, or its process went away); it may
-    /// be resumed from its latest checkpoint.
+    /// Stopped to ask a person (`Context::interrupt`); resumed with the
+    /// answer. (A run whose process died is still `Running`.)
     Interrupted,
 }
 

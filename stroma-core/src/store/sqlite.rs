@@ -283,6 +283,7 @@ impl SqliteStore {
             work(conn, &at)
         };
         if !self.synced.load(std::sync::atomic::Ordering::Relaxed)
+            && !IN_PLACE_REFUSED.get()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
             && runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
         {
@@ -290,10 +291,36 @@ impl SqliteStore {
             // microseconds: run it here, telling the runtime to move this
             // worker's other tasks elsewhere meanwhile, rather than pay a hop
             // to the blocking pool and back on every node.
-            return tokio::task::block_in_place(run);
+            let mut work = Some(run);
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                tokio::task::block_in_place(|| work.take().map(|run| run()))
+            }));
+            match (attempt, work.take()) {
+                (Ok(Some(result)), _) => return result,
+                // Refused before it ran (a `LocalSet`, a thread the runtime
+                // does not drive): the blocking pool, here and from now on
+                // on this thread.
+                (_, Some(run)) => {
+                    IN_PLACE_REFUSED.set(true);
+                    return blocking(operation, run_id, run).await;
+                }
+                (Err(payload), None) => std::panic::resume_unwind(payload),
+                (Ok(None), None) => {
+                    return Err(StoreError::new(
+                        operation,
+                        run_id,
+                        "the SQLite work was lost",
+                    ));
+                }
+            }
         }
         blocking(operation, run_id, run).await
     }
+}
+
+thread_local! {
+    /// Set on a thread where tokio refused `block_in_place` once.
+    static IN_PLACE_REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Runs `work` on tokio's blocking pool and waits for it.

@@ -88,7 +88,7 @@ impl Shape {
                     "{} {:?} {}",
                     self.static_path(slot),
                     shape.kind,
-                    shape.output
+                    short_type_name(shape.output)
                 )
                 .trim_end()
                 .to_owned()
@@ -107,6 +107,31 @@ impl Shape {
         }
         parents
     }
+}
+
+/// `type_name` without module paths: `Vec<Item>` for
+/// `alloc::vec::Vec<shop::Item>`. What a saved run's fingerprint holds, so
+/// moving a type to another module, or a compiler that spells paths
+/// otherwise, does not turn away the runs saved before.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut ident = String::new();
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            ident.push(c);
+        } else if c == ':' && chars.peek() == Some(&':') {
+            // `ident::`: a module on the way, dropped.
+            chars.next();
+            ident.clear();
+        } else {
+            out.push_str(&ident);
+            ident.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(&ident);
+    out
 }
 
 /// Builds a [`Shape`]: what `Node::describe` is given.
@@ -291,4 +316,23 @@ pub(crate) fn shape_of<N: crate::node::Node>(node: &N) -> std::sync::Arc<Shape> 
         .entry(key)
         .or_insert(shape)
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_type_name;
+
+    #[test]
+    fn type_names_lose_their_module_paths() {
+        assert_eq!(short_type_name("u32"), "u32");
+        assert_eq!(
+            short_type_name("alloc::vec::Vec<shop::items::Item>"),
+            "Vec<Item>"
+        );
+        assert_eq!(
+            short_type_name("(core::option::Option<alloc::string::String>, [u8; 4])"),
+            "(Option<String>, [u8; 4])"
+        );
+        assert_eq!(short_type_name("&'static str"), "&'static str");
+    }
 }
