@@ -915,3 +915,40 @@ fn a_sqlite_store_works_inside_a_local_set_on_a_multi_threaded_runtime() {
     assert_eq!(done.unwrap().final_state, 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Budget {
+    left: u32,
+}
+
+#[node]
+async fn v_plan(x: u32, ctx: &Context) -> u32 {
+    ctx.insert_saved("budget", Budget { left: 5 });
+    ctx.insert_named("scratch", 99_u32);
+    x
+}
+
+static V_FAIL: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn v_spend(x: u32, ctx: &Context) -> Result<String, NodeError> {
+    if V_FAIL.swap(0, Ordering::SeqCst) == 1 {
+        return Err(NodeError::msg("not yet"));
+    }
+    let budget = ctx.get_saved::<Budget>("budget")?;
+    let scratch = ctx.get_named::<u32>("scratch").is_ok();
+    Ok(format!("{x}: {} left, scratch {scratch}", budget.left))
+}
+
+#[tokio::test]
+async fn entries_inserted_saved_come_back_on_resume_and_others_do_not() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let p = pipeline![v_plan, v_spend];
+    let err = runner.run_durable(&p, 1).await.unwrap_err();
+    let done = runner.resume(&p, &err.run_id().to_string()).await.unwrap();
+    assert_eq!(done.final_state, "1: 5 left, scratch false");
+    // In a plain run, both are simply there.
+    V_FAIL.store(0, Ordering::SeqCst);
+    let plain = StromaRunner::quick().run(&p, 2).await.unwrap();
+    assert_eq!(plain.final_state, "2: 5 left, scratch true");
+}

@@ -12,11 +12,59 @@ use serde::de::DeserializeOwned;
 use super::interrupt::{DurableError, Interrupt, Interrupted};
 use super::journal::Record;
 use crate::context::Context;
-use crate::error::NodeError;
+use crate::error::{ContextError, NodeError};
 use crate::model::pipeline_context::HumanInteraction;
 use crate::store::RunStatus;
+use std::sync::Arc;
+
+/// A context entry saved with a durable run and not yet read back as its
+/// type: what `Context::get_saved` decodes.
+pub(crate) struct SavedEntry(pub(crate) serde_json::Value);
 
 impl Context {
+    /// Stores `value` under `name`, as [`insert_named`](Context::insert_named)
+    /// does, and in a durable run saves it with the node's checkpoint: when
+    /// the run resumes and this node is not run again, the entry is there
+    /// again for [`get_saved`](Context::get_saved). Entries written with
+    /// the other `insert` methods are not saved (they need not be
+    /// `Serialize`).
+    pub fn insert_saved<T>(&self, name: impl Into<std::borrow::Cow<'static, str>>, value: T)
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        let name = name.into();
+        if let Some(node) = &self.place.durable
+            && let Ok(json) = serde_json::to_value(&value)
+        {
+            node.saved_entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((name.to_string(), json));
+        }
+        self.insert_named(name, value);
+    }
+
+    /// The value stored under `name` with [`insert_saved`](Context::insert_saved):
+    /// as [`get_named`](Context::get_named) reads it, or, after a resume,
+    /// read back from the run's checkpoint.
+    pub fn get_saved<T>(&self, name: &str) -> Result<Arc<T>, ContextError>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let typed = self.get_named::<T>(name);
+        let Ok(saved) = self.get_named::<SavedEntry>(name) else {
+            return typed;
+        };
+        let value: T =
+            serde_json::from_value(saved.0.clone()).map_err(|_| ContextError::WrongType {
+                name: name.to_owned(),
+                expected: std::any::type_name::<T>(),
+                found: "a saved value of another shape",
+                node: self.node(),
+            })?;
+        Ok(Arc::new(value))
+    }
+
     /// A key naming this node's work in this run, the same every time the
     /// node runs again (after a crash, a failure or an interrupt): the run
     /// id and the node's path, `<run id>/<path>`. Give it to an outside

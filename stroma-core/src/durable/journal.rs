@@ -42,6 +42,9 @@ pub(crate) enum Record {
         output: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         model: Option<Value>,
+        /// Context entries the node wrote with `Context::insert_saved`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        context: Vec<(String, Value)>,
     },
     /// A node's sub-step (`Context::step`) completed.
     Step {
@@ -83,6 +86,7 @@ pub(crate) fn state_of(records: Vec<Record>) -> Value {
 pub(crate) struct NodeDone {
     pub(crate) output: Value,
     pub(crate) model: Option<Value>,
+    pub(crate) context: Vec<(String, Value)>,
 }
 
 /// A run's journal read back: what a resume replays.
@@ -180,12 +184,14 @@ impl Journal {
                 path,
                 output,
                 model,
+                context,
             } => {
                 self.nodes.insert(
                     path.clone(),
                     NodeDone {
                         output: output.clone(),
                         model: model.clone(),
+                        context: context.clone(),
                     },
                 );
             }
@@ -259,6 +265,7 @@ mod tests {
                 path: "a".into(),
                 output: json!(1),
                 model: None,
+                context: Vec::new(),
             },
             Record::Answer {
                 id: "b:0".into(),
@@ -364,7 +371,7 @@ mod tests {
                 let records: Vec<Record> = paths
                     .iter()
                     .zip(&outputs)
-                    .map(|(path, out)| Record::Node { path: path.clone(), output: json!(out), model: None })
+                    .map(|(path, out)| Record::Node { path: path.clone(), output: json!(out), model: None, context: Vec::new() })
                     .collect();
                 let journal = Journal::read("r", &[checkpoint(1, state_of(records))]).unwrap();
                 for (at, path) in paths.iter().enumerate() {

@@ -26,6 +26,7 @@
 //!   each node that may change it (a node taking `&mut M`, or
 //!   `updates_context`); loop counters, finished `for_each` items and
 //!   finished `parallel!` branches follow from these paths;
+//! - the context entries each node wrote with `insert_saved`;
 //! - journaled steps, questions and answers.
 //!
 //! Per-run variables (`RunOptions::var`) are saved as JSON: on resume,
@@ -34,13 +35,16 @@
 //! (a saved variable comes back as a `serde_json::Value`). Runner and flow
 //! variables are declared by the code, so they are there again.
 //!
+//! Context entries: those a node writes with
+//! [`Context::insert_saved`](crate::Context::insert_saved) are saved with
+//! its checkpoint and read back with
+//! [`Context::get_saved`](crate::Context::get_saved) after a resume. Those
+//! written with the other `insert` methods are not saved (they need not be
+//! `Serialize`, and a node that is not run again is not there to say their
+//! type).
+//!
 //! Not saved: the model of a node run `.isolated()` with a model of its own
-//! (it is thrown away after that node anyway, so only nodes after a
-//! resume point inside such a scope see it fresh), and context entries a
-//! node writes with `Context::insert*`. They
-//! are typed Rust values and a skipped node is not there to say their type;
-//! a node whose later nodes need a value after a resume puts it in its
-//! output or the model, which are saved.
+//! (it is thrown away after that node anyway).
 //!
 pub(crate) mod bounds;
 pub(crate) mod context;

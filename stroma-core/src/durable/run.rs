@@ -73,6 +73,8 @@ pub(crate) struct NodeJournal {
     steps: Mutex<HashMap<String, u32>>,
     /// Questions answered while this node ran, for `hitl_history`.
     pub(crate) answered: Mutex<Vec<HumanInteraction>>,
+    /// Context entries the node wrote with `Context::insert_saved`.
+    pub(crate) saved_entries: Mutex<Vec<(String, Value)>>,
 }
 
 impl NodeJournal {
@@ -83,6 +85,7 @@ impl NodeJournal {
             interrupts: AtomicU32::new(0),
             steps: Mutex::default(),
             answered: Mutex::default(),
+            saved_entries: Mutex::default(),
         }
     }
 

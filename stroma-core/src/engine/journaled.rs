@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::durable::bounds::LeafCodec;
+use crate::durable::context::SavedEntry;
 use crate::durable::interrupt::DurableError;
 use crate::durable::journal::Record;
 use crate::durable::run::NodeJournal;
@@ -60,6 +61,10 @@ where
                     reason,
                 })
             })?;
+        }
+        // Entries it saved in the context come back, to be read with `get_saved`.
+        for (name, value) in done.context {
+            cx.context().insert_named(name, SavedEntry(value));
         }
         let state = cx.state();
         let outcome = Ok(output);
@@ -126,11 +131,18 @@ where
     } else {
         None
     };
+    let context = std::mem::take(
+        &mut *journal
+            .saved_entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     run.append(
         vec![Record::Node {
             path,
             output: output_json,
             model,
+            context,
         }],
         RunStatus::Running,
     )
