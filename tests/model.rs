@@ -1011,3 +1011,31 @@ async fn a_run_dropped_midway_through_a_model_node_panics_nowhere_and_the_runner
     assert_eq!(result.model.value, 4);
     assert_eq!(*result.context.get_named::<u32>("shared").unwrap(), 1);
 }
+
+#[test]
+fn from_initial_quotes_a_huge_bad_value_by_its_start_only() {
+    let huge = "x".repeat(5 << 20);
+    let err =
+        PipelineContext::<Settings>::from_initial(json!({ "depth": huge.clone() })).unwrap_err();
+    assert_eq!(err.key(), Some("depth"));
+    let text = err.to_string();
+    assert!(text.len() < 400, "{} bytes", text.len());
+    assert!(text.contains("bytes in all"), "{text}");
+
+    let err = PipelineContext::<Settings>::from_initial(json!(huge)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.len() < 400, "{} bytes", text.len());
+    assert!(text.contains("not a string"), "{text}");
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Clashing {
+    scratchpad: u32,
+}
+
+#[test]
+fn from_initial_names_a_field_named_like_a_built_in() {
+    let err = PipelineContext::<Clashing>::from_initial(json!({})).unwrap_err();
+    assert_eq!(err.key(), Some("scratchpad"));
+    assert!(err.to_string().contains("rename it"), "{err}");
+}

@@ -164,9 +164,25 @@ impl<T: Default + Serialize + DeserializeOwned + 'static> PipelineContext<T> {
         let Value::Object(given) = data else {
             return Err(ModelDataError {
                 key: None,
-                message: format!("initial model data must be a JSON object, not `{data}`"),
+                message: format!(
+                    "initial model data must be a JSON object, not {}",
+                    quote_value(&data)
+                ),
             });
         };
+        // A field of `T` named like a built-in would be read as the built-in.
+        if let Ok(Value::Object(own)) = serde_json::to_value(T::default())
+            && let Some(clash) = own.keys().find(|k| BUILT_IN.contains(&k.as_str()))
+        {
+            return Err(ModelDataError {
+                key: Some(clash.clone()),
+                message: format!(
+                    "`{}` has a field named like the built-in `{clash}` of `PipelineContext`; \
+                     rename it (`#[serde(rename = \"..\")]` will do)",
+                    std::any::type_name::<T>()
+                ),
+            });
+        }
         let mut merged = match serde_json::to_value(Self::new(T::default())) {
             Ok(Value::Object(defaults)) => defaults,
             _ => {
@@ -204,12 +220,12 @@ impl<T: Default + Serialize + DeserializeOwned + 'static> PipelineContext<T> {
                         .err()
                         .map(|err| ModelDataError {
                             key: Some(key),
-                            message: err.to_string(),
+                            message: shorten(err.to_string()),
                         })
                 })
                 .unwrap_or(ModelDataError {
                     key: None,
-                    message: err.to_string(),
+                    message: shorten(err.to_string()),
                 })),
         }
     }
@@ -265,6 +281,32 @@ impl<'de, T: Deserialize<'de> + 'static> Deserialize<'de> for PipelineContext<T>
         model.command_log = shape.command_log;
         Ok(model)
     }
+}
+
+/// The longest message a [`ModelDataError`] quotes of the data it was given:
+/// a bad value of megabytes makes an error of a line.
+const QUOTE_LIMIT: usize = 160;
+
+/// `message`, cut to [`QUOTE_LIMIT`] characters (serde's messages quote the
+/// offending value whole).
+fn shorten(message: String) -> String {
+    match message.char_indices().nth(QUOTE_LIMIT) {
+        None => message,
+        Some((at, _)) => format!("{}… ({} bytes in all)", &message[..at], message.len()),
+    }
+}
+
+/// `value` as a short quote: its kind and the start of its JSON text.
+fn quote_value(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    format!("{kind}: {}", shorten(value.to_string()))
 }
 
 /// Sets a model's `initial_input`, for model types that have one.
@@ -337,4 +379,73 @@ pub(crate) fn input_filler<M: 'static>() -> Option<InputFiller> {
         .unwrap_or_else(|e| e.into_inner())
         .get(&TypeId::of::<M>())
         .copied()
+}
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Fields {
+        depth: u32,
+        label: String,
+        tags: Vec<String>,
+    }
+
+    impl Default for Fields {
+        fn default() -> Self {
+            Fields {
+                depth: 3,
+                label: "x".into(),
+                tags: Vec::new(),
+            }
+        }
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            any::<f64>().prop_map(|n| serde_json::json!(n)),
+            ".{0,10}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("depth".to_owned()),
+                            Just("label".to_owned()),
+                            Just("tags".to_owned()),
+                            Just("scratchpad".to_owned()),
+                            Just("hitl_history".to_owned()),
+                            Just("initial_input".to_owned()),
+                            "[a-z]{1,6}"
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_initial_data_gives_a_model_or_an_error_never_a_panic(data in json()) {
+            match PipelineContext::<Fields>::from_initial(data) {
+                // A model it makes reads back as itself.
+                Ok(model) => {
+                    let text = serde_json::to_value(&model).unwrap();
+                    prop_assert_eq!(serde_json::from_value::<PipelineContext<Fields>>(text).unwrap(), model);
+                }
+                Err(err) => prop_assert!(err.to_string().len() < 600, "{}", err),
+            }
+        }
+    }
 }
