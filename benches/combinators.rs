@@ -23,6 +23,10 @@
 //! one item is in flight at a time) and one that yields once first (so 16
 //! are: every lane or slot is busy).
 //!
+//! `timeout`: one node with `.timeout(60 s)` that finishes first time,
+//! beside the same node without it, and a hand-written call beside the same
+//! call in `tokio::time::timeout`: what a limit adds in each.
+//!
 //! All stroma runs have records off, so the figures are the combinators'
 //! own cost.
 
@@ -411,6 +415,45 @@ fn for_eachs(c: &mut Criterion, rt: &Runtime, runner: &StromaRunner) {
     group.finish();
 }
 
+fn timeouts(c: &mut Criterion) {
+    // Timers on: `tokio::time::timeout` needs them.
+    let rt = Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    let runner = lean_runner();
+    let limit = Duration::from_secs(60);
+    let plain = pipeline![add1];
+    let limited = pipeline![add1.timeout(limit)];
+    rt.block_on(async {
+        assert_eq!(runner.run(&limited, 1).await.unwrap().final_state, 2);
+    });
+
+    let mut group = new_group(c, "timeout", 1);
+    bench_async(&mut group, &rt, "hand-written", || add1::call(black_box(1)));
+    bench_async(
+        &mut group,
+        &rt,
+        "hand-written in tokio::time::timeout",
+        || tokio::time::timeout(limit, add1::call(black_box(1))),
+    );
+    bench_async(&mut group, &rt, "stroma node", || async {
+        runner
+            .run(&plain, black_box(1))
+            .await
+            .ok()
+            .map(|r| r.final_state)
+    });
+    bench_async(&mut group, &rt, "stroma node.timeout", || async {
+        runner
+            .run(&limited, black_box(1))
+            .await
+            .ok()
+            .map(|r| r.final_state)
+    });
+    group.finish();
+}
+
 fn combinators(c: &mut Criterion) {
     let rt = Builder::new_current_thread()
         .build()
@@ -419,6 +462,7 @@ fn combinators(c: &mut Criterion) {
     loops(c, &rt, &runner);
     parallels(c, &rt, &runner);
     for_eachs(c, &rt, &runner);
+    timeouts(c);
 }
 
 criterion_group!(benches, combinators);

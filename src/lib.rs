@@ -213,7 +213,7 @@ pub mod prelude {
     pub use crate::{
         Checkpoint, Durability, Durable, DurableError, DurableRuns, Interrupt, Interrupted, Lease,
         MemoryStore, ResumeOptions, RunStatus, RunStore, RunSummary, Saveable, StoreError,
-        StoreErrorKind, StoredRun,
+        StoreErrorKind, StoredRun, TimedOut, Timeout,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};

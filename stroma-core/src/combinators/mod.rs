@@ -51,3 +51,4 @@ pub(crate) mod flow;
 pub(crate) mod looping;
 pub(crate) mod modifiers;
 pub(crate) mod phase;
+pub(crate) mod timeout;

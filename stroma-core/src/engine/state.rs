@@ -673,12 +673,13 @@ impl RunState {
         } else {
             self.current
         };
-        self.record_panic();
+        self.record_unfinished("panicked");
         NodeFailure::at(loc, Box::new(NodePanic::from_payload(&*payload)))
     }
 
-    /// Records a panic of the running node, which never finished.
-    pub(crate) fn record_panic(&mut self) {
+    /// Records that the running node never finished (it panicked, or was
+    /// cut off), as failed with `error`.
+    pub(crate) fn record_unfinished(&mut self, error: &str) {
         let loc = self.current;
         if let Some(at) = self.current_since.take() {
             if self.keeps() {
@@ -697,7 +698,7 @@ impl RunState {
                     name,
                     path,
                     duration,
-                    error: "panicked".to_owned(),
+                    error: error.to_owned(),
                 });
             }
         }

@@ -48,6 +48,24 @@ pub trait NodeExt: Node + Sized {
     fn snapshot(self) -> crate::combinators::modifiers::Snapshot<Self> {
         crate::combinators::modifiers::Snapshot { node: self }
     }
+
+    /// This node, failed with [`TimedOut`](crate::TimedOut) if it takes
+    /// longer than `limit`: its future is dropped at the deadline, and the
+    /// model and context are as they were before it. The error names the
+    /// node that was running and the limit. On any node: a leaf, a
+    /// pipeline, a loop; it keeps its id and path. Needs a tokio runtime
+    /// with its timers enabled.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use stroma_core::{Node, NodeExt};
+    /// # fn doc<N: Node>(fetch: N) {
+    /// let fetch = fetch.timeout(Duration::from_secs(2));
+    /// # }
+    /// ```
+    fn timeout(self, limit: std::time::Duration) -> crate::combinators::timeout::Timeout<Self> {
+        crate::combinators::timeout::Timeout { node: self, limit }
+    }
 }
 
 impl<N: Node> NodeExt for N {}

@@ -1,0 +1,146 @@
+//! `.timeout(limit)`: a node that fails once it takes longer than `limit`,
+//! leaving the model and context as they were before it.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::context::propagation::with_context;
+use crate::engine::failure::NodeFailure;
+use crate::engine::observe::Observer;
+use crate::engine::state::Cx;
+use crate::node::{Accepts, Node, RunsWith};
+use crate::tree::shape::ShapeBuilder;
+
+/// A node run with a time limit; see [`NodeExt::timeout`](crate::NodeExt::timeout).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeout<N> {
+    pub(crate) node: N,
+    pub(crate) limit: Duration,
+}
+
+/// The error of a node that took longer than its [`timeout`](crate::NodeExt::timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedOut {
+    limit: Duration,
+}
+
+impl TimedOut {
+    /// The limit it ran past.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out after {:?}; the model and context are as before it",
+            self.limit
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+impl<N: crate::durable::Durable> crate::durable::Durable for Timeout<N> {}
+
+#[diagnostic::do_not_recommend]
+impl<N: Node> Node for Timeout<N> {
+    type Input = N::Input;
+    type Output = N::Output;
+
+    fn name(&self) -> &'static str {
+        self.node.name()
+    }
+
+    fn leaf_count(&self) -> usize {
+        self.node.leaf_count()
+    }
+
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        N::input_json(input)
+    }
+
+    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+    const USES_CONTEXT: bool = N::USES_CONTEXT;
+    const SLOTS: u32 = N::SLOTS;
+    const TRANSPARENT: bool = N::TRANSPARENT;
+
+    // A node with a time limit keeps its id and path.
+    fn describe(&self, shape: &mut ShapeBuilder) {
+        self.node.describe(shape)
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<T, N: Accepts<T>> Accepts<T> for Timeout<N> {
+    type Checked = Self;
+
+    #[inline(always)]
+    fn accept(value: T) -> Self::Input {
+        N::accept(value)
+    }
+}
+
+impl<M, N> RunsWith<M> for Timeout<N>
+where
+    M: Clone + Send + 'static,
+    N: RunsWith<M>,
+{
+    // Written out: the trait promises a `Send` future, which this states.
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a, O: Observer>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+        slot: u32,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        async move {
+            // What to put back if the limit passes: the model (a node that
+            // completed inside may have changed it) and a context layer of
+            // the node's own, kept unless it timed out.
+            let kept = N::MAY_CHANGE_MODEL.then(|| cx.model().clone());
+            let before = cx.state_ref().current;
+            let outer = N::USES_CONTEXT.then(|| {
+                let layer = cx.state_ref().context.child();
+                std::mem::replace(&mut cx.state().context, layer)
+            });
+            let outcome = match &outer {
+                None => tokio::time::timeout(self.limit, self.node.run::<O>(input, cx, slot)).await,
+                Some(_) => {
+                    let inner = cx.state_ref().context.clone();
+                    let run = tokio::time::timeout(self.limit, self.node.run::<O>(input, cx, slot));
+                    Box::pin(with_context(&inner, run)).await
+                }
+            };
+            let own = outer.map(|outer| std::mem::replace(&mut cx.state().context, outer));
+            match outcome {
+                Ok(result) => {
+                    if let Some(own) = &own {
+                        cx.state_ref().context.commit_child(own);
+                    }
+                    result
+                }
+                Err(_elapsed) => {
+                    if let Some(kept) = kept {
+                        *cx.model_mut() = kept;
+                    }
+                    // Blamed on the node that was running when it was cut off.
+                    let state = cx.state();
+                    let at = if state.current == before {
+                        state.loc(slot)
+                    } else {
+                        state.current
+                    };
+                    state.record_unfinished("timed out");
+                    Err(NodeFailure::at(
+                        at,
+                        Box::new(TimedOut { limit: self.limit }),
+                    ))
+                }
+            }
+        }
+    }
+}
