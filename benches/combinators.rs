@@ -25,7 +25,8 @@
 //!
 //! `timeout`: one node with `.timeout(60 s)` that finishes first time,
 //! beside the same node without it, and a hand-written call beside the same
-//! call in `tokio::time::timeout`: what a limit adds in each.
+//! call in `tokio::time::timeout`: what a limit adds in each; and the node
+//! with `.retry(..)`, succeeding first time: what a policy adds.
 //!
 //! All stroma runs have records off, so the figures are the combinators'
 //! own cost.
@@ -425,8 +426,10 @@ fn timeouts(c: &mut Criterion) {
     let limit = Duration::from_secs(60);
     let plain = pipeline![add1];
     let limited = pipeline![add1.timeout(limit)];
+    let retried = pipeline![add1.retry(RetryPolicy::fixed(Duration::from_millis(1)))];
     rt.block_on(async {
         assert_eq!(runner.run(&limited, 1).await.unwrap().final_state, 2);
+        assert_eq!(runner.run(&retried, 1).await.unwrap().final_state, 2);
     });
 
     let mut group = new_group(c, "timeout", 1);
@@ -447,6 +450,13 @@ fn timeouts(c: &mut Criterion) {
     bench_async(&mut group, &rt, "stroma node.timeout", || async {
         runner
             .run(&limited, black_box(1))
+            .await
+            .ok()
+            .map(|r| r.final_state)
+    });
+    bench_async(&mut group, &rt, "stroma node.retry", || async {
+        runner
+            .run(&retried, black_box(1))
             .await
             .ok()
             .map(|r| r.final_state)

@@ -212,8 +212,8 @@ pub mod prelude {
     };
     pub use crate::{
         Checkpoint, Durability, Durable, DurableError, DurableRuns, Interrupt, Interrupted, Lease,
-        MemoryStore, ResumeOptions, RunStatus, RunStore, RunSummary, Saveable, StoreError,
-        StoreErrorKind, StoredRun, TimedOut, Timeout,
+        MemoryStore, ResumeOptions, RetriesExhausted, RetryPolicy, RunStatus, RunStore, RunSummary,
+        Saveable, StoreError, StoreErrorKind, StoredRun, TimedOut, Timeout,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};

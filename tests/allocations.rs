@@ -560,3 +560,32 @@ where
         |r| assert_eq!(r.expect("trivial").final_state, vec![1; n]),
     )
 }
+
+#[node]
+async fn bump(x: u64) -> u64 {
+    x + 1
+}
+
+#[test]
+fn a_retried_node_that_succeeds_first_time_allocates_nothing() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let policy = || stroma::RetryPolicy::fixed(std::time::Duration::from_millis(1));
+    let one = pipeline![bump.retry(policy())];
+    let five = pipeline![
+        bump.retry(policy()),
+        bump.retry(policy()),
+        bump.retry(policy()),
+        bump.retry(policy()),
+        bump.retry(policy())
+    ];
+    let one = run_allocations(&rt, &lean, &one, 1);
+    let five = run_allocations(&rt, &lean, &five, 5);
+    println!("retry, 1 node : {} allocations, {} bytes", one.0, one.1);
+    println!("retry, 5 nodes: {} allocations, {} bytes", five.0, five.1);
+    // A run's own `RUN_OWN`, plus the box its trace keeps a pipeline that is
+    // not zero-sized in (the policy makes it so), and nothing for the
+    // retries, however many nodes have one.
+    assert_eq!(one.0, RUN_OWN + 1);
+    assert_eq!(five.0, one.0);
+}

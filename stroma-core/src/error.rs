@@ -43,6 +43,21 @@ impl NodeError {
         }
     }
 
+    /// An error that a [`retry`](crate::NodeExt::retry) never retries (a
+    /// bad request, a missing record): the node fails at once.
+    ///
+    /// ```
+    /// use stroma_core::NodeError;
+    ///
+    /// let err = NodeError::permanent("no such order");
+    /// assert_eq!(err.to_string(), "no such order");
+    /// ```
+    pub fn permanent(cause: impl Into<BoxError>) -> Self {
+        NodeError {
+            inner: Box::new(crate::combinators::retry::Permanent(cause.into())),
+        }
+    }
+
     /// Wraps an already boxed error.
     pub fn from_boxed(inner: BoxError) -> Self {
         NodeError { inner }

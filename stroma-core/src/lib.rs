@@ -29,6 +29,7 @@ pub use combinators::looping::{
 };
 pub use combinators::modifiers::{Isolated, IsolatedModel, Snapshot};
 pub use combinators::phase::{Phase, phase};
+pub use combinators::retry::{RetriesExhausted, Retry, RetryInput, RetryPolicy};
 pub use combinators::timeout::{TimedOut, Timeout};
 pub use context::context::{Combine, Context};
 pub use context::execution::{ExecutionContext, MetadataTypeError};

@@ -51,4 +51,5 @@ pub(crate) mod flow;
 pub(crate) mod looping;
 pub(crate) mod modifiers;
 pub(crate) mod phase;
+pub(crate) mod retry;
 pub(crate) mod timeout;

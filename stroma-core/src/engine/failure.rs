@@ -237,6 +237,10 @@ fn resolve_inside(
         error.downcast_mut::<crate::combinators::looping::LoopIterationFailed>()
     {
         resolve_inside(iteration.cause_mut(), shape, paths, owner);
+    } else if let Some(exhausted) =
+        error.downcast_mut::<crate::combinators::retry::RetriesExhausted>()
+    {
+        resolve_inside(exhausted.cause_mut(), shape, paths, owner);
     } else if let Some(inner) = error.downcast_mut::<NodeFailure>() {
         inner.resolve(shape, paths);
     }

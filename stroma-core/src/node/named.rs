@@ -66,6 +66,32 @@ pub trait NodeExt: Node + Sized {
     fn timeout(self, limit: std::time::Duration) -> crate::combinators::timeout::Timeout<Self> {
         crate::combinators::timeout::Timeout { node: self, limit }
     }
+
+    /// This node run again when it fails, as `policy` says: each attempt
+    /// starts from the model and context as they were before the first
+    /// (the model must be `Clone`), so the node's input must be `Clone`.
+    /// An error made with [`NodeError::permanent`](crate::NodeError::permanent),
+    /// or a panic, is not retried. A retry shows as
+    /// [`Event::NodeRetrying`](crate::Event::NodeRetrying); a node that
+    /// fails every attempt fails with [`RetriesExhausted`](crate::RetriesExhausted),
+    /// which says how many were made. On any node; it keeps its id and path.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use stroma_core::{Node, NodeExt, RetryPolicy};
+    /// # fn doc<N: Node<Input = String>>(fetch: N) {
+    /// let fetch = fetch.retry(RetryPolicy::exponential(Duration::from_millis(100)).max_attempts(4));
+    /// # }
+    /// ```
+    fn retry(
+        self,
+        policy: crate::combinators::retry::RetryPolicy,
+    ) -> crate::combinators::retry::Retry<Self>
+    where
+        Self::Input: crate::combinators::retry::RetryInput,
+    {
+        crate::combinators::retry::Retry { node: self, policy }
+    }
 }
 
 impl<N: Node> NodeExt for N {}

@@ -114,6 +114,20 @@ pub enum Event {
         /// The path of the node that sent it.
         path: ScopePath,
     },
+    /// A retried node failed and runs again after `delay`: `attempt` is the
+    /// attempt about to start (2 for the first retry).
+    NodeRetrying {
+        /// The failed node's id.
+        name: &'static str,
+        /// Its path in the run.
+        path: ScopePath,
+        /// The attempt about to start.
+        attempt: u32,
+        /// The failed attempt's error.
+        error: String,
+        /// How long it waits first.
+        delay: std::time::Duration,
+    },
     /// A `for_each` started an item: `index` of `total`, so a caller can
     /// show "k of n".
     ItemStarted {

@@ -1,0 +1,194 @@
+//! `.retry(policy)`: a failed node runs again from the model and context as
+//! they were before its first attempt; permanent errors and panics are not
+//! retried; the final error says how many attempts were made.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use stroma::prelude::*;
+
+static CALLS: Mutex<Vec<(String, u32)>> = Mutex::new(Vec::new());
+
+fn calls(name: &str) -> u32 {
+    CALLS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(n, _)| n == name)
+        .count() as u32
+}
+
+fn called(name: &str) {
+    CALLS.lock().unwrap().push((name.to_owned(), 1));
+}
+
+const FAST: Duration = Duration::from_millis(1);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    marks: Vec<String>,
+}
+
+static FLAKY_LEFT: AtomicU32 = AtomicU32::new(2);
+
+/// Fails twice, writing the model and context each time, then succeeds.
+#[node]
+async fn flaky(x: u32, ctx: &Context, tally: &mut Tally) -> Result<u32, NodeError> {
+    called("flaky");
+    tally.marks.push(format!("try {}", calls("flaky")));
+    ctx.insert_named("tries", calls("flaky"));
+    if FLAKY_LEFT.load(Ordering::SeqCst) > 0 {
+        FLAKY_LEFT.fetch_sub(1, Ordering::SeqCst);
+        return Err(NodeError::msg("service busy"));
+    }
+    Ok(x * 10)
+}
+
+#[node]
+async fn mark(x: u32, tally: &mut Tally) -> u32 {
+    tally.marks.push("before".into());
+    x
+}
+
+#[tokio::test]
+async fn a_flaky_node_succeeds_on_a_later_attempt_from_the_state_before_the_first() {
+    let runner = StromaRunner::quick();
+    let inner = pipeline![mark.named("inner_mark"), flaky];
+    let p = pipeline![mark, inner.retry(RetryPolicy::fixed(FAST).max_attempts(5))];
+    let mut stream =
+        std::pin::pin!(runner.stream_with(&p, 4, RunOptions::new().model(Tally::default())));
+    let mut retries = Vec::new();
+    let mut finished = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            RunEvent::Event(Event::NodeRetrying {
+                path,
+                attempt,
+                error,
+                ..
+            }) => retries.push((path.to_string(), attempt, error)),
+            RunEvent::Finished(result) => finished = Some(result),
+            _ => {}
+        }
+    }
+    let done = finished.unwrap().unwrap();
+    assert_eq!(done.final_state, 40);
+    assert_eq!(calls("flaky"), 3);
+    // The failed attempts' writes are gone: one "before" of the pipeline
+    // before, and the whole retried pipeline once, from its last attempt.
+    assert_eq!(done.model.marks, ["before", "before", "try 3"]);
+    assert_eq!(*done.context.get_named::<u32>("tries").unwrap(), 3);
+    assert_eq!(
+        retries,
+        [
+            ("flaky".to_owned(), 2, "service busy".to_owned()),
+            ("flaky".to_owned(), 3, "service busy".to_owned())
+        ]
+    );
+}
+
+#[node]
+async fn always_down(_x: u32) -> Result<u32, NodeError> {
+    called("always_down");
+    Err(NodeError::msg("still down"))
+}
+
+#[tokio::test]
+async fn the_final_error_says_how_many_attempts_were_made() {
+    let runner = StromaRunner::quick();
+    let p = pipeline![always_down.retry(RetryPolicy::exponential(FAST).max_attempts(3))];
+    let err = runner.run(&p, 1).await.unwrap_err();
+    assert_eq!(calls("always_down"), 3);
+    assert_eq!(err.path().as_str(), "always_down");
+    assert_eq!(
+        err.to_string(),
+        "node `always_down` failed: still down (after 3 attempts)"
+    );
+    let exhausted = err.cause().downcast_ref::<RetriesExhausted>().unwrap();
+    assert_eq!(exhausted.attempts(), 3);
+}
+
+#[node]
+async fn not_found(_x: u32) -> Result<u32, NodeError> {
+    called("not_found");
+    Err(NodeError::permanent("no such order"))
+}
+
+#[node]
+async fn bad_request(_x: u32) -> Result<u32, NodeError> {
+    called("bad_request");
+    Err(NodeError::msg("400 bad request"))
+}
+
+#[tokio::test]
+async fn permanent_errors_and_refused_ones_are_not_retried() {
+    let runner = StromaRunner::quick();
+    let err = runner
+        .run(
+            &pipeline![not_found.retry(RetryPolicy::fixed(FAST).max_attempts(5))],
+            1,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(calls("not_found"), 1);
+    assert!(
+        err.to_string().contains("no such order (after 1 attempt)"),
+        "{err}"
+    );
+
+    let policy = RetryPolicy::fixed(FAST)
+        .max_attempts(5)
+        .when(|err| !err.to_string().starts_with("400"));
+    let err = runner
+        .run(&pipeline![bad_request.retry(policy)], 1)
+        .await
+        .unwrap_err();
+    assert_eq!(calls("bad_request"), 1);
+    assert!(err.to_string().contains("(after 1 attempt)"), "{err}");
+}
+
+#[node]
+async fn slow_down(_x: u32) -> Result<u32, NodeError> {
+    called("slow_down");
+    Err(NodeError::msg("down"))
+}
+
+#[tokio::test]
+async fn no_attempt_starts_past_max_elapsed() {
+    let runner = StromaRunner::quick();
+    let policy = RetryPolicy::fixed(Duration::from_millis(40))
+        .max_attempts(100)
+        .max_elapsed(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let err = runner
+        .run(&pipeline![slow_down.retry(policy)], 1)
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let attempts = err
+        .cause()
+        .downcast_ref::<RetriesExhausted>()
+        .unwrap()
+        .attempts();
+    assert_eq!(attempts, calls("slow_down"));
+    assert!((2..=3).contains(&attempts), "{attempts} attempts");
+}
+
+#[node]
+async fn panicky(_x: u32) -> u32 {
+    called("panicky");
+    panic!("bug")
+}
+
+#[tokio::test]
+async fn a_panic_is_not_retried() {
+    let runner = StromaRunner::quick();
+    let err = runner
+        .run(&pipeline![panicky.retry(RetryPolicy::fixed(FAST))], 1)
+        .await
+        .unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(calls("panicky"), 1);
+}
