@@ -211,9 +211,10 @@ pub mod prelude {
         template,
     };
     pub use crate::{
-        Checkpoint, Durability, Durable, DurableError, DurableRuns, Interrupt, Interrupted, Lease,
-        MemoryStore, ResumeOptions, RetriesExhausted, RetryPolicy, RunStatus, RunStore, RunSummary,
-        Saveable, StoreError, StoreErrorKind, StoredRun, TimedOut, Timeout,
+        CancellationToken, Cancelled, Checkpoint, Durability, Durable, DurableError, DurableRuns,
+        Interrupt, Interrupted, Lease, MemoryStore, ResumeOptions, RetriesExhausted, RetryPolicy,
+        RunStatus, RunStore, RunSummary, Saveable, StoreError, StoreErrorKind, StoredRun, TimedOut,
+        Timeout,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};

@@ -53,6 +53,7 @@ pub use model::pipeline_context::{
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
+pub use run::cancel::Cancelled;
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
 pub use run::handler::Handler;
@@ -74,5 +75,6 @@ pub use store::{
 #[cfg(feature = "sqlite")]
 pub use store::{RUN_STORE_SCHEMA_VERSION, SqliteStore};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
+pub use tokio_util::sync::CancellationToken;
 pub use tree::record::{NodeRecord, NodeStatus};
 pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};

@@ -34,6 +34,8 @@ pub(crate) struct Place {
     pub(crate) durable: Option<Arc<crate::durable::run::NodeJournal>>,
     /// The run, for idempotency keys.
     pub(crate) run_id: Option<crate::RunId>,
+    /// Cancelled when the run is stopped from outside.
+    pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl Context {
@@ -74,6 +76,25 @@ impl Context {
             searched,
             node: self.node(),
         }
+    }
+
+    /// Completes when the run is stopped from outside (its
+    /// [`cancel_token`](crate::RunOptions::cancel_token) cancelled, or its
+    /// [`timeout`](crate::RunOptions::timeout) passed); never, for a run
+    /// that cannot be. A long node can `select` on it to stop cleanly.
+    pub async fn cancelled(&self) {
+        match &self.place.cancel {
+            Some(token) => token.cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Whether the run has been stopped from outside.
+    pub fn is_cancelled(&self) -> bool {
+        self.place
+            .cancel
+            .as_ref()
+            .is_some_and(tokio_util::sync::CancellationToken::is_cancelled)
     }
 
     /// The path of the node this context was given to: `implementation.code_generator`.

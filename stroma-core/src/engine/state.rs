@@ -143,6 +143,8 @@ pub(crate) struct RunShared {
     pub(crate) store: Option<Arc<ResultsStore>>,
     /// The run's store, lease and journal, when the run is durable.
     pub(crate) durable: Option<Arc<DurableRun>>,
+    /// What nodes watch with `Context::cancelled`, when the run can be stopped.
+    pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
     /// The next frame's number: frames are numbered across all branches.
     next_frame: AtomicU32,
 }
@@ -159,6 +161,7 @@ impl Clone for RunShared {
             shape: self.shape.clone(),
             store: self.store.clone(),
             durable: self.durable.clone(),
+            cancel: self.cancel.clone(),
             next_frame: AtomicU32::new(self.next_frame.load(Ordering::Relaxed)),
         }
     }
@@ -199,6 +202,7 @@ pub(crate) struct RunSetup {
     pub(crate) store: Option<Arc<ResultsStore>>,
     pub(crate) vars: Option<Arc<VarScope>>,
     pub(crate) durable: Option<Arc<DurableRun>>,
+    pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// No node has started yet.
@@ -241,6 +245,7 @@ impl RunState {
                 shape: setup.shape,
                 store: setup.store,
                 durable: setup.durable,
+                cancel: setup.cancel,
                 next_frame: AtomicU32::new(ROOT_FRAME + 1),
             }),
             entries: if keeps {
@@ -372,6 +377,7 @@ impl RunState {
                 run_session: self.shared.session.clone(),
                 durable: self.durable_node.clone(),
                 run_id: Some(self.shared.run.run_id),
+                cancel: self.shared.cancel.clone(),
             },
         )
     }
@@ -677,15 +683,36 @@ impl RunState {
         NodeFailure::at(loc, Box::new(NodePanic::from_payload(&*payload)))
     }
 
+    /// The run was stopped from outside (`why`) with its future dropped: a
+    /// failure of the node that was running, recorded as cancelled, or of
+    /// the whole run (`pipeline`) if none had started.
+    pub(crate) fn cancelled_here(
+        &mut self,
+        pipeline: &'static str,
+        why: crate::run::cancel::Cancelled,
+    ) -> NodeFailure {
+        if self.current == NO_NODE {
+            return NodeFailure::run_stopped(pipeline, Box::new(why));
+        }
+        let at = self.current;
+        self.record_stopped(NodeStatus::Cancelled, "cancelled");
+        NodeFailure::at(at, Box::new(why))
+    }
+
     /// Records that the running node never finished (it panicked, or was
     /// cut off), as failed with `error`.
     pub(crate) fn record_unfinished(&mut self, error: &str) {
+        self.record_stopped(NodeStatus::Failed, error);
+    }
+
+    /// Records that the running node never finished, with `status`.
+    fn record_stopped(&mut self, status: NodeStatus, error: &str) {
         let loc = self.current;
         if let Some(at) = self.current_since.take() {
             if self.keeps() {
                 self.entries.push(Entry {
                     loc,
-                    status: NodeStatus::Failed,
+                    status,
                     duration: at.elapsed(),
                     output: None,
                 });

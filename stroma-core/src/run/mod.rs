@@ -1,6 +1,7 @@
 //! Starting and finishing runs: the runner and its configuration, what a
 //! run returns, the events it reports, middleware around it, its identity.
 
+pub(crate) mod cancel;
 pub(crate) mod durable;
 pub(crate) mod event;
 pub(crate) mod handler;

@@ -168,6 +168,15 @@ impl RunError {
         found
     }
 
+    /// Whether the run was stopped from outside: its cancel token was
+    /// cancelled or its time limit passed ([`RunOptions::cancel_token`](crate::RunOptions::cancel_token),
+    /// [`RunOptions::timeout`](crate::RunOptions::timeout)).
+    pub fn is_cancelled(&self) -> bool {
+        let mut found: Vec<&crate::Cancelled> = Vec::new();
+        self.inner.failure.find_all(&mut found);
+        !found.is_empty()
+    }
+
     /// Why a durable run could not start, resume or save, if that is why it failed.
     pub fn durable_error(&self) -> Option<&crate::DurableError> {
         let mut found = Vec::new();

@@ -482,6 +482,10 @@ impl StromaRunner {
             None => (RunId::new(), None),
         };
         let journaled = durable.is_some();
+        let (cancel, limit) = match &options.stop {
+            Some(stop) => (stop.run_token(), stop.limit),
+            None => (None, None),
+        };
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let context = Context::for_run(&self.inner.entries, execution.clone());
         let run = RunContext {
@@ -527,6 +531,7 @@ impl StromaRunner {
                 .then(|| Arc::new(ResultsStore::new(shape_of(pipeline), results))),
             vars: self.vars_for(options.vars),
             durable,
+            cancel: cancel.clone(),
         });
         let mut cx = Cx::new(state, options.model);
         if streamed {
@@ -565,7 +570,20 @@ impl StromaRunner {
         });
         // One future, instrumented even when the span is disabled: awaiting
         // it bare in one branch and wrapped in the other would hold it twice.
-        let outcome = guarded.instrument(span).await;
+        let outcome = match cancel {
+            None => guarded.instrument(span).await,
+            // Boxed: only runs that can be stopped carry the race.
+            Some(token) => match Box::pin(crate::run::cancel::race(
+                guarded.instrument(span),
+                token,
+                limit,
+            ))
+            .await
+            {
+                Ok(outcome) => outcome,
+                Err(cancelled) => Ok(Err(cx.state().cancelled_here(pipeline.name(), cancelled))),
+            },
+        };
         let duration = started.map(|at| at.elapsed());
         if let Some((sink, task)) = delivery {
             // Every event is handed over before the run returns.
@@ -846,6 +864,8 @@ pub struct RunOptions<M = ()> {
     pub(crate) vars: Vec<Var>,
     handler: Option<Arc<dyn Handler>>,
     session: Option<Arc<dyn Session>>,
+    /// Boxed: most runs have none, and every run moves its options.
+    stop: Option<Box<crate::run::cancel::Stop>>,
 }
 
 impl RunOptions {
@@ -864,7 +884,34 @@ impl<M> RunOptions<M> {
             vars: self.vars,
             handler: self.handler,
             session: self.session,
+            stop: self.stop,
         }
+    }
+
+    /// Stops the run once `limit` has passed: the node running then is
+    /// dropped where it stands (the model as before it), the run fails with
+    /// [`Cancelled`](crate::Cancelled) ([`RunError::is_cancelled`](crate::RunError::is_cancelled)),
+    /// and its tree shows what completed, what was cancelled and what was
+    /// skipped.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.stop.get_or_insert_default().limit = Some(limit);
+        self
+    }
+
+    /// Stops the run when `token` is cancelled, as [`timeout`](Self::timeout)
+    /// does; nodes can watch for it with [`Context::cancelled`](crate::Context::cancelled).
+    ///
+    /// ```
+    /// use stroma_core::{CancellationToken, RunOptions};
+    ///
+    /// let token = CancellationToken::new();
+    /// let options = RunOptions::new().cancel_token(token.clone());
+    /// // token.cancel() from anywhere stops the run.
+    /// # let _ = options;
+    /// ```
+    pub fn cancel_token(mut self, token: crate::CancellationToken) -> Self {
+        self.stop.get_or_insert_default().token = Some(token);
+        self
     }
 
     /// Declares the run-level variable `name`, holding `value`, for this run

@@ -18,6 +18,8 @@ pub enum NodeStatus {
     Failed,
     /// Not run: the run ended before reaching it, or it was not chosen.
     Skipped,
+    /// Stopped while it ran: the run was cancelled, or ran past its time limit.
+    Cancelled,
 }
 
 /// One node's execution in a run, in the order nodes finished: the flat

@@ -1,0 +1,94 @@
+//! Stopping a run from outside: a [`CancellationToken`] or a time limit
+//! for the whole run ([`RunOptions::cancel_token`](crate::RunOptions::cancel_token),
+//! [`RunOptions::timeout`](crate::RunOptions::timeout)).
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use tokio_util::sync::CancellationToken;
+
+/// Why a run was stopped from outside: its token was cancelled, or its
+/// time limit passed. A run stopped so fails with this as the cause of the
+/// node that was running; [`RunError::is_cancelled`](crate::RunError::is_cancelled) tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancelled {
+    limit: Option<Duration>,
+}
+
+impl Cancelled {
+    /// The run's time limit, if that is what stopped it.
+    pub fn timed_out_after(&self) -> Option<Duration> {
+        self.limit
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.limit {
+            Some(limit) => write!(
+                f,
+                "the run timed out after {limit:?} and was cancelled here"
+            ),
+            None => f.write_str("the run was cancelled here"),
+        }
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// What stops a run from outside, if anything does.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stop {
+    pub(crate) token: Option<CancellationToken>,
+    pub(crate) limit: Option<Duration>,
+}
+
+impl Stop {
+    pub(crate) fn is_set(&self) -> bool {
+        self.token.is_some() || self.limit.is_some()
+    }
+
+    /// The token nodes see through `Context::cancelled`: a child of the
+    /// caller's, cancelled as well when the time limit passes.
+    pub(crate) fn run_token(&self) -> Option<CancellationToken> {
+        self.is_set().then(|| {
+            self.token
+                .as_ref()
+                .map_or_else(CancellationToken::new, CancellationToken::child_token)
+        })
+    }
+}
+
+/// Runs `run` until it ends or `token` is cancelled or `limit` passes,
+/// whichever comes first; then `run` is dropped where it stands.
+pub(crate) async fn race<F: Future>(
+    run: F,
+    token: CancellationToken,
+    limit: Option<Duration>,
+) -> Result<F::Output, Cancelled> {
+    let stopped = async {
+        match limit {
+            None => {
+                token.cancelled().await;
+                Cancelled { limit: None }
+            }
+            Some(limit) => {
+                let expired = tokio::time::sleep(limit);
+                match select(std::pin::pin!(token.cancelled()), std::pin::pin!(expired)).await {
+                    Either::Left(_) => Cancelled { limit: None },
+                    Either::Right(_) => {
+                        // Nodes watching `Context::cancelled` see it too.
+                        token.cancel();
+                        Cancelled { limit: Some(limit) }
+                    }
+                }
+            }
+        }
+    };
+    match select(std::pin::pin!(run), std::pin::pin!(stopped)).await {
+        Either::Left((output, _)) => Ok(output),
+        Either::Right((why, _)) => Err(why),
+    }
+}
