@@ -46,6 +46,56 @@ macro_rules! scope_node {
 }
 pub(crate) use scope_node;
 
+/// `Node`, `Accepts` and `Durable` for `$wrapper<N>`, a node around the
+/// node in its field `node` that keeps that node's id, path and slots (a
+/// modifier, a retry, a time limit); `$may_change_model` says whether the
+/// model it leaves may differ (`N::MAY_CHANGE_MODEL`, or `false` for one
+/// whose changes are discarded).
+macro_rules! wrapper_node {
+    ($wrapper:ident, $may_change_model:expr) => {
+        impl<N: $crate::durable::Durable> $crate::durable::Durable for $wrapper<N> {}
+
+        #[diagnostic::do_not_recommend]
+        impl<N: $crate::node::Node> $crate::node::Node for $wrapper<N> {
+            type Input = N::Input;
+            type Output = N::Output;
+
+            fn name(&self) -> &'static str {
+                self.node.name()
+            }
+
+            fn leaf_count(&self) -> usize {
+                self.node.leaf_count()
+            }
+
+            fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+                N::input_json(input)
+            }
+
+            const MAY_CHANGE_MODEL: bool = $may_change_model;
+            const USES_CONTEXT: bool = N::USES_CONTEXT;
+            const SLOTS: u32 = N::SLOTS;
+            const TRANSPARENT: bool = N::TRANSPARENT;
+
+            // It keeps its node's id and path.
+            fn describe(&self, shape: &mut $crate::tree::shape::ShapeBuilder) {
+                self.node.describe(shape)
+            }
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl<T, N: $crate::node::Accepts<T>> $crate::node::Accepts<T> for $wrapper<N> {
+            type Checked = Self;
+
+            #[inline(always)]
+            fn accept(value: T) -> Self::Input {
+                N::accept(value)
+            }
+        }
+    };
+}
+pub(crate) use wrapper_node;
+
 pub(crate) mod branches;
 pub(crate) mod flow;
 pub(crate) mod looping;

@@ -9,9 +9,8 @@ use crate::context::propagation::{Situation, with_context, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::RunsWith;
 use crate::run::event::Event;
-use crate::tree::shape::ShapeBuilder;
 
 /// What a modifier does to the nodes inside it; the innermost decides.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,53 +35,9 @@ pub struct Snapshot<N> {
     pub(crate) node: N,
 }
 
-macro_rules! modified_node {
-    ($wrapper:ident) => {
-        impl<N: crate::durable::Durable> crate::durable::Durable for $wrapper<N> {}
-
-        #[diagnostic::do_not_recommend]
-        impl<N: Node> Node for $wrapper<N> {
-            type Input = N::Input;
-            type Output = N::Output;
-
-            fn name(&self) -> &'static str {
-                self.node.name()
-            }
-
-            fn leaf_count(&self) -> usize {
-                self.node.leaf_count()
-            }
-
-            fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
-                N::input_json(input)
-            }
-
-            // Its changes are discarded: nothing of it is merged back.
-            const MAY_CHANGE_MODEL: bool = false;
-            const USES_CONTEXT: bool = N::USES_CONTEXT;
-            const SLOTS: u32 = N::SLOTS;
-            const TRANSPARENT: bool = N::TRANSPARENT;
-
-            // A modified node keeps its id and path.
-            fn describe(&self, shape: &mut ShapeBuilder) {
-                self.node.describe(shape)
-            }
-        }
-
-        #[diagnostic::do_not_recommend]
-        impl<T, N: Accepts<T>> Accepts<T> for $wrapper<N> {
-            type Checked = Self;
-
-            #[inline(always)]
-            fn accept(value: T) -> Self::Input {
-                N::accept(value)
-            }
-        }
-    };
-}
-
-modified_node!(Isolated);
-modified_node!(Snapshot);
+// Their changes are discarded: nothing of them is merged back.
+super::wrapper_node!(Isolated, false);
+super::wrapper_node!(Snapshot, false);
 
 /// A model an `.isolated()` node can run on: it starts from `M::default()`.
 #[diagnostic::on_unimplemented(

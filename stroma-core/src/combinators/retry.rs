@@ -11,9 +11,8 @@ use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::error::BoxError;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Node, RunsWith};
 use crate::run::event::Event;
-use crate::tree::shape::ShapeBuilder;
 
 /// Which errors a policy retries.
 type Predicate = Arc<dyn Fn(&(dyn std::error::Error + 'static)) -> bool + Send + Sync>;
@@ -203,45 +202,7 @@ pub struct Retry<N> {
     pub(crate) policy: RetryPolicy,
 }
 
-impl<N: crate::durable::Durable> crate::durable::Durable for Retry<N> {}
-
-#[diagnostic::do_not_recommend]
-impl<N: Node> Node for Retry<N> {
-    type Input = N::Input;
-    type Output = N::Output;
-
-    fn name(&self) -> &'static str {
-        self.node.name()
-    }
-
-    fn leaf_count(&self) -> usize {
-        self.node.leaf_count()
-    }
-
-    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
-        N::input_json(input)
-    }
-
-    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
-    const USES_CONTEXT: bool = N::USES_CONTEXT;
-    const SLOTS: u32 = N::SLOTS;
-    const TRANSPARENT: bool = N::TRANSPARENT;
-
-    // A retried node keeps its id and path.
-    fn describe(&self, shape: &mut ShapeBuilder) {
-        self.node.describe(shape)
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<T, N: Accepts<T>> Accepts<T> for Retry<N> {
-    type Checked = Self;
-
-    #[inline(always)]
-    fn accept(value: T) -> Self::Input {
-        N::accept(value)
-    }
-}
+super::wrapper_node!(Retry, N::MAY_CHANGE_MODEL);
 
 impl<M, N> RunsWith<M> for Retry<N>
 where

@@ -9,8 +9,7 @@ use crate::context::propagation::with_context;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Accepts, Node, RunsWith};
-use crate::tree::shape::ShapeBuilder;
+use crate::node::RunsWith;
 
 /// A node run with a time limit; see [`NodeExt::timeout`](crate::NodeExt::timeout).
 #[derive(Clone, Copy, Debug)]
@@ -44,45 +43,7 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
-impl<N: crate::durable::Durable> crate::durable::Durable for Timeout<N> {}
-
-#[diagnostic::do_not_recommend]
-impl<N: Node> Node for Timeout<N> {
-    type Input = N::Input;
-    type Output = N::Output;
-
-    fn name(&self) -> &'static str {
-        self.node.name()
-    }
-
-    fn leaf_count(&self) -> usize {
-        self.node.leaf_count()
-    }
-
-    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
-        N::input_json(input)
-    }
-
-    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
-    const USES_CONTEXT: bool = N::USES_CONTEXT;
-    const SLOTS: u32 = N::SLOTS;
-    const TRANSPARENT: bool = N::TRANSPARENT;
-
-    // A node with a time limit keeps its id and path.
-    fn describe(&self, shape: &mut ShapeBuilder) {
-        self.node.describe(shape)
-    }
-}
-
-#[diagnostic::do_not_recommend]
-impl<T, N: Accepts<T>> Accepts<T> for Timeout<N> {
-    type Checked = Self;
-
-    #[inline(always)]
-    fn accept(value: T) -> Self::Input {
-        N::accept(value)
-    }
-}
+super::wrapper_node!(Timeout, N::MAY_CHANGE_MODEL);
 
 impl<M, N> RunsWith<M> for Timeout<N>
 where
