@@ -605,6 +605,38 @@ impl<K: Into<Cow<'static, str>>, V: Into<Value>> FromIterator<(K, V)> for Execut
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_json_is_execution_metadata_or_an_error_never_a_panic(
+            pairs in prop::collection::vec(("[a-z_]{1,8}", prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<i64>().prop_map(|n| serde_json::json!(n)),
+                ".{0,8}".prop_map(serde_json::Value::String),
+                prop::collection::vec(any::<bool>(), 0..3).prop_map(|v| serde_json::json!(v)),
+            ]), 0..6),
+            not_a_map in any::<bool>(),
+        ) {
+            let value = if not_a_map {
+                serde_json::Value::Array(pairs.iter().map(|(_, v)| v.clone()).collect())
+            } else {
+                serde_json::Value::Object(pairs.iter().cloned().collect())
+            };
+            if let Ok(context) = serde_json::from_value::<ExecutionContext>(value.clone()) {
+                // Every key reads back, typed or as an error, never a panic.
+                for (key, _) in &pairs {
+                    let _ = context.get_as::<u32>(key);
+                    let _ = context.get_as::<String>(key);
+                    prop_assert!(context.get(key).is_some());
+                }
+                let _ = context.tenant_id();
+                let again = serde_json::to_value(&context).unwrap();
+                prop_assert_eq!(serde_json::from_value::<ExecutionContext>(again).unwrap(), context);
+            }
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -273,6 +273,25 @@ fn segments(text: &str) -> impl Iterator<Item = Result<Segment<'_>, PathError>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_any_text_is_a_path_or_an_error_never_a_panic(text in "\\PC{0,40}") {
+            let _ = ScopePath::parse(&text);
+        }
+
+        #[test]
+        fn text_made_of_path_characters_never_panics_and_paths_read_back(
+            text in "[a-z0-9_#\\[\\]\\.]{0,30}",
+        ) {
+            if let Ok(path) = ScopePath::parse(&text) {
+                // What parses prints as it was written, and parses again the same.
+                prop_assert_eq!(path.as_str(), text.as_str());
+                prop_assert_eq!(ScopePath::parse(path.as_str()).ok(), Some(path.clone()));
+            }
+        }
+    }
 
     #[test]
     fn well_formed_paths_parse_into_their_steps() {
