@@ -211,10 +211,10 @@ pub mod prelude {
         template,
     };
     pub use crate::{
-        CancellationToken, Cancelled, Checkpoint, Durability, Durable, DurableError, DurableRuns,
-        Interrupt, Interrupted, Lease, MemoryStore, ResumeOptions, RetriesExhausted, RetryPolicy,
-        RunStatus, RunStore, RunSummary, Saveable, StoreError, StoreErrorKind, StoredRun, TimedOut,
-        Timeout,
+        AtCapacity, CancellationToken, Cancelled, Checkpoint, Durability, Durable, DurableError,
+        DurableRuns, Interrupt, Interrupted, Lease, MemoryStore, ResumeOptions, RetriesExhausted,
+        RetryPolicy, RunStatus, RunStore, RunSummary, Saveable, StoreError, StoreErrorKind,
+        StoredRun, TimedOut, Timeout,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};

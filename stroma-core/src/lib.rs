@@ -53,7 +53,7 @@ pub use model::pipeline_context::{
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
 pub use node::{Accepts, Node, RunsWith};
-pub use run::cancel::Cancelled;
+pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
 pub use run::handler::Handler;

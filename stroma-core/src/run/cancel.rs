@@ -92,3 +92,29 @@ pub(crate) async fn race<F: Future>(
         Either::Right((why, _)) => Err(why),
     }
 }
+
+/// The error of [`StromaRunner::try_run`](crate::StromaRunner::try_run)
+/// when the runner already runs as many runs as it may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtCapacity {
+    pub(crate) limit: usize,
+}
+
+impl AtCapacity {
+    /// How many runs the runner allows at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Display for AtCapacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the runner already runs {} runs, its max_concurrent_runs; nothing was run",
+            self.limit
+        )
+    }
+}
+
+impl std::error::Error for AtCapacity {}

@@ -20,7 +20,7 @@ use crate::engine::failure::NodeFailure;
 use crate::node::{Node, RunsWith};
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_id::RunId;
-use crate::run::runner::{Durably, RunOptions, StromaRunner};
+use crate::run::runner::{Durably, RunOptions, RunStart, StromaRunner};
 use crate::store::{RunStatus, RunStore, StoreError};
 use crate::tree::record::NodeStatus;
 use crate::tree::shape::shape_of;
@@ -207,8 +207,10 @@ impl StromaRunner {
                 pipeline,
                 input,
                 options,
-                None,
-                Some((run_id, Arc::clone(&durable))),
+                RunStart {
+                    durable: Some((run_id, Arc::clone(&durable))),
+                    ..RunStart::default()
+                },
                 Durably,
             )
             .await;
@@ -374,8 +376,10 @@ impl StromaRunner {
                 pipeline,
                 input,
                 run_options,
-                None,
-                Some((id, Arc::clone(&durable))),
+                RunStart {
+                    durable: Some((id, Arc::clone(&durable))),
+                    ..RunStart::default()
+                },
                 Durably,
             )
             .await;
@@ -714,7 +718,11 @@ async fn describe(
 
 impl RunError {
     /// A run that stopped before any node ran: `cause` says why.
-    pub(crate) fn before_run<P: Node>(pipeline: &P, run_id: RunId, cause: DurableError) -> Self {
+    pub(crate) fn before_run<P: Node>(
+        pipeline: &P,
+        run_id: RunId,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         let trace = Trace::new(
             pipeline,
             TraceParts {

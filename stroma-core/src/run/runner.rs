@@ -65,6 +65,8 @@ pub struct RunConfig {
     pub(crate) store: Option<Arc<dyn crate::store::RunStore>>,
     pub(crate) durability: crate::durable::Durability,
     pub(crate) lease_ttl: std::time::Duration,
+    /// At most this many runs at once, if set.
+    max_concurrent_runs: Option<usize>,
 }
 
 impl Default for RunConfig {
@@ -81,6 +83,7 @@ impl Default for RunConfig {
             store: None,
             durability: crate::durable::Durability::Sync,
             lease_ttl: std::time::Duration::from_secs(30),
+            max_concurrent_runs: None,
         }
     }
 }
@@ -200,6 +203,15 @@ impl RunConfig {
         self
     }
 
+    /// At most `n` runs of this runner (and its clones) at once (at least
+    /// 1): a further [`run`](StromaRunner::run) waits for one to end (the
+    /// wait ends if its future is dropped), and
+    /// [`try_run`](StromaRunner::try_run) fails at once. Unlimited unless set.
+    pub fn max_concurrent_runs(mut self, n: usize) -> Self {
+        self.max_concurrent_runs = Some(n.max(1));
+        self
+    }
+
     /// The context every run starts from.
     pub fn context(&self) -> &Context {
         &self.context
@@ -239,6 +251,8 @@ pub struct StromaRunner {
 struct Shared {
     config: RunConfig,
     entries: SharedEntries,
+    /// The run slots, when `max_concurrent_runs` is set.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for StromaRunner {
@@ -264,8 +278,15 @@ impl StromaRunner {
     /// A runner with `config`.
     pub fn new(config: RunConfig) -> Self {
         let entries = config.context.freeze();
+        let slots = config
+            .max_concurrent_runs
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
         StromaRunner {
-            inner: Arc::new(Shared { config, entries }),
+            inner: Arc::new(Shared {
+                config,
+                entries,
+                slots,
+            }),
         }
     }
 
@@ -341,7 +362,46 @@ impl StromaRunner {
     where
         P: RunsWith<()>,
     {
-        self.run_reporting(pipeline, input, RunOptions::new(), None, None, Plain)
+        self.run_reporting(
+            pipeline,
+            input,
+            RunOptions::new(),
+            RunStart::default(),
+            Plain,
+        )
+    }
+
+    /// [`run`](Self::run), or at once an error if the runner already runs
+    /// as many runs as [`RunConfig::max_concurrent_runs`] allows: a caller
+    /// under load sheds work instead of queueing it.
+    pub async fn try_run<P>(
+        &self,
+        pipeline: &P,
+        input: P::Input,
+    ) -> Result<RunResult<P::Output>, RunError>
+    where
+        P: RunsWith<()>,
+    {
+        let held = match &self.inner.slots {
+            None => None,
+            Some(slots) => match Arc::clone(slots).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let limit = self.inner.config.max_concurrent_runs.unwrap_or(0);
+                    return Err(RunError::before_run(
+                        pipeline,
+                        RunId::new(),
+                        crate::run::cancel::AtCapacity { limit },
+                    ));
+                }
+            },
+        };
+        let start = RunStart {
+            held,
+            ..RunStart::default()
+        };
+        self.run_reporting(pipeline, input, RunOptions::new(), start, Plain)
+            .await
     }
 
     /// Runs `pipeline` on `input` with `model` as the run's typed model; the
@@ -361,8 +421,7 @@ impl StromaRunner {
             pipeline,
             input,
             RunOptions::new().model(model),
-            None,
-            None,
+            RunStart::default(),
             Plain,
         )
     }
@@ -389,7 +448,7 @@ impl StromaRunner {
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(pipeline, input, options, None, None, Plain)
+        self.run_reporting(pipeline, input, options, RunStart::default(), Plain)
     }
 
     /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
@@ -452,7 +511,16 @@ impl StromaRunner {
         M: Send + 'static,
     {
         let (sink, events) = futures::channel::mpsc::unbounded();
-        let run = Box::pin(self.run_reporting(pipeline, input, options, Some(sink), None, Plain));
+        let run = Box::pin(self.run_reporting(
+            pipeline,
+            input,
+            options,
+            RunStart {
+                sink: Some(sink),
+                ..RunStart::default()
+            },
+            Plain,
+        ));
         futures::stream::unfold(
             Streaming {
                 run: Some(run),
@@ -468,8 +536,7 @@ impl StromaRunner {
         pipeline: &P,
         input: P::Input,
         options: RunOptions<M>,
-        sink: Option<EventSink>,
-        durable: Option<(RunId, Arc<crate::durable::run::DurableRun>)>,
+        start: RunStart,
         _drive: D,
     ) -> Result<RunResult<P::Output, M>, RunError>
     where
@@ -477,6 +544,17 @@ impl StromaRunner {
         M: Send + 'static,
         D: Drive,
     {
+        let RunStart {
+            sink,
+            durable,
+            held,
+        } = start;
+        // A run slot (unless the caller holds one), kept until the run
+        // ends; waiting for it ends with the future.
+        let _slot = match (&self.inner.slots, held) {
+            (Some(slots), None) => Arc::clone(slots).acquire_owned().await.ok(),
+            (_, held) => held,
+        };
         let (run_id, durable) = match durable {
             Some((run_id, durable)) => (run_id, Some(durable)),
             None => (RunId::new(), None),
@@ -678,6 +756,15 @@ impl StromaRunner {
         }
         execution.for_run(run_id)
     }
+}
+
+/// What an entry point hands a run besides its options: where its events
+/// go, its durable part, and a run slot it already holds.
+#[derive(Default)]
+pub(crate) struct RunStart {
+    pub(crate) sink: Option<EventSink>,
+    pub(crate) durable: Option<(RunId, Arc<crate::durable::run::DurableRun>)>,
+    pub(crate) held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// How a run's pipeline is driven, chosen by the entry point: plain runs
