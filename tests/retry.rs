@@ -76,6 +76,11 @@ async fn a_flaky_node_succeeds_on_a_later_attempt_from_the_state_before_the_firs
     let done = finished.unwrap().unwrap();
     assert_eq!(done.final_state, 40);
     assert_eq!(calls("flaky"), 3);
+    // The tree shows the attempts; its status is the last one's.
+    let scope = done.tree().find("flaky").unwrap();
+    assert_eq!((scope.attempts(), scope.status), (3, NodeStatus::Completed));
+    assert_eq!(done.tree().find("mark").unwrap().attempts(), 1);
+    assert_eq!(done.tree().find("inner_mark").unwrap().attempts(), 3);
     // The failed attempts' writes are gone: one "before" of the pipeline
     // before, and the whole retried pipeline once, from its last attempt.
     assert_eq!(done.model.marks, ["before", "before", "try 3"]);

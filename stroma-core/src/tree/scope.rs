@@ -93,9 +93,17 @@ pub struct Scope {
     /// What is inside, in order.
     pub children: Vec<Scope>,
     pub(crate) output: Option<Kept>,
+    pub(crate) attempts: u32,
 }
 
 impl Scope {
+    /// How many times it ran in this run, when records were on: more than
+    /// once for a node under [`retry`](crate::NodeExt::retry) that failed
+    /// first (its status is its last attempt's); 0 if it never ran.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
     /// The scope at `path` in this subtree (paths are from the run's root).
     pub fn find(&self, path: &str) -> Option<&Scope> {
         if self.path.as_str() == path {

@@ -233,7 +233,10 @@ impl<'a> Paths<'a> {
 /// Draws a run's tree from its shape, entries and frames.
 struct TreeBuilder<'a> {
     shape: &'a Shape,
+    /// Each node's last entry: its last attempt.
     entries: HashMap<Loc, &'a Entry>,
+    /// How many entries each node left: its attempts.
+    attempts: HashMap<Loc, u32>,
     /// The frames of each dynamic scope instance, by (parent frame, slot), in index order.
     frames: HashMap<(u32, u32), Vec<&'a FrameRow>>,
     finished: bool,
@@ -254,6 +257,10 @@ impl<'a> TreeBuilder<'a> {
         TreeBuilder {
             shape: trace.shape(),
             entries: trace.entries.iter().map(|e| (e.loc, e)).collect(),
+            attempts: trace.entries.iter().fold(HashMap::new(), |mut counts, e| {
+                *counts.entry(e.loc).or_insert(0) += 1;
+                counts
+            }),
             frames,
             finished: trace.status != NodeStatus::Running,
             recorded: trace.records_on || trace.results_on,
@@ -277,6 +284,7 @@ impl<'a> TreeBuilder<'a> {
             duration: self.trace.duration,
             children,
             output: None,
+            attempts: 1,
         }
     }
 
@@ -344,6 +352,7 @@ impl<'a> TreeBuilder<'a> {
                                     status: self.unrecorded(),
                                     duration: None,
                                     output: None,
+                                    attempts: 0,
                                 }
                             }
                         }
@@ -356,6 +365,10 @@ impl<'a> TreeBuilder<'a> {
                 .map(|child| self.slot(*child, frame, &path))
                 .collect(),
         };
+        let attempts = frame
+            .and_then(|frame| self.attempts.get(&Loc { slot, frame }))
+            .copied()
+            .unwrap_or(0);
         Scope {
             id: shape.id.to_owned(),
             path,
@@ -364,6 +377,7 @@ impl<'a> TreeBuilder<'a> {
             duration,
             children,
             output,
+            attempts,
         }
     }
 
@@ -381,6 +395,7 @@ impl<'a> TreeBuilder<'a> {
             duration: row.duration,
             children,
             output: None,
+            attempts: 1,
         }
     }
 }
