@@ -952,3 +952,33 @@ async fn entries_inserted_saved_come_back_on_resume_and_others_do_not() {
     let plain = StromaRunner::quick().run(&p, 2).await.unwrap();
     assert_eq!(plain.final_state, "2: 5 left, scratch true");
 }
+
+#[tokio::test]
+async fn the_store_prunes_old_runs_by_status_and_keeps_the_others() {
+    let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    let done = runner.run_durable(&pipeline![b_one], 1).await.unwrap();
+    let failed = runner
+        .run_durable(&pipeline![b_one, g_fail], 1)
+        .await
+        .unwrap_err();
+    let pruned = runner
+        .store()
+        .prune(Duration::ZERO, Some(RunStatus::Completed))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert!(
+        runner
+            .store()
+            .get(&done.run_id.to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let left = runner
+        .store()
+        .get(&failed.run_id().to_string())
+        .await
+        .unwrap();
+    assert_eq!(left.unwrap().summary.status, RunStatus::Failed);
+}

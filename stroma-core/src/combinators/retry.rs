@@ -286,14 +286,10 @@ impl<N: Node> Retry<N> {
         if !N::USES_CONTEXT {
             return self.node.run::<O>(input, cx, slot).await;
         }
-        let layer = cx.state_ref().context.child();
-        let outer = std::mem::replace(&mut cx.state().context, layer);
+        let outer = cx.state().open_layer();
         let inner = cx.state_ref().context.clone();
         let outcome = Box::pin(with_context(&inner, self.node.run::<O>(input, cx, slot))).await;
-        let own = std::mem::replace(&mut cx.state().context, outer);
-        if outcome.is_ok() {
-            cx.state_ref().context.commit_child(&own);
-        }
+        cx.state().close_layer(outer, outcome.is_ok());
         outcome
     }
 }

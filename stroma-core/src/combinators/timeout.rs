@@ -64,10 +64,7 @@ where
             // the node's own, kept unless it timed out.
             let kept = N::MAY_CHANGE_MODEL.then(|| cx.model().clone());
             let before = cx.state_ref().current;
-            let outer = N::USES_CONTEXT.then(|| {
-                let layer = cx.state_ref().context.child();
-                std::mem::replace(&mut cx.state().context, layer)
-            });
+            let outer = N::USES_CONTEXT.then(|| cx.state().open_layer());
             let outcome = match &outer {
                 None => tokio::time::timeout(self.limit, self.node.run::<O>(input, cx, slot)).await,
                 Some(_) => {
@@ -76,14 +73,12 @@ where
                     Box::pin(with_context(&inner, run)).await
                 }
             };
-            let own = outer.map(|outer| std::mem::replace(&mut cx.state().context, outer));
+            if let Some(outer) = outer {
+                // Its writes are kept unless it was cut off.
+                cx.state().close_layer(outer, outcome.is_ok());
+            }
             match outcome {
-                Ok(result) => {
-                    if let Some(own) = &own {
-                        cx.state_ref().context.commit_child(own);
-                    }
-                    result
-                }
+                Ok(result) => result,
                 Err(_elapsed) => {
                     if let Some(kept) = kept {
                         *cx.model_mut() = kept;

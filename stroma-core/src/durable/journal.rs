@@ -101,7 +101,6 @@ pub(crate) struct Journal {
     /// The last end record's contents, if the run ended.
     pub(crate) end: Option<EndRecord>,
     pub(crate) latest_seq: u64,
-    pub(crate) fingerprint: String,
 }
 
 #[derive(Debug, Clone)]
@@ -152,7 +151,6 @@ impl Journal {
                 )
             })?;
             journal.latest_seq = checkpoint.seq;
-            journal.fingerprint.clone_from(&checkpoint.fingerprint);
             for record in state.records {
                 journal.apply(record);
             }

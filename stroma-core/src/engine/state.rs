@@ -341,6 +341,23 @@ impl RunState {
         (self.entries, self.frames, self.context)
     }
 
+    /// Gives what runs next a context layer of its own over the current
+    /// one (an attempt, a time-limited node); returns the current one, for
+    /// [`close_layer`](Self::close_layer).
+    pub(crate) fn open_layer(&mut self) -> Context {
+        let layer = self.context.child();
+        std::mem::replace(&mut self.context, layer)
+    }
+
+    /// Back to `outer`, the layer [`open_layer`](Self::open_layer) returned;
+    /// the writes made since are kept if `keep`, else dropped.
+    pub(crate) fn close_layer(&mut self, outer: Context, keep: bool) {
+        let own = std::mem::replace(&mut self.context, outer);
+        if keep {
+            self.context.commit_child(&own);
+        }
+    }
+
     /// Reports `event` when the run is streamed.
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
