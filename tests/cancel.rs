@@ -2,7 +2,8 @@
 //! dropping the run's future. The run ends at the next await point; the tree
 //! shows what completed, what was cancelled and what was skipped.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use stroma::prelude::*;
@@ -147,4 +148,153 @@ async fn dropping_the_run_leaves_nothing_running() {
     assert!(dropped.is_err(), "the run was dropped midway");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(SLOW_FINISHED.load(Ordering::SeqCst), before);
+}
+
+// ---- tasks started with `stroma::spawn` --------------------------------------
+
+/// Set when the task holding it ends, finished or aborted.
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One flag per test, handed to the nodes through the run's context.
+#[derive(Clone)]
+struct Flags {
+    attached: Arc<AtomicBool>,
+    nested: Arc<AtomicBool>,
+    detached: Arc<AtomicBool>,
+    detached_finished: Arc<AtomicBool>,
+}
+
+impl Flags {
+    fn new() -> Self {
+        Flags {
+            attached: Arc::default(),
+            nested: Arc::default(),
+            detached: Arc::default(),
+            detached_finished: Arc::default(),
+        }
+    }
+}
+
+/// Starts a task of the run (which starts one of its own), and a detached
+/// one, then waits long past any test's patience.
+#[node]
+async fn starts_tasks(x: u32, ctx: &Context) -> u32 {
+    let flags = ctx.require::<Flags>().unwrap();
+    let (attached, nested) = (Ended(flags.attached.clone()), flags.nested.clone());
+    stroma::spawn(async move {
+        let _ended = attached;
+        let inner = Ended(nested);
+        stroma::spawn(async move {
+            let _ended = inner;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let (detached, finished) = (
+        Ended(flags.detached.clone()),
+        flags.detached_finished.clone(),
+    );
+    stroma::spawn_detached(async move {
+        let _ended = detached;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        finished.store(true, Ordering::SeqCst);
+    });
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    x
+}
+
+/// Waits (up to 2 s) for `flag` to be set.
+async fn eventually(flag: &AtomicBool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !flag.load(Ordering::SeqCst) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+fn runner_with(flags: &Flags) -> StromaRunner {
+    StromaRunner::quick().with_context(Context::new().with(flags.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_aborts_its_tasks_and_theirs_but_not_detached_ones() {
+    let flags = Flags::new();
+    let err = runner_with(&flags)
+        .run_with(
+            &pipeline![starts_tasks],
+            1,
+            RunOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(
+        eventually(&flags.attached).await,
+        "the run's task was aborted"
+    );
+    assert!(eventually(&flags.nested).await, "and the task it started");
+    assert!(
+        eventually(&flags.detached_finished).await,
+        "the detached task ran to its end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_run_aborts_its_tasks() {
+    let flags = Flags::new();
+    let runner = runner_with(&flags);
+    let p = pipeline![starts_tasks];
+    let dropped = tokio::time::timeout(Duration::from_millis(50), runner.run(&p, 1)).await;
+    assert!(dropped.is_err(), "the run was dropped midway");
+    assert!(eventually(&flags.attached).await);
+    assert!(eventually(&flags.nested).await);
+    assert!(eventually(&flags.detached_finished).await);
+}
+
+#[node]
+async fn starts_a_task(x: u32, ctx: &Context) -> u32 {
+    let flags = ctx.require::<Flags>().unwrap();
+    let finished = flags.detached_finished.clone();
+    stroma::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        finished.store(true, Ordering::SeqCst);
+    });
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_ends_by_itself_leaves_its_tasks_running() {
+    let flags = Flags::new();
+    let done = runner_with(&flags)
+        .run(&pipeline![starts_a_task], 1)
+        .await
+        .unwrap();
+    assert_eq!(done.final_state, 1);
+    assert!(!flags.detached_finished.load(Ordering::SeqCst));
+    assert!(eventually(&flags.detached_finished).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_node_tasks_belong_to_the_run_too() {
+    let flags = Flags::new();
+    let err = runner_with(&flags)
+        .run_with(
+            &pipeline![starts_tasks.isolated()],
+            1,
+            RunOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(eventually(&flags.attached).await);
+    assert!(eventually(&flags.nested).await);
 }

@@ -36,7 +36,7 @@ pub use context::execution::{ExecutionContext, MetadataTypeError};
 pub use context::propagation::{
     NoExecutionContext, PhaseInfo, current_correlation_id, current_execution_context,
     current_handler, current_phase, current_session, current_tenant_id, current_user_id, in_phase,
-    require_execution_context, spawn,
+    require_execution_context, spawn, spawn_detached,
 };
 pub use context::templates::AsTemplate;
 pub use durable::{

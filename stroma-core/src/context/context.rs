@@ -17,7 +17,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::ops::{Add, Sub};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, LazyLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+
+use super::tasks::RunTasks;
 
 use crate::context::execution::ExecutionContext;
 use crate::context::propagation::ExecutionCell;
@@ -340,6 +342,13 @@ pub(crate) struct Layer {
     /// written: most branch layers, and the run's layer of a run that only
     /// reads, cost a load each.
     written: AtomicBool,
+    /// The tasks started with `stroma::spawn` in this run (in a run's own
+    /// layer; empty in the others).
+    tasks: RunTasks,
+    /// For a layer cut off from its run (an `.isolated()` node's, a spawned
+    /// task's): the run's own layer, where tasks started in it belong.
+    /// Weak: a task that outlives its run does not keep the run's entries.
+    run_home: Option<Weak<Layer>>,
 }
 
 impl Layer {
@@ -398,6 +407,25 @@ impl Layer {
     /// This layer, then each one outside it.
     fn chain(&self) -> impl Iterator<Item = &Layer> {
         std::iter::successors(Some(self), |layer| layer.parent.as_deref())
+    }
+
+    /// The tasks registered in this layer.
+    pub(crate) fn tasks(&self) -> &RunTasks {
+        &self.tasks
+    }
+
+    /// The layer where a task started from code running in `layer` belongs:
+    /// its run's own layer (the outermost of its chain, or the run that
+    /// layer was cut off from); `None` once that run is gone.
+    pub(crate) fn task_home(layer: &Arc<Layer>) -> Option<Arc<Layer>> {
+        let mut top = layer;
+        while let Some(parent) = &top.parent {
+            top = parent;
+        }
+        match &top.run_home {
+            Some(home) => home.upgrade(),
+            None => Some(Arc::clone(top)),
+        }
     }
 }
 
@@ -493,6 +521,8 @@ impl Context {
                 execution: RwLock::new(execution),
                 own: RwLock::new(Entries::default()),
                 written: AtomicBool::new(false),
+                tasks: RunTasks::default(),
+                run_home: None,
             }),
             node: None,
             place: super::scoped::Place::default(),
@@ -771,6 +801,8 @@ impl Context {
                 execution: RwLock::new(self.layer.execution()),
                 own: RwLock::new(Entries::default()),
                 written: AtomicBool::new(false),
+                tasks: RunTasks::default(),
+                run_home: None,
             }),
             node: self.node,
             place: self.place.clone(),
@@ -788,6 +820,9 @@ impl Context {
                 execution: RwLock::new(self.layer.execution()),
                 own: RwLock::new(Entries::default()),
                 written: AtomicBool::new(false),
+                tasks: RunTasks::default(),
+                // Cut off from the run's entries, not from its tasks.
+                run_home: Layer::task_home(&self.layer).map(|home| Arc::downgrade(&home)),
             }),
             node: self.node,
             place: self.place.clone(),
@@ -934,9 +969,26 @@ impl Context {
 
     /// A context holding only `execution`: what a scope outside any run shares.
     pub(crate) fn for_scope(execution: ExecutionContext) -> Self {
-        // Shared: a scope (or `stroma::spawn`) costs one allocation, not two.
-        static NO_ENTRIES: LazyLock<Arc<Entries>> = LazyLock::new(Arc::default);
-        Self::layered_with(Arc::clone(&NO_ENTRIES), execution)
+        Self::layered_with(no_entries(), execution)
+    }
+
+    /// The context of a task started with `stroma::spawn`: `execution`
+    /// only, and the run whose own layer is `home`, where tasks the task
+    /// starts belong too.
+    pub(crate) fn for_task(execution: ExecutionContext, home: Option<&Arc<Layer>>) -> Self {
+        Context {
+            layer: Arc::new(Layer {
+                base: no_entries(),
+                parent: None,
+                execution: RwLock::new(execution),
+                own: RwLock::new(Entries::default()),
+                written: AtomicBool::new(false),
+                tasks: RunTasks::default(),
+                run_home: home.map(Arc::downgrade),
+            }),
+            node: None,
+            place: super::scoped::Place::default(),
+        }
     }
 
     /// The cell the task-local of code running in this context's innermost
@@ -1043,6 +1095,13 @@ impl fmt::Debug for Context {
             .field("node", &self.node)
             .finish()
     }
+}
+
+/// The entries of a layer outside any run: one shared empty set, so a scope
+/// (or a spawned task) costs one allocation, not two.
+fn no_entries() -> Arc<Entries> {
+    static NO_ENTRIES: LazyLock<Arc<Entries>> = LazyLock::new(Arc::default);
+    Arc::clone(&NO_ENTRIES)
 }
 
 #[cfg(test)]

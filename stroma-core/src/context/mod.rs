@@ -8,6 +8,7 @@ pub(crate) mod context;
 pub(crate) mod execution;
 pub(crate) mod propagation;
 pub(crate) mod scoped;
+pub(crate) mod tasks;
 pub(crate) mod templates;
 pub(crate) mod type_map;
 

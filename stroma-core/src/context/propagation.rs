@@ -205,6 +205,12 @@ impl std::error::Error for NoExecutionContext {}
 /// Plain `tokio::spawn` does not: tokio's task-locals stay with the task that
 /// set them, so code in a task it starts sees no execution context.
 ///
+/// Inside a run the task belongs to the run: if the run is cancelled, times
+/// out or has its future dropped, the task is aborted with it (its handle
+/// then gives a cancelled `JoinError`), as are the tasks it started in turn.
+/// A run that ends by itself (completed or failed) leaves its tasks
+/// running. Use [`spawn_detached`] for work that must outlive a cancelled run.
+///
 /// ```
 /// use stroma_core::{ExecutionContext, current_tenant_id};
 ///
@@ -225,6 +231,33 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let home = CURRENT.try_with(Layer::task_home).ok().flatten();
+    let task = spawn_carrying(future, home.as_ref());
+    if let Some(home) = &home {
+        home.tasks().register(task.abort_handle());
+    }
+    task
+}
+
+/// [`spawn`], but the task does not belong to the run it was started in: it
+/// carries the execution context the same way, and runs on when the run is
+/// cancelled. For work that must finish whatever happens to the run (an
+/// audit record, a notification already promised).
+pub fn spawn_detached<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    spawn_carrying(future, None)
+}
+
+/// Spawns `future` standing where the caller stands (execution context,
+/// phase, handler, session), with `home` the run its own tasks belong to.
+fn spawn_carrying<F>(future: F, home: Option<&Arc<Layer>>) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     // The phase and handler are carried too, where there are any.
     let situation = SITUATION.try_with(Situation::clone).ok();
     let future = async move {
@@ -234,7 +267,7 @@ where
         }
     };
     match current_execution_context() {
-        Some(context) => tokio::spawn(ExecutionContext::scope(context, future)),
+        Some(context) => tokio::spawn(with_cell(Context::for_task(context, home).cell(), future)),
         None => tokio::spawn(future),
     }
 }

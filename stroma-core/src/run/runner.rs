@@ -15,6 +15,7 @@ use crate::combinators::flow::{ScopeLabel, Var, VarScope, declare};
 use crate::context::execution::ExecutionContext;
 use crate::context::propagation::{Situation, within};
 use crate::context::propagation::{current_execution_context, with_cell};
+use crate::context::tasks::AbortTasksUnlessFinished;
 use crate::context::{Context, SharedEntries};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
@@ -566,6 +567,9 @@ impl StromaRunner {
         };
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let context = Context::for_run(&self.inner.entries, execution.clone());
+        // Declared before the run's future: on a drop midway it aborts the
+        // run's tasks after the future is gone.
+        let mut tasks = AbortTasksUnlessFinished::new(context.cell());
         let run = RunContext {
             graph_id: pipeline.name(),
             run_id,
@@ -649,7 +653,11 @@ impl StromaRunner {
         // One future, instrumented even when the span is disabled: awaiting
         // it bare in one branch and wrapped in the other would hold it twice.
         let outcome = match cancel {
-            None => guarded.instrument(span).await,
+            None => {
+                let outcome = guarded.instrument(span).await;
+                tasks.finished();
+                outcome
+            }
             // Boxed: only runs that can be stopped carry the race.
             Some(token) => match Box::pin(crate::run::cancel::race(
                 guarded.instrument(span),
@@ -658,7 +666,11 @@ impl StromaRunner {
             ))
             .await
             {
-                Ok(outcome) => outcome,
+                Ok(outcome) => {
+                    tasks.finished();
+                    outcome
+                }
+                // Stopped from outside: its tasks are aborted with it.
                 Err(cancelled) => Ok(Err(cx.state().cancelled_here(pipeline.name(), cancelled))),
             },
         };
