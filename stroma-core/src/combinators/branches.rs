@@ -288,6 +288,120 @@ impl<N> ForEach<N> {
         self.name = name;
         self
     }
+
+    /// Every item runs whatever the others do: the output is each item's
+    /// outcome, in item order (`Vec<Result<O, NodeFailure>>`), so one bad
+    /// item (a dead link, a failed call) does not fail the list. Each
+    /// failure names its node and path (`for_each[3].fetch`); the items
+    /// that succeeded merge their copies of the model and their context
+    /// writes, the failed ones leave nothing.
+    ///
+    /// ```
+    /// use stroma::prelude::*;
+    ///
+    /// #[node]
+    /// async fn parse(text: String) -> Result<u32, std::num::ParseIntError> {
+    ///     text.parse()
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let p = pipeline![for_each(parse).keep_going()];
+    /// let input = vec!["1".to_string(), "two".into(), "3".into()];
+    /// let outcomes = StromaRunner::quick().run(&p, input).await.unwrap().final_state;
+    /// assert_eq!(outcomes[0].as_ref().ok(), Some(&1));
+    /// let failed = outcomes[1].as_ref().unwrap_err();
+    /// assert_eq!(failed.path().unwrap().as_str(), "for_each[1].parse");
+    /// assert_eq!(outcomes[2].as_ref().ok(), Some(&3));
+    /// # });
+    /// ```
+    pub fn keep_going(self) -> KeepGoing<N> {
+        KeepGoing { each: self }
+    }
+}
+
+/// A [`for_each`] whose items all run, giving each one's outcome; see
+/// [`ForEach::keep_going`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeepGoing<N> {
+    each: ForEach<N>,
+}
+
+impl<N> KeepGoing<N> {
+    /// At most `n` items in flight at once (at least 1).
+    pub fn concurrency(self, n: usize) -> Self {
+        KeepGoing {
+            each: self.each.concurrency(n),
+        }
+    }
+
+    /// The id in the run tree, paths, errors and spans (default `for_each`).
+    pub fn named(self, name: &'static str) -> Self {
+        KeepGoing {
+            each: self.each.named(name),
+        }
+    }
+}
+
+impl<N: crate::durable::Durable> crate::durable::Durable for KeepGoing<N> {}
+
+#[diagnostic::do_not_recommend]
+impl<N: Node> Node for KeepGoing<N> {
+    type Input = Vec<N::Input>;
+    type Output = Vec<Result<N::Output, NodeFailure>>;
+
+    fn name(&self) -> &'static str {
+        self.each.name
+    }
+
+    const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
+
+    // The failures it gives are named with their paths while the run goes
+    // on, which takes the run's record of frames, kept for nodes that know
+    // where they are.
+    const USES_CONTEXT: bool = true;
+
+    const SLOTS: u32 = ForEach::<N>::SLOTS;
+
+    fn describe(&self, shape: &mut ShapeBuilder) {
+        self.each.describe(shape)
+    }
+
+    fn input_json(input: &Self::Input) -> Option<serde_json::Value> {
+        ForEach::<N>::input_json(input)
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<N: Node> Accepts<Vec<N::Input>> for KeepGoing<N> {
+    type Checked = Self;
+
+    fn accept(value: Vec<N::Input>) -> Vec<N::Input> {
+        value
+    }
+}
+
+impl<N, M> RunsWith<M> for KeepGoing<N>
+where
+    N: RunsWith<M>,
+    M: Mergeable,
+{
+    #[allow(clippy::manual_async_fn)]
+    fn run<'a, O: Observer>(
+        &'a self,
+        input: Self::Input,
+        cx: &'a mut Cx<M>,
+        slot: u32,
+    ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
+        async move {
+            let scope = cx.state().enter_scope::<O>(slot);
+            let outcome = self
+                .each
+                .run_items::<O, M, Outcomes<N::Output>>(input, cx, slot)
+                .await;
+            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
+            outcome
+        }
+    }
 }
 
 impl<N: crate::durable::Durable> crate::durable::Durable for ForEach<N> {}
@@ -347,7 +461,9 @@ where
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
             let scope = cx.state().enter_scope::<O>(slot);
-            let outcome = self.run_items::<O, M>(input, cx, slot).await;
+            let outcome = self
+                .run_items::<O, M, AllOrNothing<N::Output>>(input, cx, slot)
+                .await;
             cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
             outcome
         }
@@ -355,12 +471,13 @@ where
 }
 
 impl<N: Node> ForEach<N> {
-    async fn run_items<O: Observer, M>(
+    /// Runs every item; `C` gathers their outcomes into the output.
+    async fn run_items<O: Observer, M, C: ItemOutcomes<N::Output>>(
         &self,
         input: Vec<N::Input>,
         cx: &mut Cx<M>,
         slot: u32,
-    ) -> Result<Vec<N::Output>, NodeFailure>
+    ) -> Result<C::Output, NodeFailure>
     where
         N: RunsWith<M>,
         M: Mergeable,
@@ -372,7 +489,7 @@ impl<N: Node> ForEach<N> {
             let outer_context = cx.context().clone();
             let outer_context = &outer_context;
             let merging = N::MAY_CHANGE_MODEL;
-            let mut gathered = Gathered::new(count, merging);
+            let mut gathered = Gathered::<_, C, M>::new(count, merging);
             let mut items = input.into_iter().enumerate();
             // One lane per item in flight, at most `concurrency`. A lane keeps
             // its branch from item to item (a fork per lane, not per item),
@@ -530,17 +647,107 @@ impl Wake for LaneWaker {
     }
 }
 
+/// How a `for_each` gathers its items' outcomes into its output.
+trait ItemOutcomes<O>: Send {
+    type Output;
+
+    fn with_capacity(count: usize) -> Self;
+
+    /// Takes the outcome of the item `index` (items come in order).
+    fn push(&mut self, index: usize, outcome: Result<O, NodeFailure>);
+
+    /// Whether the list as a whole failed.
+    fn failed(&self) -> bool;
+
+    /// The failures that fail the list, by item index (once [`failed`](Self::failed)).
+    fn into_failures(self) -> Vec<(usize, NodeFailure)>;
+
+    /// The output, once the list succeeded; `resolve` names a failure kept in it.
+    fn into_output(self, resolve: impl FnMut(&mut NodeFailure)) -> Self::Output;
+}
+
+/// A plain `for_each`: all items succeed, or the list fails.
+struct AllOrNothing<O> {
+    outputs: Vec<O>,
+    failures: Vec<(usize, NodeFailure)>,
+}
+
+impl<O: Send> ItemOutcomes<O> for AllOrNothing<O> {
+    type Output = Vec<O>;
+
+    fn with_capacity(count: usize) -> Self {
+        AllOrNothing {
+            // Reserved at the item count: collecting would grow it by doubling.
+            outputs: Vec::with_capacity(count),
+            failures: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, index: usize, outcome: Result<O, NodeFailure>) {
+        match outcome {
+            // Once an item failed, outputs are no longer needed.
+            Ok(output) if self.failures.is_empty() => self.outputs.push(output),
+            Ok(_) => {}
+            Err(failure) => self.failures.push((index, failure)),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+
+    fn into_failures(self) -> Vec<(usize, NodeFailure)> {
+        self.failures
+    }
+
+    fn into_output(self, _resolve: impl FnMut(&mut NodeFailure)) -> Vec<O> {
+        self.outputs
+    }
+}
+
+/// A `for_each(..).keep_going()`: every item's outcome is the output.
+struct Outcomes<O> {
+    outcomes: Vec<Result<O, NodeFailure>>,
+}
+
+impl<O: Send> ItemOutcomes<O> for Outcomes<O> {
+    type Output = Vec<Result<O, NodeFailure>>;
+
+    fn with_capacity(count: usize) -> Self {
+        Outcomes {
+            outcomes: Vec::with_capacity(count),
+        }
+    }
+
+    fn push(&mut self, _index: usize, outcome: Result<O, NodeFailure>) {
+        self.outcomes.push(outcome);
+    }
+
+    fn failed(&self) -> bool {
+        false
+    }
+
+    fn into_failures(self) -> Vec<(usize, NodeFailure)> {
+        Vec::new()
+    }
+
+    fn into_output(mut self, mut resolve: impl FnMut(&mut NodeFailure)) -> Self::Output {
+        for failure in self.outcomes.iter_mut().filter_map(|o| o.as_mut().err()) {
+            resolve(failure);
+        }
+        self.outcomes
+    }
+}
+
 /// What the items of a `for_each` left, gathered in item order as they finish.
-struct Gathered<O, M> {
+struct Gathered<O, C, M> {
     /// The item gathered next.
     next: usize,
-    outputs: Vec<O>,
-    /// The items' copies of the model, to merge, when merging.
+    outcomes: C,
+    /// The succeeded items' copies of the model, to merge, when merging.
     models: Vec<M>,
-    /// The items' context layers, to merge, when the node may write the context.
+    /// The succeeded items' context layers, to merge, when the node may write the context.
     layers: Vec<Context>,
-    /// The items that failed, in item order.
-    failures: Vec<(usize, NodeFailure)>,
     /// Items that finished before an earlier one: entry `i` is item `next + i`.
     early: VecDeque<Option<Early<O, M>>>,
 }
@@ -554,15 +761,13 @@ struct Early<O, M> {
     layer: Option<Context>,
 }
 
-impl<O, M: Mergeable> Gathered<O, M> {
+impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
     fn new(count: usize, merging: bool) -> Self {
         Gathered {
             next: 0,
-            // Reserved at the item count: collecting would grow them by doubling.
-            outputs: Vec::with_capacity(count),
+            outcomes: C::with_capacity(count),
             models: Vec::with_capacity(if merging { count } else { 0 }),
             layers: Vec::new(),
-            failures: Vec::new(),
             early: VecDeque::new(),
         }
     }
@@ -616,7 +821,8 @@ impl<O, M: Mergeable> Gathered<O, M> {
         cx.state_ref().refork(branch.state());
     }
 
-    /// Gathers the item `self.next`.
+    /// Gathers the item `self.next`: a failed item leaves no model or
+    /// context writes to merge.
     fn gather(
         &mut self,
         outcome: Result<O, NodeFailure>,
@@ -626,18 +832,13 @@ impl<O, M: Mergeable> Gathered<O, M> {
         if outcome.is_ok() {
             self.layers.extend(layer);
         }
-        match outcome {
-            // Once an item failed, outputs are no longer needed.
-            Ok(output) if self.failures.is_empty() => self.outputs.push(output),
-            Ok(_) => {}
-            Err(failure) => self.failures.push((self.next, failure)),
-        }
         self.models.extend(model);
+        self.outcomes.push(self.next, outcome);
         self.next += 1;
     }
 
-    /// Once every item was gathered: the outputs, with the copies of the
-    /// model merged in item order, or every item's outcome if one failed.
+    /// Once every item was gathered: the output, with the copies of the
+    /// model merged in item order, or every item's outcome if the list failed.
     fn settle(
         self,
         cx: &mut Cx<M>,
@@ -645,10 +846,10 @@ impl<O, M: Mergeable> Gathered<O, M> {
         name: &'static str,
         item_name: &'static str,
         merging: bool,
-    ) -> Result<Vec<O>, NodeFailure> {
+    ) -> Result<C::Output, NodeFailure> {
         let at = cx.state_ref().loc(slot);
-        if !self.failures.is_empty() {
-            let mut failures = self.failures.into_iter().peekable();
+        if self.outcomes.failed() {
+            let mut failures = self.outcomes.into_failures().into_iter().peekable();
             let outcomes = (0..self.next)
                 .map(|index| {
                     let failure = failures.next_if(|(failed, _)| *failed == index);
@@ -666,7 +867,7 @@ impl<O, M: Mergeable> Gathered<O, M> {
         }
         let merged = if merging && !self.models.is_empty() {
             Some(
-                merge_models(cx.model(), &self.models)
+                merge_caught(cx.model(), &self.models)
                     .map_err(|cause| NodeFailure::at(at, cause))?,
             )
         } else {
@@ -684,7 +885,13 @@ impl<O, M: Mergeable> Gathered<O, M> {
             *cx.model_mut() = merged;
         }
         cx.state().clock_moved();
-        Ok(self.outputs)
+        let store = cx.state_ref().shared().store.clone();
+        Ok(self.outcomes.into_output(|failure| match &store {
+            Some(store) => store.resolve(failure),
+            // Only a run none of whose nodes knows its place has no store,
+            // and a `keep_going` list is one that does.
+            None => failure.name_if_unknown(item_name),
+        }))
     }
 }
 

@@ -94,6 +94,13 @@ impl NodeFailure {
         })
     }
 
+    /// Names a failure that cannot be told its path after `node`.
+    pub(crate) fn name_if_unknown(&mut self, node: &'static str) {
+        if self.parts.node.is_empty() {
+            self.parts.node = node;
+        }
+    }
+
     /// The failing node's path in the run (the root's, empty, when the whole run was stopped).
     pub fn path(&self) -> Option<&ScopePath> {
         self.parts.path.as_ref()

@@ -55,6 +55,16 @@ impl ResultsStore {
         self.stored().frames.push(row);
     }
 
+    /// Tells `failure` (and those inside it) the ids and paths of the
+    /// nodes it happened at, as this run names them so far.
+    pub(crate) fn resolve(&self, failure: &mut crate::engine::failure::NodeFailure) {
+        let stored = self.stored();
+        failure.resolve(
+            &self.shape,
+            &super::trace::Paths::new(&self.shape, &stored.frames),
+        );
+    }
+
     /// The path of the node at `loc`, as this run names it.
     pub(crate) fn path(&self, loc: Loc) -> ScopePath {
         let stored = self.stored();
