@@ -118,7 +118,7 @@ async fn a_runs_own_handler_wins_and_is_reachable_task_locally() {
 }
 
 #[tokio::test]
-async fn a_handler_that_panics_takes_neither_the_run_nor_the_process_down() {
+async fn a_handler_that_panics_fails_its_run_but_not_the_process() {
     let calls = Arc::new(Mutex::new(0));
     let counter = Arc::clone(&calls);
     let runner = StromaRunner::quick().with_handler(move |event: &Event| {
@@ -127,10 +127,22 @@ async fn a_handler_that_panics_takes_neither_the_run_nor_the_process_down() {
             panic!("the handler broke");
         }
     });
-    let result = runner.run(&pipeline![where_am_i], 4).await.unwrap();
-    assert_eq!(result.final_state, "4 none None false");
+    let err = runner.run(&pipeline![where_am_i], 4).await.unwrap_err();
+    assert!(err.is_panic());
+    assert!(
+        err.to_string().ends_with(
+            "the run's event handler panicked on `NodeStarted` of `where_am_i`: the handler broke"
+        ),
+        "{err}"
+    );
     // Run started, node started (panicked), node completed: the later ones still came.
     assert_eq!(*calls.lock().unwrap(), 3);
+    // The runner goes on.
+    let quiet = StromaRunner::quick()
+        .run(&pipeline![where_am_i], 4)
+        .await
+        .unwrap();
+    assert_eq!(quiet.final_state, "4 none None false");
 }
 
 #[tokio::test]

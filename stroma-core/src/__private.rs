@@ -5,8 +5,8 @@ pub use serde_json::Value as JsonValue;
 pub use std::future::Future;
 
 pub use crate::combinators::branches::{
-    Settled, branch, enter_scope, fork, leave_scope, poll_branch, run_branch, settle,
-    settled_output, split_outcome,
+    Settled, branch, drop_branch_output, enter_scope, fork, leave_scope, poll_branch, run_branch,
+    settle, settled_output, split_outcome,
 };
 pub use crate::durable::bounds::{CodecProbe, Durable, LeafCodec, NoCodec, SaveCodec, Saveable};
 pub use crate::engine::failure::NodeFailure;

@@ -56,7 +56,7 @@ pub use node::{Accepts, Node, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
-pub use run::handler::Handler;
+pub use run::handler::{Handler, HandlerPanicked};
 pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
 };

@@ -152,7 +152,12 @@ fn generate(list: &NodeList) -> TokenStream {
                         }),*],
                     );
                     __stroma::leave_scope::<__O, __M>(cx, __scope, __settled.as_ref().err());
-                    __settled?;
+                    if let ::core::result::Result::Err(__failure) = __settled {
+                        // The outputs of the branches that succeeded are dropped
+                        // here, where a panicking `Drop` is told beside the failure.
+                        #(let __failure = __stroma::drop_branch_output(cx, __failure, #outputs, #slots);)*
+                        return ::core::result::Result::Err(__failure);
+                    }
                     ::core::result::Result::Ok((#(__stroma::settled_output(#outputs),)*))
                 }
             }

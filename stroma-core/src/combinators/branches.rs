@@ -17,7 +17,7 @@ use futures::task::AtomicWaker;
 
 use crate::context::Context;
 use crate::context::propagation::with_context;
-use crate::engine::failure::NodeFailure;
+use crate::engine::failure::{NodeFailure, drop_caught};
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::{Cx, ScopeToken};
@@ -26,7 +26,7 @@ use crate::node::{Accepts, Node, RunsWith};
 use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::{Shape, ShapeBuilder};
-use crate::tree::trace::{Entry, FrameRow, Paths};
+use crate::tree::trace::{Entry, FrameRow, Loc, Paths};
 use futures::FutureExt as _;
 use std::panic::AssertUnwindSafe;
 
@@ -659,8 +659,10 @@ trait ItemOutcomes<O>: Send {
     /// Whether the list as a whole failed.
     fn failed(&self) -> bool;
 
-    /// The failures that fail the list, by item index (once [`failed`](Self::failed)).
-    fn into_failures(self) -> Vec<(usize, NodeFailure)>;
+    /// The failures that fail the list, by item index (once
+    /// [`failed`](Self::failed)), and the panics of outputs that were no
+    /// longer needed when they were dropped, blamed on the node at `item`.
+    fn into_failures(self, item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>);
 
     /// The output, once the list succeeded; `resolve` names a failure kept in it.
     fn into_output(self, resolve: impl FnMut(&mut NodeFailure)) -> Self::Output;
@@ -668,6 +670,7 @@ trait ItemOutcomes<O>: Send {
 
 /// A plain `for_each`: all items succeed, or the list fails.
 struct AllOrNothing<O> {
+    /// The outputs, in item order; after a failure, those no longer needed.
     outputs: Vec<O>,
     failures: Vec<(usize, NodeFailure)>,
 }
@@ -685,9 +688,9 @@ impl<O: Send> ItemOutcomes<O> for AllOrNothing<O> {
 
     fn push(&mut self, index: usize, outcome: Result<O, NodeFailure>) {
         match outcome {
-            // Once an item failed, outputs are no longer needed.
-            Ok(output) if self.failures.is_empty() => self.outputs.push(output),
-            Ok(_) => {}
+            // Kept even after a failure, to be dropped where a panicking
+            // `Drop` is caught (`into_failures`).
+            Ok(output) => self.outputs.push(output),
             Err(failure) => self.failures.push((index, failure)),
         }
     }
@@ -696,8 +699,13 @@ impl<O: Send> ItemOutcomes<O> for AllOrNothing<O> {
         !self.failures.is_empty()
     }
 
-    fn into_failures(self) -> Vec<(usize, NodeFailure)> {
-        self.failures
+    fn into_failures(self, item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>) {
+        let dropped = self
+            .outputs
+            .into_iter()
+            .filter_map(|output| drop_caught(output, item))
+            .collect();
+        (self.failures, dropped)
     }
 
     fn into_output(self, _resolve: impl FnMut(&mut NodeFailure)) -> Vec<O> {
@@ -727,8 +735,8 @@ impl<O: Send> ItemOutcomes<O> for Outcomes<O> {
         false
     }
 
-    fn into_failures(self) -> Vec<(usize, NodeFailure)> {
-        Vec::new()
+    fn into_failures(self, _item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>) {
+        (Vec::new(), Vec::new())
     }
 
     fn into_output(mut self, mut resolve: impl FnMut(&mut NodeFailure)) -> Self::Output {
@@ -849,21 +857,24 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
     ) -> Result<C::Output, NodeFailure> {
         let at = cx.state_ref().loc(slot);
         if self.outcomes.failed() {
-            let mut failures = self.outcomes.into_failures().into_iter().peekable();
+            let item = cx.state_ref().loc(slot + 1);
+            let (failures, dropped) = self.outcomes.into_failures(item);
+            let mut failures = failures.into_iter().peekable();
             let outcomes = (0..self.next)
                 .map(|index| {
                     let failure = failures.next_if(|(failed, _)| *failed == index);
                     (item_name, failure.map(|(_, failure)| failure))
                 })
                 .collect();
-            return Err(NodeFailure::at(
+            let failure = NodeFailure::at(
                 at,
                 Box::new(BranchesFailed {
                     name,
                     kind: ScopeKind::ForEach,
                     outcomes,
                 }),
-            ));
+            );
+            return Err(dropped.into_iter().fold(failure, NodeFailure::followed_by));
         }
         let merged = if merging && !self.models.is_empty() {
             Some(
@@ -893,6 +904,18 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
             None => failure.name_if_unknown(item_name),
         }))
     }
+}
+
+/// Drops the output of the branch at `slot` after [`settle`] failed,
+/// keeping a panic in its `Drop` beside `failure`.
+#[doc(hidden)]
+pub fn drop_branch_output<O, M>(
+    cx: &Cx<M>,
+    failure: NodeFailure,
+    output: Option<O>,
+    slot: u32,
+) -> NodeFailure {
+    failure.followed_by_any(drop_caught(output, cx.state_ref().loc(slot)))
 }
 
 /// Unwraps a branch's output once [`settle`] has said every branch succeeded.

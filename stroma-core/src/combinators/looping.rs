@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
 use crate::context::propagation::with_context;
-use crate::engine::failure::{NodeFailure, NodePanic};
+use crate::engine::failure::{NodeFailure, NodePanic, drop_caught};
 use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::Cx;
@@ -243,6 +243,8 @@ where
             let failure = 'failed: {
                 match cx.state().settle_caught(outcome, slot + 1) {
                     Ok(output) => {
+                        // Where a panic dropping the body's output is blamed.
+                        let body_at = cx.state_ref().loc(slot + 1);
                         // A condition that panics fails the loop itself, not
                         // the node that ran last.
                         let until = || (self.until)(&output, cx.model());
@@ -250,7 +252,8 @@ where
                             Ok(done) => done,
                             Err(payload) => {
                                 let panic = NodePanic::from_payload(&*payload);
-                                break 'failed NodeFailure::at(here, Box::new(panic));
+                                break 'failed NodeFailure::at(here, Box::new(panic))
+                                    .followed_by_any(drop_caught(output, body_at));
                             }
                         };
                         cx.state().leave_frame::<O>(frame, false);
@@ -269,7 +272,8 @@ where
                                         name: self.name,
                                         max_loops: self.max_loops,
                                     }),
-                                )),
+                                )
+                                .followed_by_any(drop_caught(output, body_at))),
                             };
                         }
                         value = B::feed(output);

@@ -28,6 +28,8 @@ struct FailureParts {
     pub(crate) cause: BoxError,
     /// The whole run was stopped (by a run hook), not one node: `node` is the pipeline.
     pub(crate) whole_run: bool,
+    /// What else failed while this failure was on its way out: see [`NodeFailure::also`].
+    pub(crate) also: Vec<NodeFailure>,
 }
 
 impl NodeFailure {
@@ -39,6 +41,7 @@ impl NodeFailure {
             path: None,
             cause,
             whole_run: false,
+            also: Vec::new(),
         })
     }
 
@@ -57,6 +60,7 @@ impl NodeFailure {
             path: None,
             cause,
             whole_run: false,
+            also: Vec::new(),
         })
     }
 
@@ -70,6 +74,7 @@ impl NodeFailure {
             path: None,
             cause,
             whole_run: false,
+            also: Vec::new(),
         })
     }
 
@@ -91,7 +96,31 @@ impl NodeFailure {
             path: Some(ScopePath::root()),
             cause,
             whole_run: true,
+            also: Vec::new(),
         })
+    }
+
+    /// Failures that happened after this one while the run was already
+    /// failing, kept rather than lost: a node's output that panicked when
+    /// it was dropped, a middleware hook or the event handler that panicked
+    /// on the failure's way out. Each names where it happened.
+    pub fn also(&self) -> &[NodeFailure] {
+        &self.parts.also
+    }
+
+    /// This failure, with `later` (which happened while it was on its way
+    /// out) kept beside it.
+    pub(crate) fn followed_by(mut self, later: NodeFailure) -> Self {
+        self.parts.also.push(later);
+        self
+    }
+
+    /// [`followed_by`](Self::followed_by), if there is a later failure.
+    pub(crate) fn followed_by_any(self, later: Option<NodeFailure>) -> Self {
+        match later {
+            Some(later) => self.followed_by(later),
+            None => self,
+        }
     }
 
     /// Names a failure that cannot be told its path after `node`.
@@ -114,6 +143,9 @@ impl NodeFailure {
         }
         let owner = self.parts.node;
         resolve_inside(&mut *self.parts.cause, shape, paths, owner);
+        for later in &mut self.parts.also {
+            later.resolve(shape, paths);
+        }
     }
 
     /// The innermost failure: for branches, the first that failed.
@@ -205,6 +237,17 @@ impl NodeFailure {
 
 impl fmt::Display for NodeFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(f)?;
+        for later in &self.parts.also {
+            write!(f, "; then {later}")?;
+        }
+        Ok(())
+    }
+}
+
+impl NodeFailure {
+    /// This failure alone, without what came after it.
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.parts.whole_run {
             return write!(
                 f,
@@ -212,7 +255,14 @@ impl fmt::Display for NodeFailure {
                 self.parts.node, self.parts.cause
             );
         }
-        if self.is_panic() {
+        // "node `x` panicked: …", unless the panic was a middleware's,
+        // whose error says so itself.
+        if self.is_panic()
+            && !self
+                .parts
+                .cause
+                .is::<crate::run::middleware::MiddlewareError>()
+        {
             return write!(f, "node `{}` {}", self.shown(), self.parts.cause);
         }
         write!(f, "node `{}` failed: ", self.shown())?;
@@ -253,10 +303,13 @@ fn resolve_inside(
     }
 }
 
-/// The cause of a run whose node panicked: the panic's message.
+/// The cause of a run whose node panicked: the panic's message, and what
+/// the code was doing when it was not the node's own body (dropping the
+/// node's output, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodePanic {
     message: String,
+    during: Option<&'static str>,
 }
 
 impl NodePanic {
@@ -268,13 +321,24 @@ impl NodePanic {
         } else {
             "a value that is not a string".to_owned()
         };
-        NodePanic { message }
+        NodePanic {
+            message,
+            during: None,
+        }
+    }
+
+    /// A panic that happened `during` something other than the node's body
+    /// ("while its output was dropped").
+    pub(crate) fn during(mut self, during: &'static str) -> Self {
+        self.during = Some(during);
+        self
     }
 
     /// A stand-in while a cause is being wrapped.
     fn placeholder() -> Self {
         NodePanic {
             message: String::new(),
+            during: None,
         }
     }
 
@@ -286,8 +350,20 @@ impl NodePanic {
 
 impl fmt::Display for NodePanic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "panicked: {}", self.message)
+        match self.during {
+            Some(during) => write!(f, "panicked {during}: {}", self.message),
+            None => write!(f, "panicked: {}", self.message),
+        }
     }
+}
+
+/// Drops `value` (a node's output nobody will read), catching a panic in
+/// its `Drop`: the panic, if there was one, as the failure of the node at
+/// `loc`, to keep beside the failure that made the output unneeded.
+pub(crate) fn drop_caught<T>(value: T, loc: Loc) -> Option<NodeFailure> {
+    let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value))).err()?;
+    let panic = NodePanic::from_payload(&*payload).during("while its output was dropped");
+    Some(NodeFailure::at(loc, Box::new(panic)))
 }
 
 impl StdError for NodePanic {}

@@ -716,6 +716,20 @@ impl RunState {
         NodeFailure::at(at, Box::new(why))
     }
 
+    /// `cause`, as the failure of the node that started last, or of the
+    /// whole run (`pipeline`) if none had started.
+    pub(crate) fn failure_here(
+        &self,
+        pipeline: &'static str,
+        cause: crate::error::BoxError,
+    ) -> NodeFailure {
+        if self.current == NO_NODE {
+            NodeFailure::run_stopped(pipeline, cause)
+        } else {
+            NodeFailure::at(self.current, cause)
+        }
+    }
+
     /// Records that the running node never finished (it panicked, or was
     /// cut off), as failed with `error`.
     pub(crate) fn record_unfinished(&mut self, error: &str) {

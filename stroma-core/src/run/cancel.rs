@@ -6,6 +6,9 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+use std::task::Poll;
+
 use futures::future::{Either, select};
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +70,7 @@ pub(crate) async fn race<F: Future>(
     run: F,
     token: CancellationToken,
     limit: Option<Duration>,
-) -> Result<F::Output, Cancelled> {
+) -> Result<F::Output, Stopped> {
     let stopped = async {
         match limit {
             None => {
@@ -87,10 +90,32 @@ pub(crate) async fn race<F: Future>(
             }
         }
     };
-    match select(std::pin::pin!(run), std::pin::pin!(stopped)).await {
-        Either::Left((output, _)) => Ok(output),
-        Either::Right((why, _)) => Err(why),
-    }
+    // Held in an `Option` so that, once stopped, it is dropped here, where a
+    // panic in a `Drop` of the run's code can be caught and told.
+    let mut run = std::pin::pin!(Some(run));
+    let mut stopped = std::pin::pin!(stopped);
+    let ended = std::future::poll_fn(|task| {
+        let running = run
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled only until it ends");
+        if let Poll::Ready(output) = running.poll(task) {
+            return Poll::Ready(Ok(output));
+        }
+        stopped.as_mut().poll(task).map(Err)
+    })
+    .await;
+    ended.map_err(|why| {
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| run.set(None))).err();
+        Stopped { why, dropped }
+    })
+}
+
+/// A run stopped from outside: why, and the panic dropping its future
+/// raised, if it did.
+pub(crate) struct Stopped {
+    pub(crate) why: Cancelled,
+    pub(crate) dropped: Option<Box<dyn std::any::Any + Send>>,
 }
 
 /// The error of [`StromaRunner::try_run`](crate::StromaRunner::try_run)

@@ -9,6 +9,7 @@ use futures::FutureExt;
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
 
+use crate::engine::failure::NodePanic;
 use crate::run::event::Event;
 use crate::run::middleware::BoxFuture;
 
@@ -19,8 +20,10 @@ use crate::run::middleware::BoxFuture;
 /// Any `Fn(&Event) + Send + Sync + 'static` closure is a handler; implement
 /// the trait for one that awaits. Events reach the handler on a task of the
 /// run's own, one after another; the run returns once the handler has had
-/// them all. A handler that panics loses the event it panicked on (the
-/// panic is logged with `tracing`); the run and the later events go on.
+/// them all. A handler that panics fails the run (with a
+/// [`HandlerPanicked`] error naming the event, kept beside the run's own
+/// failure if it had one) once the run's nodes are done; the later events
+/// still reach it, and the process goes on.
 ///
 /// ```
 /// use stroma_core::{BoxFuture, Event, Handler};
@@ -56,26 +59,82 @@ impl<F: Fn(&Event) + Send + Sync + 'static> Handler for F {
 pub(crate) type HandlerSink = UnboundedSender<Option<Event>>;
 
 /// Starts delivering events to `handler` on a task of its own: the sink to
-/// send them to, and the task, which ends after the `None` that ends the run.
-pub(crate) fn start(handler: Arc<dyn Handler>) -> (HandlerSink, tokio::task::JoinHandle<()>) {
+/// send them to, and the task, which ends after the `None` that ends the
+/// run, with the handler's first panic if it panicked.
+pub(crate) fn start(
+    handler: Arc<dyn Handler>,
+) -> (
+    HandlerSink,
+    tokio::task::JoinHandle<Option<HandlerPanicked>>,
+) {
     let (sink, events) = unbounded();
     let task = tokio::spawn(deliver(handler, events));
     (sink, task)
 }
 
-async fn deliver(handler: Arc<dyn Handler>, mut events: UnboundedReceiver<Option<Event>>) {
-    {
-        while let Some(Some(event)) = events.next().await {
-            // The call is inside the guard too: a closure panics when called.
-            let handled = AssertUnwindSafe(async { handler.handle(&event).await })
-                .catch_unwind()
-                .await;
-            if handled.is_err() {
-                tracing::warn!(
-                    ?event,
-                    "the run's event handler panicked; the event is lost"
-                );
-            }
+async fn deliver(
+    handler: Arc<dyn Handler>,
+    mut events: UnboundedReceiver<Option<Event>>,
+) -> Option<HandlerPanicked> {
+    let mut first_panic = None;
+    while let Some(Some(event)) = events.next().await {
+        // The call is inside the guard too: a closure panics when called.
+        let handled = AssertUnwindSafe(async { handler.handle(&event).await })
+            .catch_unwind()
+            .await;
+        if let Err(payload) = handled {
+            tracing::warn!(?event, "the run's event handler panicked");
+            first_panic.get_or_insert_with(|| HandlerPanicked {
+                event: event_label(&event),
+                panic: NodePanic::from_payload(&*payload),
+            });
         }
+    }
+    first_panic
+}
+
+/// An event's kind and, where it has one, the path it is about.
+fn event_label(event: &Event) -> String {
+    let debug = format!("{event:?}");
+    let kind = debug.split([' ', '{', '(']).next().unwrap_or_default();
+    match event {
+        Event::NodeStarted { path, .. }
+        | Event::NodeCompleted { path, .. }
+        | Event::NodeFailed { path, .. }
+        | Event::ScopeStarted { path, .. }
+        | Event::ScopeEnded { path, .. } => format!("`{kind}` of `{path}`"),
+        _ => format!("`{kind}`"),
+    }
+}
+
+/// The run's event [`Handler`] panicked: on which event, and with what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerPanicked {
+    event: String,
+    panic: NodePanic,
+}
+
+impl HandlerPanicked {
+    /// What the handler panicked with.
+    pub fn message(&self) -> &str {
+        self.panic.message()
+    }
+}
+
+impl std::fmt::Display for HandlerPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the run's event handler panicked on {}: {}",
+            self.event,
+            self.panic.message()
+        )
+    }
+}
+
+impl std::error::Error for HandlerPanicked {
+    /// The panic, so that [`RunError::is_panic`](crate::RunError::is_panic) tells it.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.panic)
     }
 }

@@ -1,13 +1,18 @@
 //! [`Middleware`]: code around every run and every node, in registration order.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::FutureExt as _;
 
 use crate::context::Context;
+use crate::engine::failure::NodePanic;
 use crate::error::BoxError;
 use crate::run::run_context::RunContext;
 
@@ -109,9 +114,20 @@ impl<'a> Next<'a> {
         {
             let Some((first, rest)) = self.chain.split_first() else {
                 self.state.reached.store(true, Ordering::Relaxed);
-                let outcome = self.target.await;
-                if outcome.is_err() {
+                // A panic of the run or node itself is held here and raised
+                // again once the hooks are done, so that it is not taken for
+                // a panic of theirs; they see it as an error.
+                let outcome = match AssertUnwindSafe(self.target).catch_unwind().await {
+                    Ok(outcome) => outcome,
+                    Err(payload) => {
+                        let panic = NodePanic::from_payload(&*payload);
+                        *self.state.lock_target_panic() = Some(payload);
+                        Err(Box::new(panic) as BoxError)
+                    }
+                };
+                if let Err(err) = &outcome {
                     self.state.target_failed.store(true, Ordering::Relaxed);
+                    *self.state.lock_in_flight() = Some(err.to_string());
                 }
                 return outcome;
             };
@@ -121,11 +137,18 @@ impl<'a> Next<'a> {
                 target: self.target,
                 state: self.state,
             };
-            let outcome = match self.hook {
-                Hook::Run(run) => first.on_run(run, next).await,
-                Hook::Node(node) => first.on_node(node, next).await,
+            let (hooked, hook) = match self.hook {
+                Hook::Run(run) => (first.on_run(run, next), "in `on_run`"),
+                Hook::Node(node) => (first.on_node(node, next), "in `on_node`"),
             };
-            self.state.attribute(outcome, &**first)
+            match AssertUnwindSafe(hooked).catch_unwind().await {
+                Ok(outcome) => self.state.attribute(outcome, &**first),
+                Err(payload) => Err(Box::new(MiddlewareError {
+                    middleware: first.name().to_owned(),
+                    cause: Box::new(NodePanic::from_payload(&*payload).during(hook)),
+                    in_flight: self.state.lock_in_flight().take(),
+                })),
+            }
         }
     }
 }
@@ -143,9 +166,22 @@ impl fmt::Debug for Next<'_> {
 struct ChainState {
     reached: AtomicBool,
     target_failed: AtomicBool,
+    /// The target's error, as text, while the hooks handle it: kept in
+    /// the error of a hook that panics on its way out.
+    in_flight: Mutex<Option<String>>,
+    /// The target's own panic, raised again after the hooks.
+    target_panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl ChainState {
+    fn lock_in_flight(&self) -> MutexGuard<'_, Option<String>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_target_panic(&self) -> MutexGuard<'_, Option<Box<dyn Any + Send>>> {
+        self.target_panic.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Names `middleware` in an error it made itself (not one from further in).
     /// The name is looked up only for an error: success stays cheap.
     fn attribute(
@@ -157,6 +193,7 @@ impl ChainState {
             Ok(()) if !self.reached.load(Ordering::Relaxed) => Err(Box::new(MiddlewareError {
                 middleware: middleware.name().to_owned(),
                 cause: "it returned without calling `next`".into(),
+                in_flight: None,
             })),
             Ok(()) => Ok(()),
             Err(err)
@@ -167,16 +204,19 @@ impl ChainState {
             Err(cause) => Err(Box::new(MiddlewareError {
                 middleware: middleware.name().to_owned(),
                 cause,
+                in_flight: None,
             })),
         }
     }
 }
 
-/// A middleware stopped a run or node: its name and its reason.
+/// A middleware stopped a run or node, or panicked in its hook: its name
+/// and its reason.
 #[derive(Debug)]
 pub struct MiddlewareError {
     middleware: String,
     cause: BoxError,
+    in_flight: Option<String>,
 }
 
 impl MiddlewareError {
@@ -184,15 +224,29 @@ impl MiddlewareError {
     pub fn middleware(&self) -> &str {
         &self.middleware
     }
+
+    /// The error the run or node had already failed with when the hook
+    /// panicked on its way out, if it had.
+    pub fn in_flight(&self) -> Option<&str> {
+        self.in_flight.as_deref()
+    }
 }
 
 impl fmt::Display for MiddlewareError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "stopped by middleware `{}`: {}",
-            self.middleware, self.cause
-        )
+        if self.cause.is::<NodePanic>() {
+            write!(f, "middleware `{}` {}", self.middleware, self.cause)?;
+        } else {
+            write!(
+                f,
+                "stopped by middleware `{}`: {}",
+                self.middleware, self.cause
+            )?;
+        }
+        match &self.in_flight {
+            Some(in_flight) => write!(f, " (after it had failed: {in_flight})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -232,6 +286,10 @@ pub(crate) async fn around<'a, O: Send>(
         .go_on()
         .await
     };
+    let target_panic = state.lock_target_panic().take();
+    if let Some(payload) = target_panic {
+        std::panic::resume_unwind(payload);
+    }
     match (outcome, output) {
         (Ok(()), Some(value)) => Ok(value),
         (Ok(()), None) => Err("a middleware returned success for a run or node that failed".into()),

@@ -194,6 +194,14 @@ impl RunError {
         self.inner.failure.cause()
     }
 
+    /// Failures that happened after the run's failure while it was on its
+    /// way out (a panicking `Drop` of an output no longer needed, a
+    /// middleware hook or the event handler panicking), kept rather than
+    /// lost; each names where. See [`NodeFailure::also`].
+    pub fn also(&self) -> &[NodeFailure] {
+        self.inner.failure.also()
+    }
+
     /// The failure, with the failures of branches and items inside it.
     pub fn failure(&self) -> &NodeFailure {
         &self.inner.failure

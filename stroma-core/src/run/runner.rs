@@ -17,7 +17,7 @@ use crate::context::propagation::{Situation, within};
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::tasks::AbortTasksUnlessFinished;
 use crate::context::{Context, SharedEntries};
-use crate::engine::failure::NodeFailure;
+use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
@@ -671,16 +671,44 @@ impl StromaRunner {
                     outcome
                 }
                 // Stopped from outside: its tasks are aborted with it.
-                Err(cancelled) => Ok(Err(cx.state().cancelled_here(pipeline.name(), cancelled))),
+                Err(stopped) => {
+                    let failure = cx.state().cancelled_here(pipeline.name(), stopped.why);
+                    let dropped = stopped.dropped.map(|payload| {
+                        let panic =
+                            NodePanic::from_payload(&*payload).during("while it was cancelled");
+                        cx.state_ref()
+                            .failure_here(pipeline.name(), Box::new(panic))
+                    });
+                    Ok(Err(failure.followed_by_any(dropped)))
+                }
             },
         };
         let duration = started.map(|at| at.elapsed());
-        if let Some((sink, task)) = delivery {
-            // Every event is handed over before the run returns.
-            let _ = sink.unbounded_send(None);
-            let _ = task.await;
+        let handler_panicked = match delivery {
+            Some((sink, task)) => {
+                // Every event is handed over before the run returns.
+                let _ = sink.unbounded_send(None);
+                task.await.ok().flatten()
+            }
+            None => None,
+        };
+        let mut outcome = cx.state().settle_caught(outcome, 0);
+        if let Some(panicked) = handler_panicked {
+            // The handler's panic fails the run, after its own failure if it had one.
+            let panicked = NodeFailure::run_stopped(pipeline.name(), Box::new(panicked));
+            outcome = Err(match outcome {
+                Ok(output) => {
+                    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(output)));
+                    panicked.followed_by_any(dropped.err().map(|payload| {
+                        let panic = NodePanic::from_payload(&*payload)
+                            .during("while its output was dropped");
+                        cx.state_ref()
+                            .failure_here(pipeline.name(), Box::new(panic))
+                    }))
+                }
+                Err(failure) => failure.followed_by(panicked),
+            });
         }
-        let outcome = cx.state().settle_caught(outcome, 0);
         let (state, model) = cx.into_parts();
         let shape = state.shared().shape.clone();
         let (mut entries, frames, context) = state.finish();
