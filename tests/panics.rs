@@ -328,3 +328,21 @@ async fn a_cancelled_run_whose_node_panics_on_drop_is_cancelled_and_says_so() {
         "node `waits` panicked while it was cancelled: cleanup failed"
     );
 }
+
+#[tokio::test]
+async fn a_node_cut_off_by_its_time_limit_that_panics_on_drop_keeps_the_timeout() {
+    let err = StromaRunner::quick()
+        .run(
+            &pipeline![first, waits.timeout(Duration::from_millis(20))],
+            1,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.path().as_str(), "waits");
+    assert!(err.cause().is::<TimedOut>(), "{err}");
+    assert_eq!(err.also().len(), 1);
+    assert_eq!(
+        err.also()[0].to_string(),
+        "node `waits` panicked while it was cut off: cleanup failed"
+    );
+}

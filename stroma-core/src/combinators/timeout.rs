@@ -1,12 +1,14 @@
 //! `.timeout(limit)`: a node that fails once it takes longer than `limit`,
 //! leaving the model and context as they were before it.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::context::propagation::with_context;
-use crate::engine::failure::NodeFailure;
+use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::node::RunsWith;
@@ -66,10 +68,10 @@ where
             let before = cx.state_ref().current;
             let outer = N::USES_CONTEXT.then(|| cx.state().open_layer());
             let outcome = match &outer {
-                None => tokio::time::timeout(self.limit, self.node.run::<O>(input, cx, slot)).await,
+                None => cut_off_at(self.limit, self.node.run::<O>(input, cx, slot)).await,
                 Some(_) => {
                     let inner = cx.state_ref().context.clone();
-                    let run = tokio::time::timeout(self.limit, self.node.run::<O>(input, cx, slot));
+                    let run = cut_off_at(self.limit, self.node.run::<O>(input, cx, slot));
                     Box::pin(with_context(&inner, run)).await
                 }
             };
@@ -79,7 +81,7 @@ where
             }
             match outcome {
                 Ok(result) => result,
-                Err(_elapsed) => {
+                Err(dropped) => {
                     if let Some(kept) = kept {
                         *cx.model_mut() = kept;
                     }
@@ -91,12 +93,36 @@ where
                         state.current
                     };
                     state.record_unfinished("timed out");
-                    Err(NodeFailure::at(
-                        at,
-                        Box::new(TimedOut { limit: self.limit }),
-                    ))
+                    let failure = NodeFailure::at(at, Box::new(TimedOut { limit: self.limit }));
+                    Err(failure.followed_by_any(dropped.map(|payload| {
+                        let panic =
+                            NodePanic::from_payload(&*payload).during("while it was cut off");
+                        NodeFailure::at(at, Box::new(panic))
+                    })))
                 }
             }
         }
+    }
+}
+
+/// `tokio::time::timeout`, except that a future cut off is dropped here,
+/// where a panic in a `Drop` of its code is caught: `Err` holds that panic,
+/// if there was one.
+async fn cut_off_at<F: Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, Option<Box<dyn Any + Send>>> {
+    let mut timed = std::pin::pin!(Some(tokio::time::timeout(limit, future)));
+    let ended = std::future::poll_fn(|task| {
+        let running = timed
+            .as_mut()
+            .as_pin_mut()
+            .expect("polled only until it ends");
+        running.poll(task)
+    })
+    .await;
+    match ended {
+        Ok(output) => Ok(output),
+        Err(_elapsed) => Err(catch_unwind(AssertUnwindSafe(|| timed.set(None))).err()),
     }
 }
