@@ -7,6 +7,29 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::model::depth::check_depth;
+
+/// How many levels of arrays and objects a checkpoint's `state` puts around
+/// a saved output or model: `{"records": [{"output": ..}]}` (see
+/// `durable/journal.rs`). A store that keeps text reads the state whole, so
+/// they count toward serde_json's depth limit.
+const CHECKPOINT_LEVELS: usize = 3;
+
+/// `value` as JSON, if a checkpoint holding it can be read back from text.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Value, String> {
+    let json = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    check_depth(&json, CHECKPOINT_LEVELS).map_err(|deep| format!("it {deep}"))?;
+    Ok(json)
+}
+
+/// `json` as a `T`, if it nests no deeper than [`encode`] lets through:
+/// the recursive read of anything deeper (a state a store built in code)
+/// could overflow the stack.
+fn decode<T: DeserializeOwned>(json: Value) -> Result<T, String> {
+    check_depth(&json, CHECKPOINT_LEVELS).map_err(|deep| format!("it {deep}"))?;
+    serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
 /// A type a checkpoint can hold: `Serialize + DeserializeOwned`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be saved in a checkpoint",
@@ -88,8 +111,8 @@ impl<T: Serialize + DeserializeOwned> SaveCodec<T> for CodecProbe<T> {
     #[inline(always)]
     fn stroma_codec(&self) -> LeafCodec<T> {
         LeafCodec {
-            encode: |value| serde_json::to_value(value).map_err(|e| e.to_string()),
-            decode: |value| serde_json::from_value(value).map_err(|e| e.to_string()),
+            encode: encode::<T>,
+            decode: decode::<T>,
             changes_model: false,
         }
     }
@@ -129,8 +152,8 @@ pub(crate) struct ModelCodec<M> {
 impl<M: Saveable> ModelCodec<M> {
     pub(crate) fn new() -> Self {
         ModelCodec {
-            encode: |model| serde_json::to_value(model).map_err(|e| e.to_string()),
-            decode: |value| serde_json::from_value(value).map_err(|e| e.to_string()),
+            encode: encode::<M>,
+            decode: decode::<M>,
         }
     }
 }

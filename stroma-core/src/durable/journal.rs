@@ -142,6 +142,16 @@ impl Journal {
                     ),
                 ));
             }
+            // A store holding states as values (not text) could hand back one
+            // too deep to read without overflowing the stack.
+            if let Err(deep) = crate::model::depth::check_depth(&checkpoint.state, 0) {
+                return Err(StoreError::corrupt(
+                    "resume",
+                    run_id,
+                    "state",
+                    format!("checkpoint {}: it {deep}", checkpoint.seq),
+                ));
+            }
             let state: State = serde_json::from_value(checkpoint.state.clone()).map_err(|e| {
                 StoreError::corrupt(
                     "resume",
@@ -295,6 +305,14 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("state.records"), "{err}");
         assert!(err.to_string().contains("checkpoint 2"), "{err}");
+    }
+
+    #[test]
+    fn a_state_nested_too_deep_is_refused_not_walked() {
+        let deep = (0..1_000).fold(json!(1), |inner, _| Value::Array(vec![inner]));
+        let state = json!({"v": 1, "records": [{"kind": "node", "path": "a", "output": deep}]});
+        let err = Journal::read("r", &[checkpoint(4, state)]).unwrap_err();
+        assert!(err.to_string().contains("checkpoint 4: it nests"), "{err}");
     }
 
     mod never_panics {

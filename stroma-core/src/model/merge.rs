@@ -26,6 +26,8 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Number, Value};
 
+use crate::model::depth::{TooDeep, check_depth};
+
 /// A model that concurrent branches can each change and have merged: any
 /// type that is `Clone`, `Serialize` and `Deserialize`. No derive or impl needed.
 ///
@@ -126,6 +128,12 @@ pub(crate) fn merge_models<'b, M: Mergeable>(
         return Ok(base.clone());
     }
     let base_value = serde_json::to_value(base)?;
+    // The merge below and the read back recurse once per level: refuse
+    // first what serde_json could not read from text either.
+    check_depth(&base_value, 0).map_err(|deep| too_deep("the model", &deep))?;
+    for branch in &branch_values {
+        check_depth(branch, 0).map_err(|deep| too_deep("a branch's copy of the model", &deep))?;
+    }
     let changed: Vec<&Value> = branch_values.iter().collect();
     let merged = merge_value(FieldPath::Whole, &base_value, &changed)?;
     drop(_mode);
@@ -133,6 +141,11 @@ pub(crate) fn merge_models<'b, M: Mergeable>(
 }
 
 pub(crate) type BoxedMergeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `deep`, found in `what`, as the merge's error.
+fn too_deep(what: &str, deep: &TooDeep) -> BoxedMergeError {
+    format!("{what} {deep}; nothing was merged").into()
+}
 
 /// Where a value sits in the model: built as the merge descends, written
 /// out only for an error, so a merge that succeeds makes no text.

@@ -12,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::model::depth::{TooDeep, check_fields_depth};
+
 /// A check a model runs after every change a node makes to it.
 ///
 /// Implement it to keep a model consistent: when `validate` errs after a
@@ -79,6 +81,16 @@ pub struct ExecutedCommandLog {
 /// the first node runs: what the pipeline's first node gives as
 /// [`Node::input_json`](crate::Node::input_json) (a `#[node]` whose input
 /// type is `Serialize` gives its input), or `null` when it gives none.
+///
+/// How deep values may nest: serde_json refuses JSON text whose arrays and
+/// objects nest 128 levels deep ("recursion limit exceeded"), and values
+/// built in code are held to the same limit before stroma walks them: in
+/// [`from_initial`](Self::from_initial), `updates_context` and branch
+/// merges, and a durable run's checkpoints (whose own 3 levels count). A
+/// deeper value is refused with an error naming the field (and, in a run,
+/// the node) rather than walked at the risk of the stack. serde_json's own
+/// clone, drop and serialization of a value recurse too, unchecked: a value
+/// too deep for those is out of stroma's reach.
 ///
 /// ```
 /// use serde::{Deserialize, Serialize};
@@ -170,6 +182,7 @@ impl<T: Default + Serialize + DeserializeOwned + 'static> PipelineContext<T> {
                 ),
             });
         };
+        check_fields_depth(&given).map_err(|deep| too_deep("the value", deep))?;
         // A field of `T` named like a built-in would be read as the built-in.
         if let Ok(Value::Object(own)) = serde_json::to_value(T::default())
             && let Some(clash) = own.keys().find(|k| BUILT_IN.contains(&k.as_str()))
@@ -192,6 +205,8 @@ impl<T: Default + Serialize + DeserializeOwned + 'static> PipelineContext<T> {
                 });
             }
         };
+        // Read back below with each given key in turn, so checked apart from them.
+        check_fields_depth(&merged).map_err(|deep| too_deep("the default value", deep))?;
         for (key, _) in &given {
             if !merged.contains_key(key) {
                 let mut known: Vec<&str> = merged
@@ -280,6 +295,15 @@ impl<'de, T: Deserialize<'de> + 'static> Deserialize<'de> for PipelineContext<T>
         model.hitl_history = shape.hitl_history;
         model.command_log = shape.command_log;
         Ok(model)
+    }
+}
+
+/// `deep`, found in `what` (`the value`, `the default value`), as the
+/// error naming its top-level key.
+fn too_deep(what: &str, deep: TooDeep) -> ModelDataError {
+    ModelDataError {
+        message: format!("{what} {deep}"),
+        key: deep.field,
     }
 }
 

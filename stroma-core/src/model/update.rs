@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::BoxError;
+use crate::model::depth::{self, TooDeep, check_fields_depth};
 use crate::model::pipeline_context::ModelValidate;
 
 /// A node's change to the model was refused; the model is as it was before the node.
@@ -38,6 +39,17 @@ pub enum ModelUpdateError {
         /// Which one, and what it is instead.
         message: String,
     },
+    /// The node's output or the model nests arrays and objects 128 levels
+    /// deep, where serde_json stops reading JSON text; refused before the
+    /// merge walks it (see [`PipelineContext`](crate::PipelineContext)).
+    TooDeep {
+        /// Which one: `the output` or `the model`.
+        what: String,
+        /// The top-level field it nests under.
+        field: String,
+        /// Where it reaches the limit, cut short: `doc[0][0][0]…`.
+        path: String,
+    },
 }
 
 impl fmt::Display for ModelUpdateError {
@@ -58,6 +70,11 @@ impl fmt::Display for ModelUpdateError {
                 "the output's field `{field}` does not fit the model: {message}; nothing was written"
             ),
             ModelUpdateError::NotFields { message } => write!(f, "{message}; nothing was written"),
+            ModelUpdateError::TooDeep { what, path, .. } => {
+                write!(f, "{what} ")?;
+                depth::describe(f, path, 0)?;
+                f.write_str("; nothing was written")
+            }
         }
     }
 }
@@ -84,7 +101,9 @@ pub(crate) fn short_type_name<T: ?Sized>() -> String {
 
 /// Merges `output`'s fields into `model` by name, all or nothing: every field
 /// must exist in the model and take the output's value, and the model must
-/// then validate (through `validate`).
+/// then validate (through `validate`). The output and the model must each
+/// nest less deep than serde_json reads, checked before the merge reads the
+/// model back through serde's recursive deserializers.
 pub fn merge_fields<M, O>(
     model: &mut M,
     output: &O,
@@ -105,6 +124,7 @@ where
         }
         Err(err) => return Err(err.into()),
     };
+    check_fields_depth(&fields).map_err(|deep| too_deep("the output", deep))?;
     let current = match serde_json::to_value(&*model) {
         Ok(Value::Object(current)) => current,
         _ => {
@@ -116,6 +136,9 @@ where
             }));
         }
     };
+    // A model already this deep (a node's `&mut` change, a deep run input in
+    // `initial_input`) would overflow the read back just the same.
+    check_fields_depth(&current).map_err(|deep| too_deep("the model", deep))?;
     if let Some(field) = fields.keys().find(|k| !current.contains_key(*k)) {
         return Err(Box::new(ModelUpdateError::UnknownField {
             field: field.clone(),
@@ -130,6 +153,15 @@ where
     validate(&next)?;
     *model = next;
     Ok(())
+}
+
+/// `deep`, found in `what` (`the output`, `the model`), as the node's error.
+fn too_deep(what: &str, deep: TooDeep) -> BoxError {
+    Box::new(ModelUpdateError::TooDeep {
+        what: what.to_owned(),
+        field: deep.field.unwrap_or_else(|| String::from("?")),
+        path: deep.path,
+    })
 }
 
 fn with_fields(current: &Map<String, Value>, fields: &Map<String, Value>) -> Map<String, Value> {

@@ -182,9 +182,11 @@ impl StromaRunner {
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let start = Record::Start {
             pipeline: pipeline.name().to_owned(),
-            input: serde_json::to_value(&input).map_err(|e| stop(encode("the input", e)))?,
-            model: serde_json::to_value(&options.model)
-                .map_err(|e| stop(encode("the model", e)))?,
+            // Held to the depth a checkpoint can be read back at, as outputs are.
+            input: crate::durable::bounds::encode(&input)
+                .map_err(|reason| stop(encode("the input", reason)))?,
+            model: crate::durable::bounds::encode(&options.model)
+                .map_err(|reason| stop(encode("the model", reason)))?,
             execution: serde_json::to_value(&execution).unwrap_or(Value::Null),
             shape: listing,
             vars: options
