@@ -197,3 +197,162 @@ async fn a_panic_is_not_retried() {
     assert!(err.is_panic());
     assert_eq!(calls("panicky"), 1);
 }
+
+// ---- retries in durable runs ---------------------------------------------------
+
+/// How each call of `r_flaky` behaves, in order: fail, hang (the process
+/// "dies" during it), or succeed.
+static R_SCRIPT: Mutex<Vec<&str>> = Mutex::new(Vec::new());
+
+/// The tests below share `r_flaky`'s script: one at a time.
+static R_ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[node]
+async fn r_before(x: u32) -> u32 {
+    called("r_before");
+    x + 1
+}
+
+#[node]
+async fn r_flaky(x: u32) -> Result<u32, NodeError> {
+    called("r_flaky");
+    let next = {
+        let mut script = R_SCRIPT.lock().unwrap();
+        if script.is_empty() {
+            "ok"
+        } else {
+            script.remove(0)
+        }
+    };
+    match next {
+        "fail" => Err(NodeError::msg("upstream 503")),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok(x)
+        }
+        _ => Ok(x * 10),
+    }
+}
+
+/// Runs `p` durably until `r_flaky` hangs, then drops the run as a crash
+/// would; gives the run's id.
+async fn crash_during_an_attempt<P>(runner: &StromaRunner, p: &P) -> String
+where
+    P: stroma::RunsWith<(), Input = u32> + stroma::Durable,
+    P::Output: Saveable,
+{
+    let crashed = tokio::time::timeout(Duration::from_millis(200), runner.run_durable(p, 1)).await;
+    assert!(
+        crashed.is_err(),
+        "the run hung in its attempt and was dropped"
+    );
+    let running = runner.store().list(Some(RunStatus::Running)).await.unwrap();
+    assert_eq!(running.len(), 1);
+    running[0].summary.run_id.clone()
+}
+
+fn durable_runner() -> StromaRunner {
+    // A short lease: the "dead" process's lease runs out quickly.
+    StromaRunner::quick()
+        .with_store(MemoryStore::new())
+        .with_lease_ttl(Duration::from_millis(100))
+}
+
+/// Resumes `id`, waiting out the dead process's lease.
+async fn resume_after_the_lease<P>(
+    runner: &StromaRunner,
+    p: &P,
+    id: &str,
+) -> Result<RunResult<P::Output>, RunError>
+where
+    P: stroma::RunsWith<(), Input = u32> + stroma::Durable,
+    P::Output: Saveable,
+{
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    runner.resume(p, id).await
+}
+
+#[tokio::test]
+async fn an_attempt_cut_off_by_a_crash_counts_and_the_resume_makes_the_next() {
+    let _one = R_ONE_AT_A_TIME.lock().await;
+    *R_SCRIPT.lock().unwrap() = vec!["fail", "hang", "ok"];
+    let before = (calls("r_before"), calls("r_flaky"));
+    let runner = durable_runner();
+    let p = pipeline![
+        r_before,
+        r_flaky.retry(RetryPolicy::fixed(FAST).max_attempts(3))
+    ];
+    let id = crash_during_an_attempt(&runner, &p).await;
+    let stored = runner.store().get(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.attempts,
+        [("r_flaky".to_owned(), 2)],
+        "attempt 2 had begun"
+    );
+
+    let done = resume_after_the_lease(&runner, &p, &id).await.unwrap();
+    assert_eq!(done.final_state, 20);
+    // `r_before` ran once; `r_flaky` three times: failed, cut off, succeeded.
+    assert_eq!(calls("r_before") - before.0, 1);
+    assert_eq!(calls("r_flaky") - before.1, 3);
+    let stored = runner.store().get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, [("r_flaky".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn a_crash_during_the_last_allowed_attempt_exhausts_the_retries_on_resume() {
+    let _one = R_ONE_AT_A_TIME.lock().await;
+    *R_SCRIPT.lock().unwrap() = vec!["fail", "hang"];
+    let before = calls("r_flaky");
+    let runner = durable_runner();
+    let p = pipeline![
+        r_before,
+        r_flaky.retry(RetryPolicy::fixed(FAST).max_attempts(2))
+    ];
+    let id = crash_during_an_attempt(&runner, &p).await;
+    let err = resume_after_the_lease(&runner, &p, &id).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node `r_flaky` failed: attempt 2 was cut off when the run's process stopped \
+         (after 2 attempts)"
+    );
+    assert_eq!(calls("r_flaky") - before, 2, "no third attempt");
+}
+
+#[tokio::test]
+async fn a_retried_node_that_completed_before_a_crash_is_replayed_not_counted() {
+    let _one = R_ONE_AT_A_TIME.lock().await;
+    *R_SCRIPT.lock().unwrap() = vec!["fail", "ok"];
+    let before = calls("r_flaky");
+    let runner = durable_runner();
+    let p = pipeline![
+        r_flaky.retry(RetryPolicy::fixed(FAST).max_attempts(2)),
+        r_hang_after
+    ];
+    let crashed = tokio::time::timeout(Duration::from_millis(200), runner.run_durable(&p, 1)).await;
+    assert!(crashed.is_err());
+    let id = runner.store().list(Some(RunStatus::Running)).await.unwrap()[0]
+        .summary
+        .run_id
+        .clone();
+    R_HANG.store(0, Ordering::SeqCst);
+    let done = resume_after_the_lease(&runner, &p, &id).await.unwrap();
+    assert_eq!(done.final_state, 10);
+    assert_eq!(
+        calls("r_flaky") - before,
+        2,
+        "replayed, not run a third time"
+    );
+    let stored = runner.store().get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, [("r_flaky".to_owned(), 2)]);
+}
+
+static R_HANG: AtomicU32 = AtomicU32::new(1);
+
+#[node]
+async fn r_hang_after(x: u32) -> u32 {
+    if R_HANG.load(Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    x
+}

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::propagation::with_context;
+use crate::durable::journal::Record;
+use crate::durable::run::DurableRun;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::error::BoxError;
 use crate::node::{Node, RunsWith};
 use crate::run::event::Event;
+use crate::store::RunStatus;
+use crate::tree::trace::Loc;
 
 /// Which errors a policy retries.
 type Predicate = Arc<dyn Fn(&(dyn std::error::Error + 'static)) -> bool + Send + Sync>;
@@ -219,15 +223,28 @@ where
         slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
         async move {
+            // In a durable run, the attempts are counted in the journal.
+            let journal = AttemptJournal::of(cx, slot, N::SLOTS);
+            let mut attempt = match &journal {
+                Some(journal) => journal.next_attempt(self.policy.max_attempts, cx, slot)?,
+                None => 1,
+            };
             // The clock is read only for a policy that needs it.
             let started = self.policy.max_elapsed.map(|_| Instant::now());
             // Each attempt starts from the model as it was before the first.
             let kept = N::MAY_CHANGE_MODEL.then(|| cx.model().clone());
-            let mut attempt = 1;
             loop {
+                if let Some(journal) = &journal {
+                    journal.begin(attempt, cx.state_ref().loc(slot)).await?;
+                }
                 let outcome = self.attempt::<O, M>(input.clone(), cx, slot).await;
                 let failure = match outcome {
-                    Ok(output) => return Ok(output),
+                    Ok(output) => {
+                        if let Some(journal) = &journal {
+                            journal.finish(attempt, cx.state_ref().loc(slot)).await?;
+                        }
+                        return Ok(output);
+                    }
                     Err(failure) => failure,
                 };
                 let retry = attempt < self.policy.max_attempts
@@ -291,5 +308,92 @@ impl<N: Node> Retry<N> {
         let outcome = Box::pin(with_context(&inner, self.node.run::<O>(input, cx, slot))).await;
         cx.state().close_layer(outer, outcome.is_ok());
         outcome
+    }
+}
+
+/// A retried node's attempts in a durable run: each is saved before it
+/// begins, so that a resume counts one cut off by a crash as made.
+struct AttemptJournal {
+    run: Arc<DurableRun>,
+    path: String,
+    /// Whether the node is one leaf, whose own completion the journal holds;
+    /// a retried pipeline saves its finished attempt itself.
+    leaf: bool,
+}
+
+impl AttemptJournal {
+    /// The journal of the retried node at `slot` (with `slots` slots), if
+    /// the run is durable and the node has not completed before.
+    fn of<M>(cx: &Cx<M>, slot: u32, slots: u32) -> Option<Self> {
+        let run = cx.state_ref().shared().durable.clone()?;
+        if !run.writes() {
+            return None;
+        }
+        let path = cx.state_ref().path_now(slot).to_string();
+        let leaf = slots == 1;
+        let (_, done) = run.attempts_begun(&path);
+        // Completed before: it replays, and no attempt is made.
+        if done || (leaf && run.has_completed(&path)) {
+            return None;
+        }
+        Some(AttemptJournal { run, path, leaf })
+    }
+
+    /// The number of the first attempt this process makes: one after the
+    /// last begun before it, which a crash cut off; an error if that was the
+    /// last attempt the policy allows.
+    fn next_attempt<M>(
+        &self,
+        max_attempts: u32,
+        cx: &Cx<M>,
+        slot: u32,
+    ) -> Result<u32, NodeFailure> {
+        let (begun, _) = self.run.attempts_begun(&self.path);
+        if begun >= max_attempts {
+            return Err(NodeFailure::at(
+                cx.state_ref().loc(slot),
+                Box::new(RetriesExhausted {
+                    attempts: begun,
+                    last: format!("attempt {begun} was cut off when the run's process stopped")
+                        .into(),
+                }),
+            ));
+        }
+        if begun > 0 {
+            let state = cx.state_ref();
+            state.emit(|| Event::NodeRetrying {
+                name: state.id_of(slot),
+                path: state.path_now(slot),
+                attempt: begun + 1,
+                error: format!("attempt {begun} was cut off when the run's process stopped"),
+                delay: Duration::ZERO,
+            });
+        }
+        Ok(begun + 1)
+    }
+
+    /// Saves that `attempt` begins (a failure to save is the node's, at `at`).
+    async fn begin(&self, attempt: u32, at: Loc) -> Result<(), NodeFailure> {
+        self.save(attempt, false, at).await
+    }
+
+    /// Saves that `attempt` succeeded, for a retried pipeline.
+    async fn finish(&self, attempt: u32, at: Loc) -> Result<(), NodeFailure> {
+        if self.leaf {
+            return Ok(());
+        }
+        self.save(attempt, true, at).await
+    }
+
+    async fn save(&self, attempt: u32, done: bool, at: Loc) -> Result<(), NodeFailure> {
+        let record = Record::Attempt {
+            path: self.path.clone(),
+            attempt,
+            done,
+        };
+        self.run
+            .append(vec![record], RunStatus::Running)
+            .await
+            .map_err(|err| NodeFailure::at(at, Box::new(err)))
     }
 }

@@ -53,6 +53,15 @@ pub(crate) enum Record {
         index: u32,
         value: Value,
     },
+    /// A retried node (`.retry(..)`) at `path` began its attempt `attempt`
+    /// (or, `done`, a retried pipeline finished it): a resume counts an
+    /// attempt cut off by a crash as made.
+    Attempt {
+        path: String,
+        attempt: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        done: bool,
+    },
     /// A person answered the interrupt `id`.
     Answer { id: String, value: Value },
     /// The answer to `id` was not of the type the node asked for: withdrawn.
@@ -98,6 +107,9 @@ pub(crate) struct Journal {
     pub(crate) nodes: HashMap<String, NodeDone>,
     pub(crate) steps: HashMap<(String, String, u32), Value>,
     pub(crate) answers: HashMap<String, Value>,
+    /// The attempts retried nodes began, by path: the last one's number,
+    /// and whether it finished.
+    pub(crate) attempts: HashMap<String, (u32, bool)>,
     /// The last end record's contents, if the run ended.
     pub(crate) end: Option<EndRecord>,
     pub(crate) latest_seq: u64,
@@ -212,6 +224,13 @@ impl Journal {
                 self.steps
                     .insert((path.clone(), name.clone(), *index), value.clone());
             }
+            Record::Attempt {
+                path,
+                attempt,
+                done,
+            } => {
+                self.attempts.insert(path.clone(), (*attempt, *done));
+            }
             Record::Answer { id, value } => {
                 self.answers.insert(id.clone(), value.clone());
             }
@@ -242,6 +261,21 @@ impl Journal {
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Each retried node's path and the last attempt it began, in the
+    /// order they first began one.
+    pub(crate) fn attempts_begun(&self) -> Vec<(String, u32)> {
+        let mut begun: Vec<(String, u32)> = Vec::new();
+        for record in &self.records {
+            if let Record::Attempt { path, attempt, .. } = record {
+                match begun.iter_mut().find(|(p, _)| p == path) {
+                    Some((_, last)) => *last = *attempt,
+                    None => begun.push((path.clone(), *attempt)),
+                }
+            }
+        }
+        begun
     }
 
     /// The paths of the nodes that completed, in order.

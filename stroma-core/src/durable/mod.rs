@@ -71,6 +71,10 @@ pub struct StoredRun {
     pub pipeline: String,
     /// The paths of the nodes that completed, in order.
     pub completed: Vec<String>,
+    /// For each retried node (`.retry(..)`) that began an attempt, its path
+    /// and the number of the last attempt it began, in the order they
+    /// first began: an attempt cut off by a crash is counted.
+    pub attempts: Vec<(String, u32)>,
     /// The questions it waits on, if it is interrupted.
     pub interrupts: Vec<Interrupt>,
     /// Its error, if it failed.

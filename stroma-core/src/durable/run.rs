@@ -54,6 +54,7 @@ struct Replay {
     nodes: HashMap<String, NodeDone>,
     steps: HashMap<(String, String, u32), Value>,
     answers: HashMap<String, Value>,
+    attempts: HashMap<String, (u32, bool)>,
 }
 
 struct Writer {
@@ -129,6 +130,7 @@ impl DurableRun {
                 nodes: journal.nodes,
                 steps: journal.steps,
                 answers: journal.answers,
+                attempts: journal.attempts,
             }),
             writer: tokio::sync::Mutex::new(Writer {
                 next_seq: journal.latest_seq + 1,
@@ -191,6 +193,22 @@ impl DurableRun {
             return None;
         }
         replay.nodes.remove(path)
+    }
+
+    /// Whether the journal holds a completion of the node at `path` (left
+    /// for that node to take).
+    pub(crate) fn has_completed(&self, path: &str) -> bool {
+        self.replay().nodes.contains_key(path)
+    }
+
+    /// The last attempt the retried node at `path` began before this
+    /// process, and whether it finished; `(0, false)` if none.
+    pub(crate) fn attempts_begun(&self, path: &str) -> (u32, bool) {
+        self.replay()
+            .attempts
+            .get(path)
+            .copied()
+            .unwrap_or((0, false))
     }
 
     /// The saved value of a node's step.

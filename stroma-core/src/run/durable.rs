@@ -704,6 +704,7 @@ async fn describe(
             .map(|s| s.pipeline.clone())
             .unwrap_or_default(),
         completed: journal.completed_paths(),
+        attempts: journal.attempts_begun(),
         interrupts: if interrupted {
             end.interrupts
         } else {
