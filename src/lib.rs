@@ -216,6 +216,17 @@ pub mod prelude {
         RetryPolicy, RunStatus, RunStore, RunSummary, Saveable, StoreError, StoreErrorKind,
         StoredRun, TimedOut, Timeout,
     };
+    // The types and traits a user's own code names: in signatures (a
+    // middleware, a session, a model), in errors it looks into.
+    pub use crate::{
+        BoxError, BoxFuture, BranchesFailed, ContextError, HandlerPanicked, Item, LoopCapReached,
+        LoopIterationFailed, MemorySession, MergeConflict, Mergeable, Middleware, MiddlewareError,
+        ModelDataError, ModelUpdateError, ModelValidate, Next, NodeCall, NodeFailure, NodePanic,
+        NodeRecord, NodeTimings, Reduce, Reducer, RunContext, RunId, RunsWith, Session,
+        SessionError, SessionMode, SessionView, TimingMiddleware, current_correlation_id,
+        current_execution_context, current_session, current_tenant_id, current_user_id,
+        require_execution_context,
+    };
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};
     pub use serde::{Deserialize, Serialize};
