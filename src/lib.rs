@@ -201,14 +201,75 @@ pub use stroma_macros::template;
 /// ```
 pub use stroma_macros::parallel;
 
+/// Chooses what runs next from what a node found: runs `classify`, matches
+/// its output (an enum) against the arms' patterns, and runs the arm's node
+/// on what its pattern binds (`()` for nothing, the value for one binding,
+/// a tuple for several). All arms give one output type, which is the
+/// route's; its input is `classify`'s.
+///
+/// The patterns are Rust's own `match`: a variant no arm covers is rustc's
+/// non-exhaustive error, and guards (`Kind::A(n) if n > 3 => ..`) work. An
+/// arm whose node does not take its payload, or gives another type than the
+/// first arm, is one compile error on that arm naming both types.
+///
+/// In the run tree a route is a scope (`route`, or its `.named(..)` id):
+/// the classifying node, then the arm taken; the other arms are `Skipped`.
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// #[derive(Debug)]
+/// enum Ticket {
+///     Bug(String),
+///     Feature { title: String, votes: u32 },
+///     Spam,
+/// }
+///
+/// #[node]
+/// async fn classify(text: String) -> Ticket {
+///     if text.contains("crash") {
+///         Ticket::Bug(text)
+///     } else if text.contains("please add") {
+///         Ticket::Feature { title: text, votes: 1 }
+///     } else {
+///         Ticket::Spam
+///     }
+/// }
+/// #[node]
+/// async fn reproduce(report: String) -> String {
+///     format!("reproduced: {report}")
+/// }
+/// #[node]
+/// async fn plan(request: (String, u32)) -> String {
+///     format!("planned {} ({} votes)", request.0, request.1)
+/// }
+/// #[node]
+/// async fn reject(_nothing: ()) -> String {
+///     "rejected".into()
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let triage = route![classify => {
+///     Ticket::Bug(report) => reproduce,
+///     Ticket::Feature { title, votes } => plan,
+///     Ticket::Spam => reject,
+/// }];
+/// let runner = StromaRunner::quick();
+/// let done = runner.run(&triage, "app crash on save".into()).await.unwrap();
+/// assert_eq!(done.final_state, "reproduced: app crash on save");
+/// assert_eq!(done.scope("route.plan").unwrap().status, NodeStatus::Skipped);
+/// # });
+/// ```
+pub use stroma_macros::route;
+
 /// Everything a pipeline author needs: `use stroma::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Append, Context, Event, ExecutionContext, Handler, Node, NodeError, NodeExt, NodeStatus,
-        PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions, RunResult, Scope,
-        ScopeKind, ScopePath, StromaRunner, Sum, Template, TemplateError, current_handler,
-        current_phase, flow, for_each, in_phase, loop_until, node, parallel, phase, pipeline,
-        template,
+        Append, Context, Diagram, Event, ExecutionContext, Handler, Node, NodeError, NodeExt,
+        NodeStatus, PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions,
+        RunResult, Scope, ScopeKind, ScopePath, StromaRunner, Sum, Template, TemplateError,
+        current_handler, current_phase, flow, for_each, in_phase, loop_until, node, parallel,
+        phase, pipeline, route, template,
     };
     pub use crate::{
         AtCapacity, CancellationToken, Cancelled, Checkpoint, Durability, Durable, DurableError,

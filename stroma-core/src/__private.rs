@@ -8,6 +8,7 @@ pub use crate::combinators::branches::{
     Settled, branch, drop_branch_output, enter_scope, fork, leave_scope, poll_branch, run_branch,
     settle, settled_output, split_outcome,
 };
+pub use crate::combinators::route::{OutputFits, PayloadFits, route_split};
 pub use crate::durable::bounds::{CodecProbe, Durable, LeafCodec, NoCodec, SaveCodec, Saveable};
 pub use crate::engine::failure::NodeFailure;
 pub use crate::engine::guard::ModelGuard;

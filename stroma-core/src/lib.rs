@@ -30,6 +30,8 @@ pub use combinators::looping::{
 pub use combinators::modifiers::{Isolated, IsolatedModel, Snapshot};
 pub use combinators::phase::{Phase, phase};
 pub use combinators::retry::{RetriesExhausted, Retry, RetryInput, RetryPolicy};
+#[doc(hidden)]
+pub use combinators::route::{OutputFits, PayloadFits};
 pub use combinators::timeout::{TimedOut, Timeout};
 pub use context::context::{Combine, Context};
 pub use context::execution::{ExecutionContext, MetadataTypeError};
@@ -77,4 +79,4 @@ pub use store::{RUN_STORE_SCHEMA_VERSION, SqliteStore};
 pub use stroma_template::{Template, TemplateError, TemplateErrorKind};
 pub use tokio_util::sync::CancellationToken;
 pub use tree::record::{NodeRecord, NodeStatus};
-pub use tree::{PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};
+pub use tree::{Diagram, PathError, ResultError, Scope, ScopeKind, ScopePath, Segment};

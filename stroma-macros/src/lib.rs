@@ -10,6 +10,7 @@ mod node;
 mod node_list;
 mod parallel;
 mod pipeline;
+mod route;
 mod template;
 
 use proc_macro::TokenStream;
@@ -35,6 +36,15 @@ pub fn parallel(input: TokenStream) -> TokenStream {
 pub fn pipeline(input: TokenStream) -> TokenStream {
     let expanded = pipeline::expand(input.into());
     debug::print("pipeline!", &expanded);
+    expanded.into()
+}
+
+/// Chooses the next node from a classifying node's enum output. Documented
+/// in the `stroma` crate.
+#[proc_macro]
+pub fn route(input: TokenStream) -> TokenStream {
+    let expanded = route::expand(input.into());
+    debug::print("route!", &expanded);
     expanded.into()
 }
 

@@ -154,9 +154,14 @@ where
     const SLOTS: u32 = 1 + B::SLOTS;
 
     fn describe(&self, shape: &mut ShapeBuilder) {
-        shape.scope(self.name, ScopeKind::Loop, |inner| {
-            self.body.describe(inner)
-        });
+        shape.noted(
+            || format!("at most {} loops", self.max_loops),
+            |shape| {
+                shape.scope(self.name, ScopeKind::Loop, |inner| {
+                    self.body.describe(inner)
+                })
+            },
+        );
     }
 }
 

@@ -50,9 +50,9 @@ pub(crate) use scope_node;
 /// node in its field `node` that keeps that node's id, path and slots (a
 /// modifier, a retry, a time limit); `$may_change_model` says whether the
 /// model it leaves may differ (`N::MAY_CHANGE_MODEL`, or `false` for one
-/// whose changes are discarded).
+/// whose changes are discarded); `$note` says what a diagram notes on it.
 macro_rules! wrapper_node {
-    ($wrapper:ident, $may_change_model:expr) => {
+    ($wrapper:ident, $may_change_model:expr, $note:expr) => {
         impl<N: $crate::durable::Durable> $crate::durable::Durable for $wrapper<N> {}
 
         #[diagnostic::do_not_recommend]
@@ -77,9 +77,9 @@ macro_rules! wrapper_node {
             const SLOTS: u32 = N::SLOTS;
             const TRANSPARENT: bool = N::TRANSPARENT;
 
-            // It keeps its node's id and path.
+            // It keeps its node's id and path; diagrams show it as a note.
             fn describe(&self, shape: &mut $crate::tree::shape::ShapeBuilder) {
-                self.node.describe(shape)
+                shape.noted(|| ($note)(self), |shape| self.node.describe(shape))
             }
         }
 
@@ -102,4 +102,5 @@ pub(crate) mod looping;
 pub(crate) mod modifiers;
 pub(crate) mod phase;
 pub(crate) mod retry;
+pub(crate) mod route;
 pub(crate) mod timeout;

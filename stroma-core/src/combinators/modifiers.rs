@@ -36,8 +36,8 @@ pub struct Snapshot<N> {
 }
 
 // Their changes are discarded: nothing of them is merged back.
-super::wrapper_node!(Isolated, false);
-super::wrapper_node!(Snapshot, false);
+super::wrapper_node!(Isolated, false, |_: &Isolated<N>| "isolated".to_owned());
+super::wrapper_node!(Snapshot, false, |_: &Snapshot<N>| "snapshot".to_owned());
 
 /// A model an `.isolated()` node can run on: it starts from `M::default()`.
 #[diagnostic::on_unimplemented(

@@ -206,7 +206,10 @@ pub struct Retry<N> {
     pub(crate) policy: RetryPolicy,
 }
 
-super::wrapper_node!(Retry, N::MAY_CHANGE_MODEL);
+super::wrapper_node!(Retry, N::MAY_CHANGE_MODEL, |retry: &Retry<N>| format!(
+    "retry ×{}",
+    retry.policy.max_attempts
+));
 
 impl<M, N> RunsWith<M> for Retry<N>
 where

@@ -45,7 +45,11 @@ impl fmt::Display for TimedOut {
 
 impl std::error::Error for TimedOut {}
 
-super::wrapper_node!(Timeout, N::MAY_CHANGE_MODEL);
+super::wrapper_node!(
+    Timeout,
+    N::MAY_CHANGE_MODEL,
+    |timeout: &Timeout<N>| format!("timeout {:?}", timeout.limit)
+);
 
 impl<M, N> RunsWith<M> for Timeout<N>
 where

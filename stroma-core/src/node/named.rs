@@ -31,6 +31,14 @@ pub trait NodeExt: Node + Sized {
         Named { node: self, name }
     }
 
+    /// This node's [`Diagram`](crate::Diagram): its nodes, scopes and the
+    /// edges between them, drawn as Mermaid (`.mermaid()`) or Graphviz DOT
+    /// (`.dot()`). [`RunResult::diagram`](crate::RunResult::diagram) colours
+    /// it by how a run went.
+    fn diagram(&self) -> crate::Diagram {
+        crate::Diagram::of(crate::tree::shape::shape_of(self))
+    }
+
     /// This node cut off from what the run wrote: it sees the runner's
     /// resources and the execution metadata, but no context entries the
     /// run wrote, no variables, no kept results, and a default model

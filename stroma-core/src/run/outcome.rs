@@ -28,6 +28,12 @@ pub struct RunResult<O, M = ()> {
 }
 
 impl<O, M> RunResult<O, M> {
+    /// The pipeline's [`Diagram`](crate::Diagram), each node coloured by
+    /// how it ended in this run (needs records, on by default).
+    pub fn diagram(&self) -> crate::Diagram {
+        self.trace.diagram()
+    }
+
     /// One record per node, in the order nodes finished; empty when records are off.
     pub fn records(&self) -> &[NodeRecord] {
         self.trace.records()
@@ -192,6 +198,13 @@ impl RunError {
     /// The node's error.
     pub fn cause(&self) -> &(dyn StdError + Send + Sync + 'static) {
         self.inner.failure.cause()
+    }
+
+    /// The pipeline's [`Diagram`](crate::Diagram), each node coloured by
+    /// how it ended in this run: where it failed, what completed, what was
+    /// skipped (needs records, on by default).
+    pub fn diagram(&self) -> crate::Diagram {
+        self.inner.trace.diagram()
     }
 
     /// Failures that happened after the run's failure while it was on its

@@ -2,6 +2,7 @@
 //! pipeline's static shape, what a run leaves while it runs, and the
 //! [`Scope`] tree and kept outputs made of it.
 
+pub(crate) mod diagram;
 pub(crate) mod kept;
 pub(crate) mod path;
 pub(crate) mod record;
@@ -10,5 +11,6 @@ pub(crate) mod scope;
 pub(crate) mod shape;
 pub(crate) mod trace;
 
+pub use diagram::Diagram;
 pub use path::{PathError, ScopePath, Segment};
 pub use scope::{ResultError, Scope, ScopeKind};

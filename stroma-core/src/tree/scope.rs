@@ -34,6 +34,9 @@ pub enum ScopeKind {
     Phase,
     /// One item of a `for_each`, `[n]`: the item's index in the list.
     Item,
+    /// A `route!`: its classifying node, then the node of each arm; the
+    /// arms not taken are `Skipped`.
+    Route,
 }
 
 impl ScopeKind {
@@ -60,6 +63,7 @@ impl ScopeKind {
             ScopeKind::Item => "item",
             ScopeKind::Flow => "flow",
             ScopeKind::Phase => "phase",
+            ScopeKind::Route => "route",
         }
     }
 }

@@ -23,6 +23,12 @@ pub(crate) struct SlotShape {
     pub(crate) children: Vec<u32>,
     /// For a `parallel!`: the slots of each branch.
     pub(crate) branches: Vec<Vec<u32>>,
+    /// For a `route!`: each arm's pattern and the slots of its node (which
+    /// are among `children`, after the classifying node's).
+    pub(crate) arms: Vec<(&'static str, Vec<u32>)>,
+    /// What wraps it, for diagrams: `retry ×3`, `timeout 5s`, `isolated`,
+    /// a loop's cap. Not part of the fingerprint.
+    pub(crate) notes: Vec<String>,
 }
 
 /// A pipeline's whole static shape.
@@ -144,6 +150,8 @@ pub struct ShapeBuilder {
     open: Vec<OpenScope>,
     /// The id the next slot takes instead of its own (`.named` on a leaf).
     rename: Option<&'static str>,
+    /// Notes the next slot takes (what wraps it).
+    notes: Vec<String>,
 }
 
 struct OpenScope {
@@ -151,6 +159,8 @@ struct OpenScope {
     owner: Option<u32>,
     /// For a `parallel!`: the branch being added to.
     branch: Option<usize>,
+    /// For a `route!`: the arm being added to (its slots are children too).
+    arm: Option<usize>,
     seen: HashMap<String, u32>,
 }
 
@@ -168,9 +178,11 @@ impl ShapeBuilder {
             open: vec![OpenScope {
                 owner: None,
                 branch: None,
+                arm: None,
                 seen: HashMap::new(),
             }],
             rename: None,
+            notes: Vec::new(),
         }
     }
 
@@ -199,6 +211,7 @@ impl ShapeBuilder {
         self.open.push(OpenScope {
             owner: Some(slot),
             branch: None,
+            arm: None,
             seen: HashMap::new(),
         });
         inner(self);
@@ -215,6 +228,7 @@ impl ShapeBuilder {
         self.open.push(OpenScope {
             owner: Some(slot),
             branch: None,
+            arm: None,
             seen: HashMap::new(),
         });
         branches(self);
@@ -235,10 +249,47 @@ impl ShapeBuilder {
         self.open.push(OpenScope {
             owner,
             branch,
+            arm: None,
             seen: HashMap::new(),
         });
         inner(self);
         self.open.pop();
+    }
+
+    /// A `route!` whose classifying node and arms `inner` describes: the
+    /// classifying node first, then one call to [`arm`](Self::arm) each.
+    pub fn route(&mut self, id: &'static str, inner: impl FnOnce(&mut Self)) {
+        self.scope(id, ScopeKind::Route, inner);
+    }
+
+    /// One arm of the innermost `route!`, for the pattern `label`: its
+    /// node's slots are the route's children, listed as the arm's too.
+    pub fn arm(&mut self, label: &'static str, inner: impl FnOnce(&mut Self)) {
+        if self.hashing.is_some() {
+            return inner(self);
+        }
+        let scope = self.open.last_mut().expect("the top level is always open");
+        let arm = scope.owner.map(|slot| {
+            let arms = &mut self.shape.slots[slot as usize].arms;
+            arms.push((label, Vec::new()));
+            arms.len() - 1
+        });
+        let outer = std::mem::replace(&mut scope.arm, arm);
+        inner(self);
+        if let Some(scope) = self.open.last_mut() {
+            scope.arm = outer;
+        }
+    }
+
+    /// The next slot `inner` adds is noted with `note` (what wraps it: a
+    /// retry, a time limit, a modifier), for diagrams.
+    pub fn noted(&mut self, note: impl FnOnce() -> String, inner: impl FnOnce(&mut Self)) {
+        if self.hashing.is_none() {
+            self.notes.push(note());
+        }
+        inner(self);
+        // Taken by the slot, unless `inner` added none.
+        self.notes.clear();
     }
 
     /// The next slot `inner` adds takes the id `id` (`.named` on a node
@@ -272,8 +323,15 @@ impl ShapeBuilder {
             (Some(owner), Some(branch)) => {
                 self.shape.slots[owner as usize].branches[branch].push(slot)
             }
-            (Some(owner), None) => self.shape.slots[owner as usize].children.push(slot),
+            (Some(owner), None) => {
+                let owner = &mut self.shape.slots[owner as usize];
+                owner.children.push(slot);
+                if let Some(arm) = scope.arm {
+                    owner.arms[arm].1.push(slot);
+                }
+            }
         }
+        let notes = std::mem::take(&mut self.notes);
         self.shape.slots.push(SlotShape {
             id,
             key,
@@ -281,6 +339,8 @@ impl ShapeBuilder {
             output,
             children: Vec::new(),
             branches: Vec::new(),
+            arms: Vec::new(),
+            notes,
         });
         slot
     }

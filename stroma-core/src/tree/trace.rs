@@ -154,6 +154,28 @@ impl Trace {
         &self.built().tree
     }
 
+    /// The pipeline's diagram, each node coloured by how it ended in this
+    /// run (over all its iterations and items: failed if any failed, then
+    /// cancelled, then completed; skipped if it never ran).
+    pub(crate) fn diagram(&self) -> super::diagram::Diagram {
+        let shape = Arc::clone(self.shape.get_or_init(|| self.pipeline.shape()));
+        let mut statuses = vec![NodeStatus::Skipped; shape.slots.len()];
+        let rank = |status: NodeStatus| match status {
+            NodeStatus::Failed => 3,
+            NodeStatus::Cancelled => 2,
+            NodeStatus::Completed => 1,
+            _ => 0,
+        };
+        for entry in &self.entries {
+            if let Some(slot) = statuses.get_mut(entry.loc.slot as usize)
+                && rank(entry.status) > rank(*slot)
+            {
+                *slot = entry.status;
+            }
+        }
+        super::diagram::Diagram::of_run(shape, statuses)
+    }
+
     pub(crate) fn records(&self) -> &[NodeRecord] {
         &self.built().records
     }
