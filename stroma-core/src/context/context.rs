@@ -1438,7 +1438,7 @@ mod tests {
     /// run's and the runner's layers; this adds reads through branch layers,
     /// which only the crate can make.
     #[test]
-    #[ignore = "timing: cargo test --release -p stroma-core --lib -- --ignored --nocapture"]
+    #[ignore = "timing: cargo test --release -p stroma-pipelines-core --lib -- --ignored --nocapture"]
     fn time_reads_through_branch_layers() {
         use std::hint::black_box;
         use std::time::Instant;
