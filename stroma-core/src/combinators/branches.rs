@@ -898,7 +898,7 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
         cx.state().clock_moved();
         let store = cx.state_ref().shared().store.clone();
         Ok(self.outcomes.into_output(|failure| match &store {
-            Some(store) => store.resolve(failure),
+            Some(store) => store.with_paths(|shape, paths| failure.resolve(shape, paths)),
             // Only a run none of whose nodes knows its place has no store,
             // and a `keep_going` list is one that does.
             None => failure.name_if_unknown(item_name),

@@ -255,15 +255,13 @@ impl NodeFailure {
                 self.parts.node, self.parts.cause
             );
         }
-        // "node `x` panicked: …", unless the panic was a middleware's,
-        // whose error says so itself.
-        if self.is_panic()
-            && !self
-                .parts
-                .cause
-                .is::<crate::run::middleware::MiddlewareError>()
-        {
-            return write!(f, "node `{}` {}", self.shown(), self.parts.cause);
+        // "node `x` panicked: …" when the cause says that much (a panic, or
+        // one of a loop iteration); a middleware's panic says whose it was.
+        if self.is_panic() {
+            let cause = self.parts.cause.to_string();
+            if cause.starts_with("panicked") {
+                return write!(f, "node `{}` {cause}", self.shown());
+            }
         }
         write!(f, "node `{}` failed: ", self.shown())?;
         match self.parts.cause.downcast_ref::<ContextError>() {

@@ -11,7 +11,7 @@ use super::kept::Kept;
 use super::path::{ScopePath, Segment};
 use super::scope::{ResultError, ScopeKind};
 use super::shape::Shape;
-use super::trace::{FrameRow, Loc, ROOT_FRAME};
+use super::trace::{FrameRow, Loc, Paths, ROOT_FRAME};
 
 /// What nodes of a run left for later nodes to read.
 pub(crate) struct ResultsStore {
@@ -55,14 +55,10 @@ impl ResultsStore {
         self.stored().frames.push(row);
     }
 
-    /// Tells `failure` (and those inside it) the ids and paths of the
-    /// nodes it happened at, as this run names them so far.
-    pub(crate) fn resolve(&self, failure: &mut crate::engine::failure::NodeFailure) {
+    /// `read` given the shape and the paths of this run so far.
+    pub(crate) fn with_paths<R>(&self, read: impl FnOnce(&Shape, &Paths<'_>) -> R) -> R {
         let stored = self.stored();
-        failure.resolve(
-            &self.shape,
-            &super::trace::Paths::new(&self.shape, &stored.frames),
-        );
+        read(&self.shape, &Paths::new(&self.shape, &stored.frames))
     }
 
     /// The path of the node at `loc`, as this run names it.
