@@ -288,6 +288,8 @@ pub mod prelude {
         current_execution_context, current_session, current_tenant_id, current_user_id,
         require_execution_context,
     };
+    #[cfg(feature = "tower")]
+    pub use crate::{RunRequest, StromaService};
     #[cfg(feature = "sqlite")]
     pub use crate::{SqliteSession, SqliteStore};
     pub use serde::{Deserialize, Serialize};

@@ -66,6 +66,8 @@ pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+#[cfg(feature = "tower")]
+pub use run::service::{RunRequest, StromaService};
 pub use session::{
     Item, MemorySession, Session, SessionError, SessionErrorKind, SessionMode, SessionView,
 };

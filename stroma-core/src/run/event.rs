@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
+use serde::Serialize;
 
 use crate::run::run_id::RunId;
 use crate::tree::record::NodeStatus;
@@ -10,12 +11,42 @@ use crate::tree::{ScopeKind, ScopePath};
 
 /// Something that happened in a run, in the order it happened. Nodes and
 /// scopes are named by their [`ScopePath`] in the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// An event serializes (with serde) as one flat JSON object, for clients
+/// outside the process such as a server-sent event stream: `type` is the
+/// variant in snake case (`run_started`, `node_completed`, ...), the other
+/// keys are its fields. Ids and paths are strings, kinds and statuses
+/// lower-case words (`for_each`, `completed`), and durations are
+/// milliseconds as numbers under `duration_ms` and `delay_ms`.
+///
+/// ```
+/// use futures::StreamExt;
+/// use serde_json::json;
+/// use stroma::prelude::*;
+///
+/// #[node]
+/// async fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let runner = StromaRunner::quick();
+/// let events: Vec<_> = runner.stream(&double, 21).collect().await;
+/// let RunEvent::Event(started) = &events[1] else { unreachable!() };
+/// assert_eq!(
+///     serde_json::to_value(started).unwrap(),
+///     json!({"type": "node_started", "name": "double", "path": "double"})
+/// );
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// The run started.
     RunStarted {
         /// The run's id.
+        #[serde(serialize_with = "as_json::text")]
         run_id: RunId,
         /// The pipeline's name.
         graph_id: &'static str,
@@ -25,6 +56,7 @@ pub enum Event {
         /// The node's id.
         name: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
     },
     /// A node finished with an output.
@@ -32,8 +64,10 @@ pub enum Event {
         /// The node's id.
         name: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// How long it took.
+        #[serde(rename = "duration_ms", serialize_with = "as_json::millis")]
         duration: Duration,
     },
     /// A node failed.
@@ -41,8 +75,10 @@ pub enum Event {
         /// The node's id.
         name: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// How long it ran.
+        #[serde(rename = "duration_ms", serialize_with = "as_json::millis")]
         duration: Duration,
         /// Its error, as text.
         error: String,
@@ -52,8 +88,10 @@ pub enum Event {
         /// The scope's id.
         id: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// What it is.
+        #[serde(serialize_with = "as_json::text")]
         kind: ScopeKind,
     },
     /// A composite scope ended.
@@ -61,12 +99,16 @@ pub enum Event {
         /// The scope's id.
         id: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// What it is.
+        #[serde(serialize_with = "as_json::text")]
         kind: ScopeKind,
         /// How it ended: [`Completed`](NodeStatus::Completed) or [`Failed`](NodeStatus::Failed).
+        #[serde(serialize_with = "as_json::status")]
         status: NodeStatus,
         /// How long it ran.
+        #[serde(rename = "duration_ms", serialize_with = "as_json::millis")]
         duration: Duration,
     },
     /// A loop started an iteration.
@@ -74,6 +116,7 @@ pub enum Event {
         /// The loop's id.
         name: &'static str,
         /// The loop's path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// The iteration, from 1.
         iteration: u32,
@@ -85,6 +128,7 @@ pub enum Event {
         /// Whether its nodes share one accumulating session.
         share_context: bool,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
     },
     /// A phase ended.
@@ -92,14 +136,17 @@ pub enum Event {
         /// The phase's label.
         label: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// How it ended.
+        #[serde(serialize_with = "as_json::status")]
         status: NodeStatus,
     },
     /// What an `.isolated()` or `.snapshot()` node wrote was discarded, as
     /// the modifier says: not an error.
     WritesDiscarded {
         /// The node's path.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// What it wrote: `context`, `session`, or `model` (for a node
         /// that may change the model, whatever it changed).
@@ -112,6 +159,7 @@ pub enum Event {
         /// Its data, as JSON.
         data: serde_json::Value,
         /// The path of the node that sent it.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
     },
     /// A retried node failed and runs again after `delay`: `attempt` is the
@@ -120,24 +168,61 @@ pub enum Event {
         /// The failed node's id.
         name: &'static str,
         /// Its path in the run.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// The attempt about to start.
         attempt: u32,
         /// The failed attempt's error.
         error: String,
         /// How long it waits first.
+        #[serde(rename = "delay_ms", serialize_with = "as_json::millis")]
         delay: std::time::Duration,
     },
     /// A `for_each` started an item: `index` of `total`, so a caller can
     /// show "k of n".
     ItemStarted {
         /// The item's path in the run: the `for_each`'s, with `[index]`.
+        #[serde(serialize_with = "as_json::text")]
         path: ScopePath,
         /// The item's index in the list, from 0.
         index: usize,
         /// How many items the list has.
         total: usize,
     },
+}
+
+/// How the fields of an [`Event`] that have no serde form of their own are
+/// written: as the text they display as, or as numbers a client reads
+/// without knowing Rust's types.
+mod as_json {
+    use std::fmt::Display;
+    use std::time::Duration;
+
+    use serde::Serializer;
+
+    use crate::tree::record::NodeStatus;
+
+    /// As its `Display` text: ids, paths, scope kinds.
+    pub(super) fn text<T: Display, S: Serializer>(value: &T, out: S) -> Result<S::Ok, S::Error> {
+        out.collect_str(value)
+    }
+
+    /// As milliseconds, fractions kept.
+    pub(super) fn millis<S: Serializer>(duration: &Duration, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_f64(duration.as_secs_f64() * 1000.0)
+    }
+
+    /// As a lower-case word.
+    pub(super) fn status<S: Serializer>(status: &NodeStatus, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(match status {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Completed => "completed",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        })
+    }
 }
 
 /// Where a streamed run's events go.

@@ -1,5 +1,6 @@
 //! Starting and finishing runs: the runner and its configuration, what a
-//! run returns, the events it reports, middleware around it, its identity.
+//! run returns, the events it reports, middleware around it, its identity,
+//! and a pipeline as a tower service.
 
 pub(crate) mod cancel;
 pub(crate) mod durable;
@@ -10,3 +11,5 @@ pub(crate) mod outcome;
 pub(crate) mod run_context;
 pub(crate) mod run_id;
 pub(crate) mod runner;
+#[cfg(feature = "tower")]
+pub(crate) mod service;

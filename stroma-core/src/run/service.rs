@@ -1,0 +1,228 @@
+//! A pipeline as a tower [`Service`]: [`StromaRunner::service`] makes a
+//! [`StromaService`], which takes inputs (or [`RunRequest`]s, an input with
+//! per-run options) and answers with the run's result, so pipelines go
+//! behind tower's layers and into axum's routes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, Stream, StreamExt};
+use tower_service::Service;
+
+use crate::node::RunsWith;
+use crate::run::middleware::BoxFuture;
+use crate::run::outcome::{RunError, RunResult};
+use crate::run::runner::{RunEvent, RunOptions, StromaRunner};
+
+impl StromaRunner {
+    /// `pipeline` as a tower [`Service`] that runs it with this runner: see
+    /// [`StromaService`].
+    ///
+    /// ```
+    /// use stroma::prelude::*;
+    /// use tower::ServiceExt;
+    ///
+    /// #[node]
+    /// async fn double(n: u32) -> u32 {
+    ///     n * 2
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let doubler = StromaRunner::quick().service(double);
+    /// let result = doubler.oneshot(21_u32).await?;
+    /// assert_eq!(result.final_state, 42);
+    /// # Ok::<(), RunError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn service<P: RunsWith<()>>(&self, pipeline: P) -> StromaService<P> {
+        StromaService {
+            runner: self.clone(),
+            pipeline: Arc::new(pipeline),
+        }
+    }
+}
+
+/// A pipeline and the runner that runs it, as a tower [`Service`]: each
+/// call is one run (with the unit model `()`). Made by
+/// [`StromaRunner::service`].
+///
+/// It takes the pipeline's input, or a [`RunRequest`] (the input and
+/// [`RunOptions`]: the execution context with the tenant, a time limit, a
+/// cancel token, ...), and answers with the [`RunResult`] or the
+/// [`RunError`]. Its future is boxed, `Send` and `'static`; cloning it is
+/// cheap, and every clone runs the same pipeline with the same runner.
+///
+/// It is always ready: a runner with
+/// [`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs)
+/// queues a run past the limit inside its future, as
+/// [`StromaRunner::run`] does. Requests being generic, a caller of
+/// `ServiceExt::ready` names the request type:
+/// `ServiceExt::<u32>::ready(&mut service)`.
+///
+/// ```
+/// use stroma::prelude::*;
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// #[node]
+/// async fn greet(name: String) -> String {
+///     let tenant = stroma::current_tenant_id().unwrap_or_default();
+///     format!("Hello {name}, from {tenant}")
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// // A layer in front: every request runs for the tenant it names.
+/// let greeter = ServiceBuilder::new()
+///     .map_request(|(tenant, name): (&str, String)| {
+///         let tenant = ExecutionContext::of([("tenant_id", tenant)]);
+///         RunRequest::new(name).with_options(RunOptions::new().execution_context(tenant))
+///     })
+///     .map_response(|result: RunResult<String>| result.final_state)
+///     .service(StromaRunner::quick().service(greet));
+/// let greeting = greeter.oneshot(("acme", "Ada".to_string())).await?;
+/// assert_eq!(greeting, "Hello Ada, from acme");
+/// # Ok::<(), RunError>(())
+/// # }).unwrap();
+/// ```
+pub struct StromaService<P> {
+    runner: StromaRunner,
+    /// Shared, so a clone per request costs a count, whatever the pipeline holds.
+    pipeline: Arc<P>,
+}
+
+impl<P> Clone for StromaService<P> {
+    fn clone(&self) -> Self {
+        StromaService {
+            runner: self.runner.clone(),
+            pipeline: Arc::clone(&self.pipeline),
+        }
+    }
+}
+
+impl<P: RunsWith<()>> fmt::Debug for StromaService<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StromaService")
+            .field("pipeline", &self.pipeline.name())
+            .field("runner", &self.runner)
+            .finish()
+    }
+}
+
+impl<P: RunsWith<()>> StromaService<P> {
+    /// Runs the pipeline on `request` as [`StromaRunner::stream_with`] does,
+    /// as a stream that owns what it needs (`'static`): the body of a
+    /// server-sent event response, a websocket, a channel to another task.
+    ///
+    /// The run goes on as the stream is polled, with no task of its own;
+    /// dropping the stream stops the run, as dropping a run's future does.
+    /// The last item is the [`RunEvent::Finished`] result.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use stroma::prelude::*;
+    ///
+    /// #[node]
+    /// async fn double(n: u32) -> u32 {
+    ///     n * 2
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let doubler = StromaRunner::quick().service(double);
+    /// // Owned: it could be returned, or handed to another task.
+    /// let items: Vec<RunEvent<u32>> = doubler.stream(21_u32).collect().await;
+    /// assert!(matches!(items[0], RunEvent::Event(Event::RunStarted { .. })));
+    /// let Some(RunEvent::Finished(Ok(result))) = items.last() else {
+    ///     panic!("the stream ends with the result")
+    /// };
+    /// assert_eq!(result.final_state, 42);
+    /// # });
+    /// ```
+    pub fn stream<R: Into<RunRequest<P::Input>>>(
+        &self,
+        request: R,
+    ) -> impl Stream<Item = RunEvent<P::Output>> + Send + 'static + use<P, R> {
+        let RunRequest { input, options } = request.into();
+        let runner = self.runner.clone();
+        let pipeline = Arc::clone(&self.pipeline);
+        let (sink, items) = mpsc::unbounded();
+        // The run's stream borrows the runner and the pipeline, so a future
+        // owning both drives it and hands its items over a channel.
+        let forward = async move {
+            let mut run = std::pin::pin!(runner.stream_with(&*pipeline, input, options));
+            while let Some(item) = run.next().await {
+                // The receiver is polled beside this future: it is there.
+                let _ = sink.unbounded_send(item);
+            }
+        };
+        let driven = forward
+            .into_stream()
+            .filter_map(|()| futures::future::ready(None));
+        // Ends once the run has ended and every item has been taken.
+        futures::stream::select(items, driven)
+    }
+}
+
+impl<P, R> Service<R> for StromaService<P>
+where
+    P: RunsWith<()>,
+    R: Into<RunRequest<P::Input>>,
+{
+    type Response = RunResult<P::Output>;
+    type Error = RunError;
+    type Future = BoxFuture<'static, Result<RunResult<P::Output>, RunError>>;
+
+    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), RunError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let RunRequest { input, options } = request.into();
+        let runner = self.runner.clone();
+        let pipeline = Arc::clone(&self.pipeline);
+        Box::pin(async move { runner.run_with(&*pipeline, input, options).await })
+    }
+}
+
+/// One run for a [`StromaService`]: its input and its [`RunOptions`].
+///
+/// A plain input converts into one with no options, so a service takes
+/// either.
+///
+/// ```
+/// use stroma_core::{ExecutionContext, RunOptions, RunRequest};
+///
+/// let tenant = ExecutionContext::of([("tenant_id", "acme")]);
+/// let request = RunRequest::new(7_u32).with_options(RunOptions::new().execution_context(tenant));
+/// assert_eq!(request.input, 7);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunRequest<I> {
+    /// The pipeline's input.
+    pub input: I,
+    /// The run's options (its model is always `()`).
+    pub options: RunOptions,
+}
+
+impl<I> RunRequest<I> {
+    /// A run of `input` with no options.
+    pub fn new(input: I) -> Self {
+        RunRequest {
+            input,
+            options: RunOptions::new(),
+        }
+    }
+
+    /// This request with `options` instead of its own.
+    pub fn with_options(mut self, options: RunOptions) -> Self {
+        self.options = options;
+        self
+    }
+}
+
+impl<I> From<I> for RunRequest<I> {
+    fn from(input: I) -> Self {
+        RunRequest::new(input)
+    }
+}
