@@ -54,6 +54,15 @@ pub use model::pipeline_context::{
 };
 pub use model::update::ModelUpdateError;
 pub use node::named::{Named, NodeExt};
+// The checks the macros place on what users write: at the root, not in
+// `__private`, because rustc's errors name them by the path found here.
+#[doc(hidden)]
+pub use node::checks::{
+    BranchFits, FirstNode, Follows, IsANode, IsNode, ModelSnapshot, ModelUpdate, NameByFirst,
+    NameByType, NameProbe, NodeErrorType, NodeProbe, NodeVerdict, NotANode, ProbeNode,
+    ProbeNotNode, SameType, UpdatableModel, branch_beside, is_node, link, merge_output,
+    node_result, same_type, type_of,
+};
 pub use node::{Accepts, Node, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};

@@ -4,6 +4,7 @@
 //! names only `::stroma::__private` items (or `<crate>::__private` with the
 //! `crate = path` option).
 
+mod checks;
 mod debug;
 mod forms;
 mod node;

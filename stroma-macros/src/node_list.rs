@@ -61,6 +61,8 @@ impl NodeList {
     ) -> TokenStream {
         let NodeList { params, fields, .. } = self;
         let first = &params[0];
+        let rest = &params[1..];
+        let root = crate::checks::root();
         quote! {
             // Not listed among "other types that implement `Node`" when a value is not a node.
             #[diagnostic::do_not_recommend]
@@ -86,6 +88,11 @@ impl NodeList {
                 ) -> ::core::option::Option<__stroma::JsonValue> {
                     <#first as __stroma::Node>::input_json(input)
                 }
+            }
+
+            // An error about what it takes names its first node.
+            impl<#first: #root::FirstNode, #(#rest),*> #root::FirstNode for #name<#(#params),*> {
+                type First = <#first as #root::FirstNode>::First;
             }
 
             // Durable when every node is.

@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use crate::checks;
 use crate::node_list::{self, NodeList};
 
 pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
@@ -46,35 +47,44 @@ fn generate(list: &NodeList) -> TokenStream {
     let indices: Vec<_> = (0..count as u32).collect();
     let first = &params[0];
 
+    // Every branch takes the first one's input (checked at the call, where
+    // the error names the branch; here it is what lets the body pass it).
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
         if i == 0 {
             quote!(#param: __stroma::RunsWith<__M>)
         } else {
-            quote!(#param: __stroma::RunsWith<__M> + __stroma::Accepts<<#first as __stroma::Node>::Input>)
+            quote!(#param: __stroma::RunsWith<__M> + __stroma::Node<Input = <#first as __stroma::Node>::Input>)
         }
     });
     // Every branch but the last gets a clone of the input; the last takes it.
-    let inputs = params.iter().enumerate().map(|(i, param)| {
-        let value = if i + 1 == count {
+    let inputs = (0..count).map(|i| {
+        if i + 1 == count {
             quote!(input)
         } else {
             quote!(::core::clone::Clone::clone(&input))
-        };
-        if i == 0 {
-            value
-        } else {
-            quote!(<#param as __stroma::Accepts<<#first as __stroma::Node>::Input>>::accept(#value))
         }
     });
+    // Every branch is a node, checked on each; then each takes what the first
+    // takes, checked on it. A failed check is one error there, and leaves a
+    // value of an error type that nothing after it reports again.
     let lets = values
         .iter()
         .zip(nodes.iter())
         .map(|(value, node)| quote!(let #value = #node;));
-    let checks = nodes.iter().enumerate().skip(1).map(|(i, node)| {
+    let node_checks = values
+        .iter()
+        .zip(nodes.iter())
+        .map(|(value, node)| checks::is_node(value, node));
+    let branch_checks = nodes.iter().enumerate().skip(1).map(|(i, node)| {
         let head = &values[0];
         let this = &values[i];
-        quote_spanned! {node.span()=> let #this = __stroma::branch(&#head, #this);}
+        let root = checks::root_at(node.span());
+        // All of the call at the node, so rustc reports it there once.
+        let head = proc_macro2::Ident::new(&head.to_string(), node.span());
+        let name = checks::name_of(this, node.span());
+        quote_spanned! {node.span()=> let #this = #root::branch_beside(&#head, #name, #this);}
     });
+    let imports = checks::imports(krate);
 
     let node_impls = list.node_impls(
         &quote::format_ident!("__StromaParallel"),
@@ -92,6 +102,7 @@ fn generate(list: &NodeList) -> TokenStream {
 
     quote! {{
         use #krate::__private as __stroma;
+        #imports
 
         #[derive(Clone, Copy)]
         struct __StromaParallel<#(#params),*>(#(#params),*);
@@ -164,7 +175,8 @@ fn generate(list: &NodeList) -> TokenStream {
         }
 
         #(#lets)*
-        #(#checks)*
+        #(#node_checks)*
+        #(#branch_checks)*
         __StromaParallel(#(#values),*)
     }}
 }

@@ -1,10 +1,12 @@
 //! `pipeline![a, b, c]`: one generated struct per pipeline, with one async
-//! body, and a link check placed on each node after the first.
+//! body; a check that each element is a node placed on each, and a link
+//! check on each node after the first.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
+use crate::checks;
 use crate::node_list::{self, NodeList};
 
 pub(crate) fn expand(tokens: TokenStream) -> TokenStream {
@@ -29,51 +31,50 @@ fn generate(list: &NodeList) -> TokenStream {
     let first = &params[0];
     let last = &params[count - 1];
 
-    // Each node after the first must accept the previous node's output.
+    // Each node after the first takes the previous node's output (checked
+    // at the call, where the error names the node; here it is what lets the
+    // body pass one's output to the other).
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
         if i == 0 {
             quote!(#param: __stroma::RunsWith<__M>)
         } else {
             let prev = &params[i - 1];
-            quote!(#param: __stroma::RunsWith<__M> + __stroma::Accepts<<#prev as __stroma::Node>::Output>)
+            quote!(#param: __stroma::RunsWith<__M> + __stroma::Node<Input = <#prev as __stroma::Node>::Output>)
         }
     });
     // Each node runs knowing its first slot: the pipeline's own first slot
     // plus the slots of the nodes before it (constants, folded away).
-    let steps = params.iter().zip(fields.iter()).enumerate().map(|(i, (param, field))| {
+    let steps = fields.iter().enumerate().map(|(i, field)| {
         let before = &params[..i];
         let slot = quote!(__slot #(+ <#before as __stroma::Node>::SLOTS)*);
-        if i == 0 {
-            quote!(let __value = self.#field.run::<__O>(input, cx, #slot).await?;)
+        let value = if i == 0 {
+            quote!(input)
         } else {
-            let prev = &params[i - 1];
-            quote! {
-                let __value = self.#field.run::<__O>(
-                    <#param as __stroma::Accepts<<#prev as __stroma::Node>::Output>>::accept(__value),
-                    cx,
-                    #slot,
-                ).await?;
-            }
-        }
+            quote!(__value)
+        };
+        quote!(let __value = self.#field.run::<__O>(#value, cx, #slot).await?;)
     });
-    // Every element must be a node: the first is checked here, each other one
-    // by its link (`Accepts` implies `Node`), so each is reported once.
+    // Every element is a node, checked on each; then every link, on the node
+    // after it. A check that fails is one error there and leaves a value of
+    // an error type, so nothing after it reports the same mistake again.
     let lets = values
         .iter()
         .zip(nodes.iter())
-        .enumerate()
-        .map(|(i, (value, node))| {
-            if i == 0 {
-                quote_spanned! {node.span()=> let #value = __first_node(#node);}
-            } else {
-                quote!(let #value = #node;)
-            }
-        });
+        .map(|(value, node)| quote!(let #value = #node;));
+    let node_checks = values
+        .iter()
+        .zip(nodes.iter())
+        .map(|(value, node)| checks::is_node(value, node));
     let links = nodes.iter().enumerate().skip(1).map(|(i, node)| {
         let prev = &values[i - 1];
         let next = &values[i];
-        quote_spanned! {node.span()=> let #next = __stroma::link(&#prev, #next);}
+        let root = checks::root_at(node.span());
+        // All of the call at the node, so rustc reports it there once.
+        let prev = proc_macro2::Ident::new(&prev.to_string(), node.span());
+        let name = checks::name_of(next, node.span());
+        quote_spanned! {node.span()=> let #next = #root::link(&#prev, #name, #next);}
     });
+    let imports = checks::imports(krate);
 
     let node_impls = list.node_impls(
         &quote::format_ident!("__StromaPipeline"),
@@ -91,27 +92,7 @@ fn generate(list: &NodeList) -> TokenStream {
 
     quote! {{
         use #krate::__private as __stroma;
-
-        // `__first_node(value)` is `value`, if it is a node. Its type is
-        // written through the node's `Input`, which keeps the first link from
-        // reporting a value that is not a node a second time.
-        trait __First {
-            type First;
-            fn first(self) -> Self::First;
-        }
-        impl<A, B> __First for (A, ::core::marker::PhantomData<B>) {
-            type First = A;
-            #[inline(always)]
-            fn first(self) -> A {
-                self.0
-            }
-        }
-        #[inline(always)]
-        fn __first_node<N: __stroma::Node>(
-            node: N,
-        ) -> <(N, ::core::marker::PhantomData<<N as __stroma::Node>::Input>) as __First>::First {
-            __First::first((node, ::core::marker::PhantomData::<<N as __stroma::Node>::Input>))
-        }
+        #imports
 
         #[derive(Clone, Copy)]
         struct __StromaPipeline<#(#params),*>(#(#params),*);
@@ -138,6 +119,7 @@ fn generate(list: &NodeList) -> TokenStream {
         }
 
         #(#lets)*
+        #(#node_checks)*
         #(#links)*
         __StromaPipeline(#(#values),*)
     }}

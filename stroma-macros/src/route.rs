@@ -14,6 +14,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, Pat, Path, Token, braced};
 
+use crate::checks;
 use crate::forms::parse_crate_prefix;
 
 /// `[crate = path;] classify => { arm, .. }`
@@ -174,9 +175,20 @@ fn generate(input: &RouteInput) -> TokenStream {
         }
     });
     let arm_nodes = arms.iter().map(|arm| &arm.node);
+    // The classifying node and every arm's node are nodes, each checked on
+    // itself: one error there, and nothing more from what uses it.
+    let classify_value = format_ident!("__classify", span = classify.span());
+    let classify_check = checks::is_node(&classify_value, classify);
+    let arm_checks = arm_values
+        .iter()
+        .zip(arms)
+        .map(|(value, arm)| checks::is_node(value, &arm.node));
+    let imports = checks::imports(krate);
+    let root = checks::root();
 
     quote! {{
         use #krate::__private as __stroma;
+        #imports
 
         /// Which arm a classified value took, with what its pattern bound.
         enum __Routed<#(#payload_params),*> {
@@ -233,6 +245,13 @@ fn generate(input: &RouteInput) -> TokenStream {
             ) -> ::core::option::Option<__stroma::JsonValue> {
                 <C as __stroma::Node>::input_json(input)
             }
+        }
+
+        // An error about what it takes names its classifying node.
+        impl<C: __stroma::Node + #root::FirstNode, #(#arm_params,)* #(#payload_params),*>
+            #root::FirstNode for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+        {
+            type First = <C as #root::FirstNode>::First;
         }
 
         // Durable when the classifying node and every arm are.
@@ -306,8 +325,10 @@ fn generate(input: &RouteInput) -> TokenStream {
             <<A as __stroma::Node>::Output as __stroma::OutputFits<<F as __stroma::Node>::Output, A>>::checked(arm)
         }
 
-        let __classify = #classify;
+        let #classify_value = #classify;
         #(let #arm_values = #arm_nodes;)*
+        #classify_check
+        #(#arm_checks)*
         let __split = #split;
         #(#takes_checks)*
         #(#gives_checks)*

@@ -959,7 +959,9 @@ pub fn split_outcome<O>(
     }
 }
 
-/// "This branch takes `T`": every branch of `parallel!` takes the first one's input.
+/// "This branch takes `T`": every branch of `parallel!` takes the first one's
+/// input. (`parallel!` checks the same on each branch it is given, with an
+/// error naming the branch as written.)
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a branch beside nodes that take `{T}`",
     label = "this branch does not take `{T}` as input",
@@ -972,14 +974,4 @@ pub trait BranchOf<T>: Node {
 
 impl<T, B: Accepts<T>> BranchOf<T> for B {
     type Checked = B;
-}
-
-/// Compiles only when `branch` takes the first branch's input; returns it.
-#[doc(hidden)]
-#[inline(always)]
-pub fn branch<A: Node, B: BranchOf<A::Input, Checked = B>>(
-    _first: &A,
-    branch: B,
-) -> <B as BranchOf<A::Input>>::Checked {
-    branch
 }

@@ -250,24 +250,6 @@ impl<I: ?Sized> InputNotJson for &InputProbe<'_, I> {
     }
 }
 
-/// A model a node may change must be `Clone`: the run keeps a copy to put
-/// back when the node fails.
-#[diagnostic::on_unimplemented(
-    message = "the model `{Self}` must be `Clone` for a node that changes it",
-    label = "a node that changes the model keeps a copy of it, to put back if the node fails",
-    note = "a node changes the model when it takes `&mut {Self}` or is marked `updates_context`"
-)]
-pub trait Snapshot: Sized {
-    /// A copy to roll back to.
-    fn snapshot(&self) -> Self;
-}
-
-impl<M: Clone> Snapshot for M {
-    fn snapshot(&self) -> Self {
-        self.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,8 @@
 //! The node traits: [`Node`] (types, id and shape), [`RunsWith`] (execution
-//! against a model) and [`Accepts`] (the compile-time link check).
+//! against a model) and [`Accepts`] (what a node takes); `checks.rs`: the
+//! compile-time checks the macros place on what users write.
 
+pub(crate) mod checks;
 pub(crate) mod named;
 
 use std::future::Future;
@@ -109,20 +111,20 @@ pub trait RunsWith<M>: Node {
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
 }
 
-/// "This node takes `T` as input": the bound `pipeline!` checks on every link.
+/// "This node takes `T` as input".
 ///
-/// `#[node]` implements it for the node's own input type only, so a link whose
-/// types differ fails to compile with a message naming the node and both types.
+/// `#[node]` implements it for the node's own input type only; combinators
+/// and pipelines forward it to the node that takes their input. What asks
+/// for it (a loop body takes its own output) fails to compile with a message
+/// naming the node and both types. `pipeline!` checks its links on each node
+/// it is given, naming the node as written.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot follow a node whose output is `{T}`",
     label = "this node does not take `{T}` as input",
-    note = "in `pipeline![..]` each node's input type must be the previous node's output type",
-    note = "each element must be a node: an `async fn` marked `#[node]`, or a `pipeline![..]`"
+    note = "each node's input type must be the output type of the node before it"
 )]
 pub trait Accepts<T>: Node {
-    /// The node itself. `pipeline!` stores each node under this type, so a
-    /// link that does not fit is reported once, where it is written, and not
-    /// again wherever the pipeline is used.
+    /// The node itself.
     #[doc(hidden)]
     type Checked;
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
+use crate::node::checks::FirstNode;
 use crate::node::{Accepts, Node, RunsWith};
 use crate::tree::shape::ShapeBuilder;
 
@@ -147,6 +148,11 @@ impl<N: Node> Node for Named<N> {
             shape.renamed(self.name, |inner| self.node.describe(inner));
         }
     }
+}
+
+// A link error names the node that takes the input, not `Named<..>`.
+impl<N: FirstNode> FirstNode for Named<N> {
+    type First = N::First;
 }
 
 #[diagnostic::do_not_recommend]

@@ -17,8 +17,10 @@ pub(crate) struct NodeArgs {
 }
 
 impl NodeArgs {
-    /// Parses every argument, collecting all errors rather than stopping at the first.
-    pub(crate) fn parse(tokens: TokenStream) -> syn::Result<Self> {
+    /// Parses every argument, collecting all errors rather than stopping at
+    /// the first, and keeping the arguments that did parse (the crate path,
+    /// the name), for a node generated despite the errors.
+    pub(crate) fn parse(tokens: TokenStream) -> (Self, Option<syn::Error>) {
         let mut args = NodeArgs::default();
         let mut errors: Option<syn::Error> = None;
         let mut push = |err: syn::Error| match &mut errors {
@@ -77,10 +79,7 @@ impl NodeArgs {
         if let Err(err) = parser.parse2(tokens) {
             push(err);
         }
-        match errors {
-            Some(err) => Err(err),
-            None => Ok(args),
-        }
+        (args, errors)
     }
 
     pub(crate) fn crate_path(&self) -> Path {

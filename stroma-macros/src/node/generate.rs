@@ -64,6 +64,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
 
         const _: () = {
             use #krate::__private as __stroma;
+            use #krate as __stroma_root;
             #(#declared_checks)*
 
             impl __stroma::Node for #ident {
@@ -91,6 +92,10 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
                 const NAME: &'static str = #name;
             }
 
+            impl __stroma_root::FirstNode for #ident {
+                type First = Self;
+            }
+
             impl __stroma::Accepts<#input> for #ident {
                 type Checked = Self;
                 #[inline(always)]
@@ -104,10 +109,103 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
     }
 }
 
+/// A node whose attribute or signature is wrong: `errors`, and the node
+/// anyway, whose input and output are of an error type (the first error is
+/// made inside that type). Its uses in `pipeline!`, `parallel!`, a runner,
+/// raise nothing more; the function stays callable as `f::call`.
+pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> TokenStream {
+    let krate = args.crate_path();
+    let ItemFn {
+        attrs,
+        vis,
+        sig: fn_sig,
+        block,
+    } = item;
+    let ident = fn_sig.ident.clone();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+    let (docs, other_attrs): (Vec<_>, Vec<_>) =
+        attrs.into_iter().partition(|a| a.path().is_ident("doc"));
+    let call_fn = syn::Signature {
+        ident: format_ident!("call", span = ident.span()),
+        ..fn_sig
+    };
+    let mut errors = errors.into_iter();
+    let first = errors
+        .next()
+        .map(|first| first.to_compile_error())
+        .unwrap_or_default();
+    let rest: TokenStream = errors.map(|err| err.to_compile_error()).collect();
+
+    quote! {
+        #rest
+
+        #(#docs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default)]
+        #vis struct #ident;
+
+        impl #ident {
+            /// The node's function, callable directly (in a unit test, say) without a runner.
+            #(#other_attrs)*
+            #vis #call_fn #block
+        }
+
+        const _: () = {
+            use #krate::__private as __stroma;
+            use #krate as __stroma_root;
+
+            // The first error, made inside the type the node takes and
+            // gives: a type that is an error raises nothing where it is used.
+            type __Broken = [(); #first];
+
+            impl __stroma::Node for #ident {
+                type Input = __Broken;
+                type Output = __Broken;
+                fn name(&self) -> &'static str {
+                    #name
+                }
+            }
+
+            impl __stroma::Durable for #ident {}
+
+            impl __stroma::LeafName for #ident {
+                const NAME: &'static str = #name;
+            }
+
+            impl __stroma_root::FirstNode for #ident {
+                type First = Self;
+            }
+
+            impl<__T> __stroma::Accepts<__T> for #ident {
+                type Checked = Self;
+                fn accept(_value: __T) -> __Broken {
+                    ::core::unreachable!("a node that did not compile")
+                }
+            }
+
+            impl<__M: ::core::marker::Send + 'static> __stroma::RunsWith<__M> for #ident {
+                fn run<'a, __O: __stroma::Observer>(
+                    &'a self,
+                    _input: __Broken,
+                    _cx: &'a mut __stroma::Cx<__M>,
+                    _slot: u32,
+                ) -> impl __stroma::Future<Output = ::core::result::Result<__Broken, __stroma::NodeFailure>>
+                    + ::core::marker::Send + 'a
+                {
+                    ::core::future::pending()
+                }
+            }
+        };
+    }
+}
+
 /// A compile-time check that the attribute's type is the signature's, pointing at the attribute.
 fn same_type(declared: &Type, actual: &Type) -> TokenStream {
     quote_spanned! {declared.span()=>
-        const _: () = __stroma::same_type::<#declared, #actual>();
+        const _: () = __stroma_root::same_type::<#declared, #actual>();
     }
 }
 
@@ -127,7 +225,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     // Spanned at the error type, so an error type that does not convert into
     // a boxed error is reported there.
     let outcome = match sig.error {
-        Some(error) => quote_spanned!(error=> __stroma::from_result(__returned)),
+        Some(error) => quote_spanned!(error=> __stroma_root::node_result(__returned)),
         None => quote!(__stroma::ok(__returned)),
     };
     // Keeps a copy of the output when its type allows (chosen by autoref,
@@ -186,7 +284,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
         // merged is reported at its type in the signature.
         let merge = updates.then(|| {
             quote! {
-                __stroma::merge_fields::<#model_ty, #output>(&mut *__model, &__output, |__next| {
+                __stroma_root::merge_output::<#model_ty, #output>(&mut *__model, &__output, |__next| {
                     (&__stroma::ValidateProbe(__next)).stroma_validate()
                 })?;
             }
@@ -207,7 +305,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
             // Spanned at the model's type: a model that cannot be copied is reported there.
             let model_span = sig.model.as_ref().map_or(ident.span(), |m| m.ty().span());
             let snapshot = quote_spanned!(model_span=>
-                <#model_ty as __stroma::Snapshot>::snapshot(&*__model)
+                <#model_ty as __stroma_root::ModelSnapshot>::model_snapshot(&*__model)
             );
             quote! {
                 let __saved = #snapshot;

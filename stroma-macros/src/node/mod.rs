@@ -7,10 +7,11 @@ mod signature;
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-/// Expands `#[node(args)] item`. On errors, still emits the item unchanged
-/// beside the errors, so the rest of the crate (and rust-analyzer) keeps working.
+/// Expands `#[node(args)] item`. On errors in the attribute or the
+/// signature, still makes the node (see [`generate::broken`]), so that the
+/// error is the only one: the node's uses raise nothing more.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let parsed_args = args::NodeArgs::parse(args);
+    let (parsed_args, args_error) = args::NodeArgs::parse(args);
     let item_fn = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(syn::Item::Fn(item_fn)) => item_fn,
         Ok(other) => {
@@ -19,7 +20,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 token,
                 format!("`#[node]` goes on an `async fn`, not on {kind}"),
             );
-            if let Err(args_err) = parsed_args {
+            if let Some(args_err) = args_error {
                 err.combine(args_err);
             }
             return with_errors(item, err);
@@ -27,22 +28,30 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(err) => return with_errors(item, err),
     };
     let signature = signature::NodeSignature::read(&item_fn.sig).and_then(|signature| {
-        match (&parsed_args, &signature.model) {
-            (Ok(args), None) if args.updates_context.is_some() => Err(syn::Error::new_spanned(
-                args.updates_context.as_ref(),
+        match (&parsed_args.updates_context, &signature.model) {
+            (Some(updates), None) if args_error.is_none() => Err(syn::Error::new_spanned(
+                updates,
                 "an `updates_context` node merges its output into the model, so it takes \
                  the model: add a parameter `model: &M` (or `&mut M`) naming the model's type",
             )),
             _ => Ok(signature),
         }
     });
-    match (parsed_args, signature) {
-        (Ok(args), Ok(signature)) => generate::node(&args, &signature, item_fn),
-        (Err(mut a), Err(b)) => {
+    // A method (`self`) is inside an `impl` block, where no node can be
+    // made: the item stays as it is, beside the errors.
+    let in_impl = item_fn.sig.receiver().is_some();
+    match (args_error, signature) {
+        (None, Ok(signature)) => generate::node(&parsed_args, &signature, item_fn),
+        (Some(mut a), Err(b)) if in_impl => {
             a.combine(b);
             with_errors(item, a)
         }
-        (Err(e), _) | (_, Err(e)) => with_errors(item, e),
+        (Some(e), _) | (_, Err(e)) if in_impl => with_errors(item, e),
+        (Some(mut a), Err(b)) => {
+            a.combine(b);
+            generate::broken(&parsed_args, item_fn, a)
+        }
+        (Some(e), _) | (_, Err(e)) => generate::broken(&parsed_args, item_fn, e),
     }
 }
 
