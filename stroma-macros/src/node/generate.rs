@@ -8,23 +8,65 @@ use syn::{ItemFn, LitStr, Type};
 use super::args::NodeArgs;
 use super::signature::{ModelParam, NodeSignature};
 
+/// What every generated node is made of, from the function as written: the
+/// unit struct's name and visibility, the node's id, the doc comments (on
+/// the struct) apart from the other attributes (on `call`), and `call`, the
+/// function itself under that name.
+struct NodeParts {
+    krate: syn::Path,
+    vis: syn::Visibility,
+    block: Box<syn::Block>,
+    ident: syn::Ident,
+    name: LitStr,
+    docs: Vec<syn::Attribute>,
+    other_attrs: Vec<syn::Attribute>,
+    call_fn: syn::Signature,
+}
+
+impl NodeParts {
+    fn of(args: &NodeArgs, item: ItemFn) -> Self {
+        let ItemFn {
+            attrs,
+            vis,
+            sig: fn_sig,
+            block,
+        } = item;
+        let ident = fn_sig.ident.clone();
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
+        let (docs, other_attrs) = attrs.into_iter().partition(|a| a.path().is_ident("doc"));
+        let call_fn = syn::Signature {
+            ident: format_ident!("call", span = ident.span()),
+            ..fn_sig
+        };
+        NodeParts {
+            krate: args.crate_path(),
+            vis,
+            block,
+            ident,
+            name,
+            docs,
+            other_attrs,
+            call_fn,
+        }
+    }
+}
+
 /// The fn `f` becomes a unit struct `f` (the value put in `pipeline!`) whose
 /// associated fn `f::call` is the original function, kept callable for tests.
 pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenStream {
-    let krate = args.crate_path();
-    let ItemFn {
-        attrs,
+    let NodeParts {
+        krate,
         vis,
-        sig: fn_sig,
         block,
-    } = item;
-    let ident = fn_sig.ident.clone();
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let (docs, other_attrs): (Vec<_>, Vec<_>) =
-        attrs.into_iter().partition(|a| a.path().is_ident("doc"));
+        ident,
+        name,
+        docs,
+        other_attrs,
+        call_fn,
+    } = NodeParts::of(args, item);
 
     let input = &sig.input;
     let output = &sig.output;
@@ -36,11 +78,6 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
             .as_ref()
             .map(|declared| same_type(declared, output)),
     ];
-
-    let call_fn = syn::Signature {
-        ident: format_ident!("call", span = ident.span()),
-        ..fn_sig
-    };
 
     let run_impl = run_impl(&ident, &name, sig, args.updates_context.is_some());
     // Only a `&mut M` parameter or `updates_context` lets a node change the
@@ -114,24 +151,16 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
 /// made inside that type). Its uses in `pipeline!`, `parallel!`, a runner,
 /// raise nothing more; the function stays callable as `f::call`.
 pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> TokenStream {
-    let krate = args.crate_path();
-    let ItemFn {
-        attrs,
+    let NodeParts {
+        krate,
         vis,
-        sig: fn_sig,
         block,
-    } = item;
-    let ident = fn_sig.ident.clone();
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| LitStr::new(&ident.to_string(), ident.span()));
-    let (docs, other_attrs): (Vec<_>, Vec<_>) =
-        attrs.into_iter().partition(|a| a.path().is_ident("doc"));
-    let call_fn = syn::Signature {
-        ident: format_ident!("call", span = ident.span()),
-        ..fn_sig
-    };
+        ident,
+        name,
+        docs,
+        other_attrs,
+        call_fn,
+    } = NodeParts::of(args, item);
     let mut errors = errors.into_iter();
     let first = errors
         .next()
