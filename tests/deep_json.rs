@@ -306,8 +306,8 @@ fn a_durable_output_or_model_nested_past_the_limit_is_not_saved_and_fails_its_no
     );
     assert!(completed.is_empty(), "saved: {completed:?}");
 
-    let err = on_test_stack(|| async {
-        StromaRunner::quick()
+    let (err, doc_after) = on_test_stack(|| async {
+        let err = StromaRunner::quick()
             .with_store(MemoryStore::new())
             .run_durable_with(
                 &pipeline![deepen],
@@ -315,10 +315,15 @@ fn a_durable_output_or_model_nested_past_the_limit_is_not_saved_and_fails_its_no
                 RunOptions::new().model(before()),
             )
             .await
-            .unwrap_err()
+            .unwrap_err();
+        // Read here, on the test's stack: a model left deep would be deep to compare.
+        let doc_after = err.model::<DeepModel>().map(|m| m.doc.clone());
+        (err.to_string(), doc_after)
     });
+    // The node failed, so its change is put back: the model is as before it.
+    assert_eq!(doc_after, Some(json!("before")));
     assert_eq!(
-        err.to_string(),
+        err,
         "node `deepen` failed: the model after `deepen` cannot be saved: it nests arrays \
          and objects 128 levels deep at `doc[0][0][0]…`, counting the 3 levels of the \
          checkpoint around it, the limit: serde_json reads no deeper"

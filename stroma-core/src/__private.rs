@@ -50,3 +50,37 @@ pub fn checked_template(source: &str) -> stroma_template::Template {
         unreachable!("`template!` checked this template when compiling: {err}")
     })
 }
+
+/// In a durable run, the model a node changed, encoded for its checkpoint
+/// while the node's guard can still put it back: a model that cannot be
+/// saved fails the node (and so is restored) instead of staying changed.
+/// Elsewhere `result` as it is.
+#[inline]
+pub fn model_saveable<M: 'static, T>(
+    run: &RunState,
+    slot: u32,
+    model: &M,
+    result: Result<T, NodeFailure>,
+) -> Result<T, NodeFailure> {
+    let (Ok(_), Some(journal)) = (&result, &run.durable_node) else {
+        return result;
+    };
+    match journal.run.encode_model(model) {
+        Some(Ok(json)) => {
+            *journal
+                .model_after
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(json);
+            result
+        }
+        Some(Err(reason)) => Err(NodeFailure::at(
+            run.loc(slot),
+            Box::new(crate::durable::DurableError::Encode {
+                what: format!("the model after `{}`", journal.path),
+                reason,
+            }),
+        )),
+        // A model of another type than the run's (an `.isolated()` one): not saved.
+        None => result,
+    }
+}

@@ -76,6 +76,9 @@ pub(crate) struct NodeJournal {
     pub(crate) answered: Mutex<Vec<HumanInteraction>>,
     /// Context entries the node wrote with `Context::insert_saved`.
     pub(crate) saved_entries: Mutex<Vec<(String, Value)>>,
+    /// The model after the node, encoded before the node's change to it
+    /// was kept: a model that cannot be saved fails the node and is put back.
+    pub(crate) model_after: Mutex<Option<Value>>,
 }
 
 impl NodeJournal {
@@ -87,6 +90,7 @@ impl NodeJournal {
             steps: Mutex::default(),
             answered: Mutex::default(),
             saved_entries: Mutex::default(),
+            model_after: Mutex::default(),
         }
     }
 

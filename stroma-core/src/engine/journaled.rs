@@ -117,7 +117,17 @@ where
             reason,
         })
     })?;
-    let model = if codec.changes_model || model_changed {
+    // Encoded already, before the node's change was kept, unless answers
+    // changed the model since.
+    let encoded = journal
+        .model_after
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .filter(|_| !model_changed);
+    let model = if let Some(encoded) = encoded {
+        Some(encoded)
+    } else if codec.changes_model || model_changed {
         match run.encode_model(cx.model()) {
             Some(Ok(model)) => Some(model),
             Some(Err(reason)) => {
