@@ -24,6 +24,47 @@ struct NodeParts {
 }
 
 impl NodeParts {
+    /// The unit struct, with the function as its `call`: the same for a
+    /// node that compiles and one that does not.
+    fn item(&self) -> TokenStream {
+        let NodeParts {
+            vis,
+            block,
+            ident,
+            docs,
+            other_attrs,
+            call_fn,
+            ..
+        } = self;
+        quote! {
+            #(#docs)*
+            #[allow(non_camel_case_types)]
+            #[derive(Clone, Copy, Debug, Default)]
+            #vis struct #ident;
+
+            impl #ident {
+                /// The node's function, callable directly (in a unit test, say) without a runner.
+                #(#other_attrs)*
+                #vis #call_fn #block
+            }
+        }
+    }
+
+    /// Its id as a constant, and itself as its own first node (what a link
+    /// error names): inside the generated `const _` block.
+    fn names(&self) -> TokenStream {
+        let NodeParts { ident, name, .. } = self;
+        quote! {
+            impl __stroma::LeafName for #ident {
+                const NAME: &'static str = #name;
+            }
+
+            impl __stroma_root::FirstNode for #ident {
+                type First = Self;
+            }
+        }
+    }
+
     fn of(args: &NodeArgs, item: ItemFn) -> Self {
         let ItemFn {
             attrs,
@@ -57,16 +98,11 @@ impl NodeParts {
 /// The fn `f` becomes a unit struct `f` (the value put in `pipeline!`) whose
 /// associated fn `f::call` is the original function, kept callable for tests.
 pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenStream {
+    let parts = NodeParts::of(args, item);
+    let (item, names) = (parts.item(), parts.names());
     let NodeParts {
-        krate,
-        vis,
-        block,
-        ident,
-        name,
-        docs,
-        other_attrs,
-        call_fn,
-    } = NodeParts::of(args, item);
+        krate, ident, name, ..
+    } = parts;
 
     let input = &sig.input;
     let output = &sig.output;
@@ -88,16 +124,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
         matches!(sig.model, Some(ModelParam::Exclusive(_))) || args.updates_context.is_some();
 
     quote! {
-        #(#docs)*
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug, Default)]
-        #vis struct #ident;
-
-        impl #ident {
-            /// The node's function, callable directly (in a unit test, say) without a runner.
-            #(#other_attrs)*
-            #vis #call_fn #block
-        }
+        #item
 
         const _: () = {
             use #krate::__private as __stroma;
@@ -125,13 +152,7 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
             // impl out (and `run_durable` names it) instead of failing here.
             impl __stroma::Durable for #ident where for<'__x> #output: __stroma::Saveable {}
 
-            impl __stroma::LeafName for #ident {
-                const NAME: &'static str = #name;
-            }
-
-            impl __stroma_root::FirstNode for #ident {
-                type First = Self;
-            }
+            #names
 
             impl __stroma::Accepts<#input> for #ident {
                 type Checked = Self;
@@ -151,16 +172,11 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
 /// made inside that type). Its uses in `pipeline!`, `parallel!`, a runner,
 /// raise nothing more; the function stays callable as `f::call`.
 pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> TokenStream {
+    let parts = NodeParts::of(args, item);
+    let (item, names) = (parts.item(), parts.names());
     let NodeParts {
-        krate,
-        vis,
-        block,
-        ident,
-        name,
-        docs,
-        other_attrs,
-        call_fn,
-    } = NodeParts::of(args, item);
+        krate, ident, name, ..
+    } = parts;
     let mut errors = errors.into_iter();
     let first = errors
         .next()
@@ -171,16 +187,7 @@ pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> Token
     quote! {
         #rest
 
-        #(#docs)*
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug, Default)]
-        #vis struct #ident;
-
-        impl #ident {
-            /// The node's function, callable directly (in a unit test, say) without a runner.
-            #(#other_attrs)*
-            #vis #call_fn #block
-        }
+        #item
 
         const _: () = {
             use #krate::__private as __stroma;
@@ -200,13 +207,7 @@ pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> Token
 
             impl __stroma::Durable for #ident {}
 
-            impl __stroma::LeafName for #ident {
-                const NAME: &'static str = #name;
-            }
-
-            impl __stroma_root::FirstNode for #ident {
-                type First = Self;
-            }
+            #names
 
             impl<__T> __stroma::Accepts<__T> for #ident {
                 type Checked = Self;
