@@ -385,22 +385,14 @@ where
     N: RunsWith<M>,
     M: Mergeable,
 {
-    #[allow(clippy::manual_async_fn)]
     fn run<'a, O: Observer>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
         slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        async move {
-            let scope = cx.state().enter_scope::<O>(slot);
-            let outcome = self
-                .each
-                .run_items::<O, M, Outcomes<N::Output>>(input, cx, slot)
-                .await;
-            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
-            outcome
-        }
+        self.each
+            .run_list::<O, M, Outcomes<N::Output>>(input, cx, slot)
     }
 }
 
@@ -451,26 +443,35 @@ where
     N: RunsWith<M>,
     M: Mergeable,
 {
-    // Written out: the trait promises a `Send` future, which this states.
-    #[allow(clippy::manual_async_fn)]
     fn run<'a, O: Observer>(
         &'a self,
         input: Self::Input,
         cx: &'a mut Cx<M>,
         slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a {
-        async move {
-            let scope = cx.state().enter_scope::<O>(slot);
-            let outcome = self
-                .run_items::<O, M, AllOrNothing<N::Output>>(input, cx, slot)
-                .await;
-            cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
-            outcome
-        }
+        self.run_list::<O, M, AllOrNothing<N::Output>>(input, cx, slot)
     }
 }
 
 impl<N: Node> ForEach<N> {
+    /// Runs the list as its scope in the run tree; `C` gathers the items'
+    /// outcomes into the output.
+    async fn run_list<O: Observer, M, C: ItemOutcomes<N::Output>>(
+        &self,
+        input: Vec<N::Input>,
+        cx: &mut Cx<M>,
+        slot: u32,
+    ) -> Result<C::Output, NodeFailure>
+    where
+        N: RunsWith<M>,
+        M: Mergeable,
+    {
+        let scope = cx.state().enter_scope::<O>(slot);
+        let outcome = self.run_items::<O, M, C>(input, cx, slot).await;
+        cx.state().leave_scope::<O>(scope, outcome.as_ref().err());
+        outcome
+    }
+
     /// Runs every item; `C` gathers their outcomes into the output.
     async fn run_items<O: Observer, M, C: ItemOutcomes<N::Output>>(
         &self,
