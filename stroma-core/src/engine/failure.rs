@@ -255,13 +255,8 @@ impl NodeFailure {
                 self.parts.node, self.parts.cause
             );
         }
-        // "node `x` panicked: …" when the cause says that much (a panic, or
-        // one of a loop iteration); a middleware's panic says whose it was.
-        if self.is_panic() {
-            let cause = self.parts.cause.to_string();
-            if cause.starts_with("panicked") {
-                return write!(f, "node `{}` {cause}", self.shown());
-            }
+        if reads_as_panic(&*self.parts.cause) {
+            return write!(f, "node `{}` {}", self.shown(), self.parts.cause);
         }
         write!(f, "node `{}` failed: ", self.shown())?;
         match self.parts.cause.downcast_ref::<ContextError>() {
@@ -276,6 +271,19 @@ impl StdError for NodeFailure {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&*self.parts.cause)
     }
+}
+
+/// Whether `cause` reads "panicked: …" of the node it is the cause of:
+/// the node's own panic, or a loop iteration's (its text leads with the
+/// panic). A middleware's or the handler's panic says whose it was instead.
+fn reads_as_panic(cause: &(dyn StdError + 'static)) -> bool {
+    if cause.is::<NodePanic>() {
+        return true;
+    }
+    cause
+        .downcast_ref::<crate::combinators::looping::LoopIterationFailed>()
+        .and_then(StdError::source)
+        .is_some_and(reads_as_panic)
 }
 
 /// Resolves the failures inside `error`: those of branches and items, and
