@@ -143,7 +143,7 @@ async fn a_handler_panic_fails_the_run_naming_the_event_and_later_events_still_a
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "run of `p` failed: the run's event handler panicked on `NodeCompleted` of `p.first`: \
+        "run of `p` failed: the run's event handler panicked on `node_completed` of `p.first`: \
          the dashboard is down"
     );
     assert!(err.cause().downcast_ref::<HandlerPanicked>().is_some());
@@ -168,7 +168,7 @@ async fn a_handler_panic_is_kept_beside_a_node_failure() {
     assert_eq!(
         err.to_string(),
         "node `p.fails` failed: 2 is refused; then run of `p` failed: the run's event \
-         handler panicked on `NodeFailed` of `p.fails`: the dashboard is down"
+         handler panicked on `node_failed` of `p.fails`: the dashboard is down"
     );
 }
 

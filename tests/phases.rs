@@ -131,7 +131,7 @@ async fn a_handler_that_panics_fails_its_run_but_not_the_process() {
     assert!(err.is_panic());
     assert!(
         err.to_string().ends_with(
-            "the run's event handler panicked on `NodeStarted` of `where_am_i`: the handler broke"
+            "the run's event handler panicked on `node_started` of `where_am_i`: the handler broke"
         ),
         "{err}"
     );

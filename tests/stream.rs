@@ -323,3 +323,51 @@ async fn stream_with_a_failing_model_node_returns_the_restored_model() {
         "failed refuse: 5 is refused"
     );
 }
+
+#[tokio::test]
+async fn each_event_s_kind_and_path_are_those_its_json_carries() {
+    let runner = StromaRunner::quick();
+    let p = pipeline![
+        add_one,
+        loop_until(double, |n: &u64, _: &()| *n > 10).named("grow"),
+        for_each_of_three,
+        stroma::for_each(add_one).named("each"),
+        phase("last", false, pipeline![sum_up]),
+    ]
+    .named("p");
+    let (events, result) = collect(runner.stream(&p, 1)).await;
+    result.unwrap();
+    let mut kinds = Vec::new();
+    for event in &events {
+        let json = serde_json::to_value(event).unwrap();
+        assert_eq!(json["type"], event.kind(), "{event:?}");
+        match event.path() {
+            Some(path) => assert_eq!(json["path"], path.as_str(), "{event:?}"),
+            None => assert!(json.get("path").is_none(), "{event:?}"),
+        }
+        kinds.push(event.kind());
+    }
+    for kind in [
+        "run_started",
+        "scope_started",
+        "node_started",
+        "node_completed",
+        "loop_iteration",
+        "item_started",
+        "phase_started",
+        "phase_ended",
+        "scope_ended",
+    ] {
+        assert!(kinds.contains(&kind), "no {kind} in {kinds:?}");
+    }
+}
+
+#[node]
+async fn for_each_of_three(n: u64) -> Vec<u64> {
+    vec![n; 3]
+}
+
+#[node]
+async fn sum_up(ns: Vec<u64>) -> u64 {
+    ns.iter().sum()
+}

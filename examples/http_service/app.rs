@@ -140,7 +140,7 @@ async fn quote_events<P>(
     State(quotes): State<StromaService<P>>,
     tenant: Tenant,
     Json(order): Json<Order>,
-) -> Sse<impl Stream<Item = Result<SseEvent, serde_json::Error>>>
+) -> Sse<impl Stream<Item = Result<SseEvent, axum::Error>>>
 where
     P: RunsWith<(), Input = Order, Output = Quote>,
 {
@@ -191,9 +191,9 @@ fn failure(err: &RunError) -> Value {
 }
 
 /// One item of a streamed run as a server-sent event, named by its `type`.
-fn server_sent(item: RunEvent<Quote>) -> Result<SseEvent, serde_json::Error> {
+fn server_sent(item: RunEvent<Quote>) -> Result<SseEvent, axum::Error> {
     let data = match item {
-        RunEvent::Event(event) => serde_json::to_value(&event)?,
+        RunEvent::Event(event) => return SseEvent::default().event(event.kind()).json_data(&event),
         RunEvent::Finished(Ok(result)) => json!({
             "type": "finished",
             "run_id": result.run_id.to_string(),
@@ -206,7 +206,7 @@ fn server_sent(item: RunEvent<Quote>) -> Result<SseEvent, serde_json::Error> {
         }
     };
     let name = data["type"].as_str().unwrap_or("message").to_owned();
-    Ok(SseEvent::default().event(name).data(data.to_string()))
+    SseEvent::default().event(name).json_data(&data)
 }
 
 // ---------------------------------------------------------------------------

@@ -191,6 +191,47 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// What happened, in the words of its JSON `type`: `node_completed`,
+    /// `scope_started`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::NodeStarted { .. } => "node_started",
+            Event::NodeCompleted { .. } => "node_completed",
+            Event::NodeFailed { .. } => "node_failed",
+            Event::ScopeStarted { .. } => "scope_started",
+            Event::ScopeEnded { .. } => "scope_ended",
+            Event::LoopIteration { .. } => "loop_iteration",
+            Event::PhaseStarted { .. } => "phase_started",
+            Event::PhaseEnded { .. } => "phase_ended",
+            Event::WritesDiscarded { .. } => "writes_discarded",
+            Event::Custom { .. } => "custom",
+            Event::NodeRetrying { .. } => "node_retrying",
+            Event::ItemStarted { .. } => "item_started",
+        }
+    }
+
+    /// The path of the node or scope it is about; `None` for the run's start.
+    pub fn path(&self) -> Option<&ScopePath> {
+        match self {
+            Event::RunStarted { .. } => None,
+            Event::NodeStarted { path, .. }
+            | Event::NodeCompleted { path, .. }
+            | Event::NodeFailed { path, .. }
+            | Event::ScopeStarted { path, .. }
+            | Event::ScopeEnded { path, .. }
+            | Event::LoopIteration { path, .. }
+            | Event::PhaseStarted { path, .. }
+            | Event::PhaseEnded { path, .. }
+            | Event::WritesDiscarded { path, .. }
+            | Event::Custom { path, .. }
+            | Event::NodeRetrying { path, .. }
+            | Event::ItemStarted { path, .. } => Some(path),
+        }
+    }
+}
+
 /// How the fields of an [`Event`] that have no serde form of their own are
 /// written: as the text they display as, or as numbers a client reads
 /// without knowing Rust's types.

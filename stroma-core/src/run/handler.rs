@@ -95,15 +95,9 @@ async fn deliver(
 
 /// An event's kind and, where it has one, the path it is about.
 fn event_label(event: &Event) -> String {
-    let debug = format!("{event:?}");
-    let kind = debug.split([' ', '{', '(']).next().unwrap_or_default();
-    match event {
-        Event::NodeStarted { path, .. }
-        | Event::NodeCompleted { path, .. }
-        | Event::NodeFailed { path, .. }
-        | Event::ScopeStarted { path, .. }
-        | Event::ScopeEnded { path, .. } => format!("`{kind}` of `{path}`"),
-        _ => format!("`{kind}`"),
+    match event.path() {
+        Some(path) => format!("`{}` of `{path}`", event.kind()),
+        None => format!("`{}`", event.kind()),
     }
 }
 
