@@ -715,4 +715,27 @@ mod panicking_reducer {
         assert!(err.to_string().contains("the reducer broke"), "{err}");
         assert_eq!(err.scope("prep").unwrap().status, NodeStatus::Completed);
     }
+
+    #[node]
+    async fn spread(n: u32) -> Vec<u32> {
+        vec![n, n]
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reducer_in_a_list_is_blamed_on_the_list() {
+        let p = pipeline![spread, for_each(bump).named("each")];
+        let err = StromaRunner::quick()
+            .run_with_model(&p, 1, Tally::default())
+            .await
+            .unwrap_err();
+        assert!(err.is_panic(), "{err}");
+        assert_eq!(err.path().as_str(), "each");
+        assert!(err.to_string().contains("the reducer broke"), "{err}");
+        assert_eq!(err.scope("spread").unwrap().status, NodeStatus::Completed);
+        assert_eq!(
+            *err.model::<Tally>().unwrap().n,
+            0,
+            "the model is as before the list"
+        );
+    }
 }
