@@ -266,10 +266,10 @@ pub use stroma_macros::route;
 pub mod prelude {
     pub use crate::{
         Append, Context, Diagram, Event, ExecutionContext, Handler, Node, NodeError, NodeExt,
-        NodeStatus, PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunOptions,
-        RunResult, Scope, ScopeKind, ScopePath, StromaRunner, Sum, Template, TemplateError,
-        current_handler, current_phase, flow, for_each, in_phase, loop_until, node, parallel,
-        phase, pipeline, route, template,
+        NodeStatus, PhaseInfo, PipelineContext, RunConfig, RunError, RunEvent, RunFuture,
+        RunOptions, RunResult, RunStream, Scope, ScopeKind, ScopePath, StromaRunner, Sum, Template,
+        TemplateError, current_handler, current_phase, flow, for_each, in_phase, loop_until, node,
+        parallel, phase, pipeline, route, template,
     };
     pub use crate::{
         AtCapacity, CancellationToken, Cancelled, Checkpoint, Durability, Durable, DurableError,

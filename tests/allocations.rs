@@ -21,8 +21,11 @@ use tokio::runtime::{Builder, Runtime};
 ///    run's execution context and is what the run's task-local shares, so
 ///    an enrichment by a node reaches later nodes;
 /// 2. its execution context, whose correlation id is the run id (kept as
-///    the id; it becomes text only if something reads it).
-const RUN_OWN: usize = 2;
+///    the id; it becomes text only if something reads it);
+/// 3. the run's future, boxed in the [`RunFuture`] every entry point
+///    returns: a named type, so that a pipeline an entry point cannot run is
+///    one compile error, at the call.
+const RUN_OWN: usize = 3;
 
 struct Counting;
 
@@ -203,11 +206,14 @@ fn a_run_allocates_the_same_for_1_10_and_100_nodes_and_records_cost_one_buffer()
         println!("{what}: {allocations} allocations, {bytes} bytes");
     }
 
-    // Records off: a run allocates the same whatever the chain's length: the
-    // run's own `RUN_OWN`, made once when it starts.
+    // Records off: a run allocates as often whatever the chain's length: the
+    // run's own `RUN_OWN`, made once when it starts. Only the boxed future
+    // is larger for a longer chain, and by a few bytes, not per node's state:
+    // it holds the state of the node running.
     assert_eq!(off_1.0, RUN_OWN);
-    assert_eq!(off_10, off_1);
-    assert_eq!(off_100, off_1);
+    assert_eq!(off_10.0, off_1.0);
+    assert_eq!(off_100.0, off_1.0);
+    assert!(off_100.1 - off_1.1 < 128, "{off_1:?} then {off_100:?}");
 
     // Records on: exactly one allocation more, whatever the length: the
     // entry buffer, reserved once per run at the pipeline's node count, so
@@ -274,7 +280,7 @@ fn a_pass_through_middleware_costs_two_allocations_per_node_and_two_per_run() {
     // `next.run()` boxes the step that runs the pipeline. The `RunContext`
     // it is given is cloned from reference-counted handles.
     assert_eq!(bare_10.0, RUN_OWN);
-    assert_eq!(bare_100, bare_10);
+    assert_eq!(bare_100.0, bare_10.0);
     assert_eq!(with_10.0, bare_10.0 + 2 + 2 * 10);
     assert_eq!(with_100.0, bare_100.0 + 2 + 2 * 100);
 }

@@ -67,6 +67,7 @@ pub use node::{Accepts, Node, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
+pub use run::future::{RunFuture, RunStream};
 pub use run::handler::{Handler, HandlerPanicked};
 pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,

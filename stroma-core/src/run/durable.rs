@@ -2,7 +2,6 @@
 //! and [`DurableRuns`], the listing of a store's runs.
 
 use std::borrow::Cow;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use crate::durable::run::{DurableRun, DurableSetup};
 use crate::durable::{StoredRun, fingerprint, first_difference};
 use crate::engine::failure::NodeFailure;
 use crate::node::{Node, RunsWith};
+use crate::run::future::RunFuture;
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_id::RunId;
 use crate::run::runner::{Durably, RunOptions, RunStart, StromaRunner};
@@ -138,12 +138,13 @@ impl StromaRunner {
         &'a self,
         pipeline: &'a P,
         input: P::Input,
-    ) -> impl Future<Output = Outcome<P::Output, ()>> + Send + 'a
+    ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()> + Durable,
+        P: RunsWith<()>,
+        P: Durable,
         P::Input: Saveable,
     {
-        self.durable_start(pipeline, input, RunOptions::new())
+        RunFuture::new(|| self.durable_start(pipeline, input, RunOptions::new()))
     }
 
     /// [`run_durable`](Self::run_durable) with per-run options: the model
@@ -153,13 +154,14 @@ impl StromaRunner {
         pipeline: &'a P,
         input: P::Input,
         options: RunOptions<M>,
-    ) -> impl Future<Output = Outcome<P::Output, M>> + Send + 'a
+    ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: RunsWith<M>,
+        P: Durable,
         P::Input: Saveable,
         M: Saveable,
     {
-        self.durable_start(pipeline, input, options)
+        RunFuture::new(|| self.durable_start(pipeline, input, options))
     }
 
     async fn durable_start<P, M>(
@@ -228,16 +230,13 @@ impl StromaRunner {
     /// Errors, with nothing run: the pipeline's shape differs from the
     /// saved one (naming the first node that differs), another worker holds
     /// the run, or the store fails or holds something it cannot read.
-    pub fn resume<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        run_id: &'a str,
-    ) -> impl Future<Output = Outcome<P::Output, ()>> + Send + 'a
+    pub fn resume<'a, P>(&'a self, pipeline: &'a P, run_id: &'a str) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()> + Durable,
+        P: RunsWith<()>,
+        P: Durable,
         P::Input: Saveable,
     {
-        self.durable_resume(pipeline, run_id, ResumeOptions::new())
+        RunFuture::new(|| self.durable_resume(pipeline, run_id, ResumeOptions::new()))
     }
 
     /// Resumes the interrupted run `run_id` (model `()`) with `answer` to
@@ -250,12 +249,15 @@ impl StromaRunner {
         pipeline: &'a P,
         run_id: &'a str,
         answer: impl serde::Serialize,
-    ) -> impl Future<Output = Outcome<P::Output, ()>> + Send + 'a
+    ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()> + Durable,
+        P: RunsWith<()>,
+        P: Durable,
         P::Input: Saveable,
     {
-        self.durable_resume(pipeline, run_id, ResumeOptions::new().answer(answer))
+        RunFuture::new(|| {
+            self.durable_resume(pipeline, run_id, ResumeOptions::new().answer(answer))
+        })
     }
 
     /// Resumes the durable run `run_id` with `options`: answers by id, the
@@ -265,13 +267,14 @@ impl StromaRunner {
         pipeline: &'a P,
         run_id: &'a str,
         options: ResumeOptions<M>,
-    ) -> impl Future<Output = Outcome<P::Output, M>> + Send + 'a
+    ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: RunsWith<M>,
+        P: Durable,
         P::Input: Saveable,
         M: Saveable,
     {
-        self.durable_resume(pipeline, run_id, options)
+        RunFuture::new(|| self.durable_resume(pipeline, run_id, options))
     }
 
     async fn durable_resume<P, M>(
@@ -400,12 +403,13 @@ impl StromaRunner {
         pipeline: &'a P,
         run_id: &'a str,
         path: &'a str,
-    ) -> impl Future<Output = Outcome<P::Output, ()>> + Send + 'a
+    ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()> + Durable,
+        P: RunsWith<()>,
+        P: Durable,
         P::Input: Saveable,
     {
-        self.durable_fork(pipeline, run_id, path, ResumeOptions::new())
+        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, ResumeOptions::new()))
     }
 
     /// [`resume_from`](Self::resume_from) with `options` (the model type, variables).
@@ -415,13 +419,14 @@ impl StromaRunner {
         run_id: &'a str,
         path: &'a str,
         options: ResumeOptions<M>,
-    ) -> impl Future<Output = Outcome<P::Output, M>> + Send + 'a
+    ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: RunsWith<M>,
+        P: Durable,
         P::Input: Saveable,
         M: Saveable,
     {
-        self.durable_fork(pipeline, run_id, path, options)
+        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, options))
     }
 
     async fn durable_fork<P, M>(

@@ -5,6 +5,7 @@
 pub(crate) mod cancel;
 pub(crate) mod durable;
 pub(crate) mod event;
+pub(crate) mod future;
 pub(crate) mod handler;
 pub(crate) mod middleware;
 pub(crate) mod outcome;

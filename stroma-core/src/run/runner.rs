@@ -3,12 +3,9 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::future::Either;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::FutureExt;
 use tracing::Instrument;
 
 use crate::combinators::flow::{ScopeLabel, Var, VarScope, declare};
@@ -23,6 +20,7 @@ use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::node::RunsWith;
 use crate::run::event::{Event, EventSink, Sinks};
+use crate::run::future::{RunFuture, RunStream};
 use crate::run::handler::Handler;
 use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};
@@ -355,27 +353,32 @@ impl StromaRunner {
     /// runner stays usable either way.
     // The `run*` entry points return the one inner future rather than being
     // `async fn`s each wrapping the next: every run's future stays smaller.
-    pub fn run<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        input: P::Input,
-    ) -> impl Future<Output = Result<RunResult<P::Output>, RunError>> + Send + 'a
+    pub fn run<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunFuture<'a, P::Output>
     where
         P: RunsWith<()>,
     {
-        self.run_reporting(
-            pipeline,
-            input,
-            RunOptions::new(),
-            RunStart::default(),
-            Plain,
-        )
+        RunFuture::new(|| {
+            self.run_reporting(
+                pipeline,
+                input,
+                RunOptions::new(),
+                RunStart::default(),
+                Plain,
+            )
+        })
     }
 
     /// [`run`](Self::run), or at once an error if the runner already runs
     /// as many runs as [`RunConfig::max_concurrent_runs`] allows: a caller
     /// under load sheds work instead of queueing it.
-    pub async fn try_run<P>(
+    pub fn try_run<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunFuture<'a, P::Output>
+    where
+        P: RunsWith<()>,
+    {
+        RunFuture::new(|| self.try_run_inner(pipeline, input))
+    }
+
+    async fn try_run_inner<P>(
         &self,
         pipeline: &P,
         input: P::Input,
@@ -413,18 +416,20 @@ impl StromaRunner {
         pipeline: &'a P,
         input: P::Input,
         model: M,
-    ) -> impl Future<Output = Result<RunResult<P::Output, M>, RunError>> + Send + 'a
+    ) -> RunFuture<'a, P::Output, M>
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(
-            pipeline,
-            input,
-            RunOptions::new().model(model),
-            RunStart::default(),
-            Plain,
-        )
+        RunFuture::new(|| {
+            self.run_reporting(
+                pipeline,
+                input,
+                RunOptions::new().model(model),
+                RunStart::default(),
+                Plain,
+            )
+        })
     }
 
     /// Runs `pipeline` on `input` with per-run `options`: the model, and an
@@ -444,12 +449,12 @@ impl StromaRunner {
         pipeline: &'a P,
         input: P::Input,
         options: RunOptions<M>,
-    ) -> impl Future<Output = Result<RunResult<P::Output, M>, RunError>> + Send + 'a
+    ) -> RunFuture<'a, P::Output, M>
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
-        self.run_reporting(pipeline, input, options, RunStart::default(), Plain)
+        RunFuture::new(|| self.run_reporting(pipeline, input, options, RunStart::default(), Plain))
     }
 
     /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
@@ -473,11 +478,7 @@ impl StromaRunner {
     /// }
     /// # }
     /// ```
-    pub fn stream<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        input: P::Input,
-    ) -> impl Stream<Item = RunEvent<P::Output>> + Send + 'a
+    pub fn stream<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunStream<'a, P::Output>
     where
         P: RunsWith<()>,
     {
@@ -491,7 +492,7 @@ impl StromaRunner {
         pipeline: &'a P,
         input: P::Input,
         model: M,
-    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'a
+    ) -> RunStream<'a, P::Output, M>
     where
         P: RunsWith<M>,
         M: Send + 'static,
@@ -506,30 +507,25 @@ impl StromaRunner {
         pipeline: &'a P,
         input: P::Input,
         options: RunOptions<M>,
-    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'a
+    ) -> RunStream<'a, P::Output, M>
     where
         P: RunsWith<M>,
         M: Send + 'static,
     {
         let (sink, events) = futures::channel::mpsc::unbounded();
-        let run = Box::pin(self.run_reporting(
-            pipeline,
-            input,
-            options,
-            RunStart {
-                sink: Some(sink),
-                ..RunStart::default()
-            },
-            Plain,
-        ));
-        futures::stream::unfold(
-            Streaming {
-                run: Some(run),
-                events,
-                result: None,
-            },
-            Streaming::next,
-        )
+        let run = RunFuture::new(|| {
+            self.run_reporting(
+                pipeline,
+                input,
+                options,
+                RunStart {
+                    sink: Some(sink),
+                    ..RunStart::default()
+                },
+                Plain,
+            )
+        });
+        RunStream::new(run, events)
     }
 
     pub(crate) async fn run_reporting<P, M, D>(
@@ -951,38 +947,6 @@ pub enum RunEvent<O, M = ()> {
 }
 
 /// A streamed run: its future, the events it reports, and its result once in.
-struct Streaming<F: Future> {
-    run: Option<Pin<Box<F>>>,
-    events: UnboundedReceiver<Event>,
-    result: Option<F::Output>,
-}
-
-impl<F, O, M> Streaming<F>
-where
-    F: Future<Output = Result<RunResult<O, M>, RunError>>,
-{
-    /// The next item: an event while the run goes on (the run is driven while
-    /// waiting for one), then the events still queued, then the result.
-    async fn next(mut self) -> Option<(RunEvent<O, M>, Self)> {
-        if let Some(run) = self.run.as_mut() {
-            match futures::future::select(self.events.next(), run.as_mut()).await {
-                Either::Left((Some(event), _)) => return Some((RunEvent::Event(event), self)),
-                Either::Left((None, _)) => {
-                    let result = run.as_mut().await;
-                    self.result = Some(result);
-                }
-                Either::Right((result, _)) => self.result = Some(result),
-            }
-            self.run = None;
-        }
-        if let Ok(event) = self.events.try_recv() {
-            return Some((RunEvent::Event(event), self));
-        }
-        let result = self.result.take()?;
-        Some((RunEvent::Finished(result), self))
-    }
-}
-
 /// Per-run options for [`StromaRunner::run_with`]: the model and the execution context.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions<M = ()> {
