@@ -36,6 +36,18 @@ pub(crate) struct NodeList {
     pub(crate) fields: Vec<Index>,
 }
 
+/// The name of the struct a `pipeline!`, `parallel!` or `route!` call
+/// generates: what it is (`kind`) and the line of the call, as in
+/// `PipelineAtLine21`. A compile error's notes name the struct with its
+/// nodes (`PipelineAtLine21<fetch, measure>`), and rustc writes a name no
+/// other item in the crate has as it is; a name shared by every pipeline
+/// would be written with the path of the function it is in, through
+/// compiler-made segments (`run::{closure#0}::Pipeline<..>`).
+pub(crate) fn generated_type_name(kind: &str) -> Ident {
+    let line = proc_macro::Span::call_site().line();
+    format_ident!("{kind}AtLine{line}")
+}
+
 impl NodeList {
     /// The node expressions as written, joined by `separator`: the default name.
     pub(crate) fn name(&self, separator: &str) -> String {

@@ -51,9 +51,9 @@ fn generate(list: &NodeList) -> TokenStream {
     // the error names the branch; here it is what lets the body pass it).
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
         if i == 0 {
-            quote!(#param: __stroma::RunsWith<__M>)
+            quote!(#param: __stroma::Runnable<__M>)
         } else {
-            quote!(#param: __stroma::RunsWith<__M> + __stroma::Node<Input = <#first as __stroma::Node>::Input>)
+            quote!(#param: __stroma::Runnable<__M> + __stroma::Node<Input = <#first as __stroma::Node>::Input>)
         }
     });
     // Every branch but the last gets a clone of the input; the last takes it.
@@ -86,8 +86,9 @@ fn generate(list: &NodeList) -> TokenStream {
     });
     let imports = checks::imports(krate);
 
+    let generated = crate::node_list::generated_type_name("Parallel");
     let node_impls = list.node_impls(
-        &quote::format_ident!("__StromaParallel"),
+        &generated,
         quote!((#(<#params as __stroma::Node>::Output,)*)),
         &default_name,
         quote! {
@@ -105,12 +106,12 @@ fn generate(list: &NodeList) -> TokenStream {
         #imports
 
         #[derive(Clone, Copy)]
-        struct __StromaParallel<#(#params),*>(#(#params),*);
+        struct #generated<#(#params),*>(#(#params),*);
 
         #node_impls
 
-        impl<__M: __stroma::Mergeable, #(#run_bounds),*> __stroma::RunsWith<__M>
-            for __StromaParallel<#(#params),*>
+        impl<__M: __stroma::Mergeable, #(#run_bounds),*> __stroma::Runnable<__M>
+            for #generated<#(#params),*>
         where
             <#first as __stroma::Node>::Input: ::core::clone::Clone,
         {
@@ -177,6 +178,6 @@ fn generate(list: &NodeList) -> TokenStream {
         #(#lets)*
         #(#node_checks)*
         #(#branch_checks)*
-        __StromaParallel(#(#values),*)
+        #generated(#(#values),*)
     }}
 }

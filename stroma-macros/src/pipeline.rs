@@ -36,10 +36,10 @@ fn generate(list: &NodeList) -> TokenStream {
     // body pass one's output to the other).
     let run_bounds = params.iter().enumerate().map(|(i, param)| {
         if i == 0 {
-            quote!(#param: __stroma::RunsWith<__M>)
+            quote!(#param: __stroma::Runnable<__M>)
         } else {
             let prev = &params[i - 1];
-            quote!(#param: __stroma::RunsWith<__M> + __stroma::Node<Input = <#prev as __stroma::Node>::Output>)
+            quote!(#param: __stroma::Runnable<__M> + __stroma::Node<Input = <#prev as __stroma::Node>::Output>)
         }
     });
     // Each node runs knowing its first slot: the pipeline's own first slot
@@ -76,8 +76,9 @@ fn generate(list: &NodeList) -> TokenStream {
     });
     let imports = checks::imports(krate);
 
+    let generated = crate::node_list::generated_type_name("Pipeline");
     let node_impls = list.node_impls(
-        &quote::format_ident!("__StromaPipeline"),
+        &generated,
         quote!(<#last as __stroma::Node>::Output),
         &default_name,
         // Unnamed, a pipeline is no scope: its nodes belong to the enclosing one.
@@ -95,12 +96,12 @@ fn generate(list: &NodeList) -> TokenStream {
         #imports
 
         #[derive(Clone, Copy)]
-        struct __StromaPipeline<#(#params),*>(#(#params),*);
+        struct #generated<#(#params),*>(#(#params),*);
 
         #node_impls
 
-        impl<__M: ::core::marker::Send + 'static, #(#run_bounds),*> __stroma::RunsWith<__M>
-            for __StromaPipeline<#(#params),*>
+        impl<__M: ::core::marker::Send + 'static, #(#run_bounds),*> __stroma::Runnable<__M>
+            for #generated<#(#params),*>
         {
             #[inline]
             fn run<'a, __O: __stroma::Observer>(
@@ -121,6 +122,6 @@ fn generate(list: &NodeList) -> TokenStream {
         #(#lets)*
         #(#node_checks)*
         #(#links)*
-        __StromaPipeline(#(#values),*)
+        #generated(#(#values),*)
     }}
 }

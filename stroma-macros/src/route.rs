@@ -169,9 +169,9 @@ fn generate(input: &RouteInput) -> TokenStream {
     });
     let runs_bounds = arm_params.iter().zip(&payload_params).enumerate().map(|(i, (arm, payload))| {
         if i == 0 {
-            quote!(#arm: __stroma::RunsWith<__M> + __stroma::Node<Input = #payload>)
+            quote!(#arm: __stroma::Runnable<__M> + __stroma::Node<Input = #payload>)
         } else {
-            quote!(#arm: __stroma::RunsWith<__M> + __stroma::Node<Input = #payload, Output = <#first_arm as __stroma::Node>::Output>)
+            quote!(#arm: __stroma::Runnable<__M> + __stroma::Node<Input = #payload, Output = <#first_arm as __stroma::Node>::Output>)
         }
     });
     let arm_nodes = arms.iter().map(|arm| &arm.node);
@@ -186,6 +186,7 @@ fn generate(input: &RouteInput) -> TokenStream {
     let imports = checks::imports(krate);
     let root = checks::root();
 
+    let generated = crate::node_list::generated_type_name("Route");
     quote! {{
         use #krate::__private as __stroma;
         #imports
@@ -195,7 +196,7 @@ fn generate(input: &RouteInput) -> TokenStream {
             #(#variants(#payload_params)),*
         }
 
-        struct __StromaRoute<C: __stroma::Node, #(#arm_params,)* #(#payload_params),*>(
+        struct #generated<C: __stroma::Node, #(#arm_params,)* #(#payload_params),*>(
             C,
             #(#arm_params,)*
             fn(<C as __stroma::Node>::Output) -> __Routed<#(#payload_params),*>,
@@ -203,10 +204,10 @@ fn generate(input: &RouteInput) -> TokenStream {
 
         // By hand: a derive would ask the payloads to be `Clone` too.
         impl<C: __stroma::Node, #(#arm_params: ::core::clone::Clone,)* #(#payload_params),*>
-            ::core::clone::Clone for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+            ::core::clone::Clone for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
             fn clone(&self) -> Self {
-                __StromaRoute(
+                #generated(
                     ::core::clone::Clone::clone(&self.0),
                     #(::core::clone::Clone::clone(&self.#fields),)*
                     self.#split_field,
@@ -216,7 +217,7 @@ fn generate(input: &RouteInput) -> TokenStream {
 
         #[diagnostic::do_not_recommend]
         impl<C: __stroma::Node, #(#arm_params: __stroma::Node,)* #(#payload_params: ::core::marker::Send + 'static),*>
-            __stroma::Node for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+            __stroma::Node for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
             type Input = <C as __stroma::Node>::Input;
             type Output = <#first_arm as __stroma::Node>::Output;
@@ -249,20 +250,20 @@ fn generate(input: &RouteInput) -> TokenStream {
 
         // An error about what it takes names its classifying node.
         impl<C: __stroma::Node + #root::FirstNode, #(#arm_params,)* #(#payload_params),*>
-            #root::FirstNode for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+            #root::FirstNode for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
             type First = <C as #root::FirstNode>::First;
         }
 
         // Durable when the classifying node and every arm are.
         impl<C: __stroma::Node + __stroma::Durable, #(#arm_params: __stroma::Durable,)* #(#payload_params: ::core::marker::Send + 'static),*>
-            __stroma::Durable for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+            __stroma::Durable for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
         }
 
         // It takes what its classifying node takes.
         impl<__T, C: __stroma::Accepts<__T>, #(#arm_params: __stroma::Node,)* #(#payload_params: ::core::marker::Send + 'static),*>
-            __stroma::Accepts<__T> for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+            __stroma::Accepts<__T> for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
             type Checked = Self;
             #[inline(always)]
@@ -271,8 +272,8 @@ fn generate(input: &RouteInput) -> TokenStream {
             }
         }
 
-        impl<__M: ::core::marker::Send + 'static, C: __stroma::RunsWith<__M>, #(#runs_bounds,)* #(#payload_params: ::core::marker::Send + 'static),*>
-            __stroma::RunsWith<__M> for __StromaRoute<C, #(#arm_params,)* #(#payload_params),*>
+        impl<__M: ::core::marker::Send + 'static, C: __stroma::Runnable<__M>, #(#runs_bounds,)* #(#payload_params: ::core::marker::Send + 'static),*>
+            __stroma::Runnable<__M> for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
             fn run<'a, __O: __stroma::Observer>(
                 &'a self,
@@ -332,7 +333,7 @@ fn generate(input: &RouteInput) -> TokenStream {
         let __split = #split;
         #(#takes_checks)*
         #(#gives_checks)*
-        __StromaRoute(__classify, #(#arm_values,)* __split)
+        #generated(__classify, #(#arm_values,)* __split)
     }}
 }
 
