@@ -16,7 +16,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use stroma::prelude::*;
-use stroma::{Middleware, NodeTimings, RunsWith, TimingMiddleware};
+use stroma::{Middleware, NodeTimings, Runnable, TimingMiddleware};
 use tokio::runtime::{Builder, Runtime};
 
 mod support;
@@ -46,7 +46,7 @@ fn bench_runner<P>(
     runner: &StromaRunner,
     pipeline: &P,
 ) where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     bench_async(group, rt, id, || async move {
         let result = runner.run(pipeline, black_box(0)).await;
@@ -58,7 +58,7 @@ fn group<H, HFut, P>(c: &mut Criterion, rt: &Runtime, n: u64, hand: H, pipeline:
 where
     H: Fn(u64) -> HFut,
     HFut: Future<Output = u64>,
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     let lean = lean_runner();
     let recording = StromaRunner::quick();
@@ -96,7 +96,7 @@ where
 
 fn middleware_group<P>(c: &mut Criterion, rt: &Runtime, n: u64, pipeline: P)
 where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     // Records stay off in all three, so only middleware separates them.
     // "none" is the same configuration as "stroma records off" in `chain/N`,

@@ -37,7 +37,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use stroma::RunsWith;
+use stroma::Runnable;
 use stroma::prelude::*;
 use tokio::runtime::{Builder, Runtime};
 
@@ -93,7 +93,7 @@ async fn loop_in_place(mut x: u64, mut counter: Counter) -> (u64, Counter) {
     }
 }
 
-fn counting_loop() -> impl RunsWith<Counter, Input = u64, Output = u64> {
+fn counting_loop() -> impl Runnable<Counter, Input = u64, Output = u64> {
     loop_until(step, done).max_loops(LOOPS)
 }
 
@@ -145,7 +145,7 @@ async fn join_fold_10(mut x: u64) -> u64 {
     x
 }
 
-fn parallel_steps() -> impl RunsWith<(), Input = u64, Output = u64> {
+fn parallel_steps() -> impl Runnable<(), Input = u64, Output = u64> {
     // Nested rather than written out flat: one more `direct` check per round.
     let round = pipeline![parallel![add1, add2, add3, add4], fold];
     pipeline![

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use stroma::prelude::*;
-use stroma::{RunsWith, current_tenant_id};
+use stroma::{Runnable, current_tenant_id};
 use tokio::runtime::{Builder, Runtime};
 
 /// The value read by type.
@@ -58,7 +58,7 @@ async fn pass(x: u64) -> u64 {
     x
 }
 
-fn trivial() -> impl RunsWith<(), Input = u64, Output = u64> {
+fn trivial() -> impl Runnable<(), Input = u64, Output = u64> {
     pipeline![pass]
 }
 

@@ -22,7 +22,7 @@ use std::fs;
 use std::process::Command;
 use std::time::Instant;
 
-use stroma::RunsWith;
+use stroma::Runnable;
 use stroma::prelude::*;
 use tokio::runtime::{Builder, Runtime};
 
@@ -107,7 +107,7 @@ fn peak_rss() -> u64 {
 /// One run of the stroma pipeline, to spawn.
 async fn stroma_10<P>(runner: &StromaRunner, pipeline: &P, x: u64) -> u64
 where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     runner
         .run(pipeline, x)

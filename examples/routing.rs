@@ -85,7 +85,7 @@ async fn reject(_nothing: ()) -> Answer {
     }
 }
 
-fn desk() -> impl RunsWith<(), Input = String, Output = Answer> {
+fn desk() -> impl Runnable<(), Input = String, Output = Answer> {
     route![classify => {
         Ticket::Bug(report) => pipeline![reproduce, file_bug],
         Ticket::Feature { title, votes } => plan,

@@ -283,7 +283,7 @@ pub mod prelude {
         BoxError, BoxFuture, BranchesFailed, ContextError, HandlerPanicked, Item, LoopCapReached,
         LoopIterationFailed, MemorySession, MergeConflict, Mergeable, Middleware, MiddlewareError,
         ModelDataError, ModelUpdateError, ModelValidate, Next, NodeCall, NodeFailure, NodePanic,
-        NodeRecord, NodeTimings, Reduce, Reducer, RunContext, RunId, RunsWith, Session,
+        NodeRecord, NodeTimings, Reduce, Reducer, RunContext, RunId, Runnable, RunsWith, Session,
         SessionError, SessionMode, SessionView, TimingMiddleware, current_correlation_id,
         current_execution_context, current_session, current_tenant_id, current_user_id,
         require_execution_context,

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stroma::prelude::*;
-use stroma::{Middleware, RunsWith};
+use stroma::{Middleware, Runnable};
 use tokio::runtime::{Builder, Runtime};
 
 /// What every run allocates when it starts, whatever its pipeline:
@@ -109,7 +109,7 @@ fn run_allocations<P>(
     nodes: u64,
 ) -> (usize, usize)
 where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     let expected_records = if runner.config().keeps_records() {
         nodes
@@ -557,7 +557,7 @@ fn for_each_allocates_per_lane_not_per_item() {
 /// What one run of `each` over `n` zeros allocates, checking it adds one to each.
 fn items_allocations<E>(rt: &Runtime, runner: &StromaRunner, each: &E, n: usize) -> (usize, usize)
 where
-    E: RunsWith<(), Input = Vec<u64>, Output = Vec<u64>>,
+    E: Runnable<(), Input = Vec<u64>, Output = Vec<u64>>,
 {
     per_run(
         rt,

@@ -617,7 +617,7 @@ async fn respond(job: Job, ctx: &Context) -> Result<Receipt, NodeError> {
     })
 }
 
-fn chaos_pipeline() -> impl RunsWith<(), Input = Job, Output = Receipt> + Send + Sync + 'static {
+fn chaos_pipeline() -> impl Runnable<(), Input = Job, Output = Receipt> + Send + Sync + 'static {
     let work = pipeline![
         enrich,
         fetch.retry(RetryPolicy::fixed(RETRY_DELAY).max_attempts(FETCH_ATTEMPTS)),
@@ -811,7 +811,7 @@ async fn run_one<P>(
     fault: Fault,
 ) -> Verdict
 where
-    P: RunsWith<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
+    P: Runnable<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
 {
     let fetch_calls = Arc::new(AtomicU32::new(0));
     let release = Arc::new(tokio::sync::Notify::new());
@@ -950,7 +950,7 @@ fn run_round<P>(
     runs: u64,
 ) -> Tally
 where
-    P: RunsWith<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
+    P: Runnable<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
 {
     let mut tally = Tally::default();
     let mut next = first;
@@ -1022,7 +1022,7 @@ fn round_on_own_runtime<P>(
     runs: u64,
 ) -> (Tally, Leftovers, Duration)
 where
-    P: RunsWith<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
+    P: Runnable<(), Input = Job, Output = Receipt> + Send + Sync + 'static,
 {
     let driven = std::thread::scope(|scope| {
         scope

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use stroma::prelude::*;
-use stroma::{Append, Combine, RunsWith, Sum, current_execution_context};
+use stroma::{Append, Combine, Runnable, Sum, current_execution_context};
 use tokio::runtime::{Builder, Runtime};
 
 /// Counts the bytes allocated by the thread that turned counting on.
@@ -106,7 +106,7 @@ fn bytes_per_run<F: Future<Output = u64>>(rt: &Runtime, run: impl Fn() -> F) -> 
 /// context, and inside an `ExecutionContext::scope`.
 fn bytes_per_run_three_ways<P>(rt: &Runtime, runner: &StromaRunner, pipeline: &P) -> [usize; 3]
 where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     let final_state = |result: Result<RunResult<u64>, RunError>| {
         result.expect("the node never fails").final_state

@@ -69,7 +69,7 @@ async fn shrink(n: u32) -> u32 {
     n / 2
 }
 
-fn every_combinator() -> impl RunsWith<(), Input = u32, Output = u32> {
+fn every_combinator() -> impl Runnable<(), Input = u32, Output = u32> {
     pipeline![
         fetch.retry(RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(3)),
         flow(

@@ -4,7 +4,7 @@
 //! the node a panic is blamed on. Each case here runs every way and compares.
 
 use stroma::prelude::*;
-use stroma::{Middleware, NodeStatus, RunsWith};
+use stroma::{Middleware, NodeStatus, Runnable};
 
 /// A middleware that only passes on: its presence alone sends runs down the
 /// general path.
@@ -90,7 +90,7 @@ struct Seen {
 
 async fn run_once<P>(runner: &StromaRunner, pipeline: &P, input: u64) -> Seen
 where
-    P: RunsWith<Vec<u64>, Input = u64, Output = u64>,
+    P: Runnable<Vec<u64>, Input = u64, Output = u64>,
 {
     let last = |context: &Context| context.get_named::<u64>("last").ok().map(|n| *n);
     match runner.run_with_model(pipeline, input, vec![100]).await {
@@ -121,7 +121,7 @@ where
 /// records on and off, and checks all four agree where they should.
 async fn same_both_ways<P>(pipeline: &P, input: u64) -> Seen
 where
-    P: RunsWith<Vec<u64>, Input = u64, Output = u64>,
+    P: Runnable<Vec<u64>, Input = u64, Output = u64>,
 {
     let recording = StromaRunner::quick();
     let lean = StromaRunner::new(RunConfig::default().records(false));

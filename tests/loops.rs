@@ -4,7 +4,7 @@
 use serde_json::json;
 use stroma::prelude::*;
 use stroma::{
-    Append, LoopCapReached, LoopIterationFailed, MergeConflict, PipelineContext, RunsWith, Sum,
+    Append, LoopCapReached, LoopIterationFailed, MergeConflict, PipelineContext, Runnable, Sum,
     loop_until,
 };
 
@@ -47,7 +47,7 @@ async fn next_definition(assessment: Assessment) -> String {
     assessment.current_definition
 }
 
-fn refinement_loop() -> impl RunsWith<Refinement, Input = String, Output = String> {
+fn refinement_loop() -> impl Runnable<Refinement, Input = String, Output = String> {
     loop_until(
         pipeline![assess_and_refine, next_definition],
         |_definition: &String, ctx: &Refinement| ctx.is_clear,
@@ -186,7 +186,7 @@ macro_rules! counting {
 /// Runs `counting` from 1 over the model `[0]`, expecting it to fail.
 async fn fails_counting<P>(counting: P) -> RunError
 where
-    P: RunsWith<Vec<u64>, Input = u64, Output = u64>,
+    P: Runnable<Vec<u64>, Input = u64, Output = u64>,
 {
     StromaRunner::quick()
         .run_with_model(&counting, 1, vec![0])

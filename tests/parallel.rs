@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use stroma::prelude::*;
 use stroma::{
-    Append, BranchesFailed, ExecutionContext, MergeConflict, NodeStatus, Reduce, Reducer, RunsWith,
+    Append, BranchesFailed, ExecutionContext, MergeConflict, NodeStatus, Reduce, Reducer, Runnable,
     Sum, current_tenant_id,
 };
 
@@ -434,7 +434,7 @@ async fn for_each_over_no_items_gives_no_outputs() {
 }
 
 /// The model after one run of `p` on 1 from the default model.
-async fn model_after<P: RunsWith<Model, Input = u64>>(p: &P) -> Model {
+async fn model_after<P: Runnable<Model, Input = u64>>(p: &P) -> Model {
     StromaRunner::quick()
         .run_with_model(p, 1, Model::default())
         .await

@@ -238,7 +238,7 @@ async fn r_flaky(x: u32) -> Result<u32, NodeError> {
 /// would; gives the run's id.
 async fn crash_during_an_attempt<P>(runner: &StromaRunner, p: &P) -> String
 where
-    P: stroma::RunsWith<(), Input = u32> + stroma::Durable,
+    P: stroma::Runnable<(), Input = u32> + stroma::Durable,
     P::Output: Saveable,
 {
     let crashed = tokio::time::timeout(Duration::from_millis(200), runner.run_durable(p, 1)).await;
@@ -265,7 +265,7 @@ async fn resume_after_the_lease<P>(
     id: &str,
 ) -> Result<RunResult<P::Output>, RunError>
 where
-    P: stroma::RunsWith<(), Input = u32> + stroma::Durable,
+    P: stroma::Runnable<(), Input = u32> + stroma::Durable,
     P::Output: Saveable,
 {
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -68,7 +68,7 @@ async fn reject(_nothing: ()) -> Reply {
     }
 }
 
-fn triage() -> impl RunsWith<(), Input = String, Output = Reply> {
+fn triage() -> impl Runnable<(), Input = String, Output = Reply> {
     route![classify => {
         Ticket::Bug(report) => pipeline![reproduce, fix],
         Ticket::Feature { title, votes } => plan,

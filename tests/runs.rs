@@ -253,3 +253,33 @@ async fn time_spent_outside_nodes_is_not_counted_in_the_next_nodes_record() {
         assert!(record.duration < Duration::from_millis(20), "{record:?}");
     }
 }
+
+/// A pipeline returned under the trait's former name, `RunsWith`.
+fn counted_under_the_old_name() -> impl RunsWith<Vec<u64>, Input = u64, Output = u64> {
+    pipeline![add_one, bump]
+}
+
+#[tokio::test]
+async fn code_naming_runs_with_still_runs_its_pipelines() {
+    let runner = StromaRunner::quick();
+    let done = runner
+        .run_with_model(&counted_under_the_old_name(), 1, Vec::new())
+        .await
+        .expect("add_one and bump never fail");
+    assert_eq!((done.final_state, done.model), (2, vec![2]));
+}
+
+/// Many runs kept in one collection: each entry point returns a named
+/// `RunFuture`, so the runs need no box of their own.
+#[tokio::test]
+async fn runs_can_be_kept_under_their_named_type() {
+    let runner = StromaRunner::quick();
+    let p = pipeline![add_one, add_one];
+    let runs: Vec<RunFuture<'_, u64>> = (0..4).map(|x| runner.run(&p, x)).collect();
+    let done = futures::future::join_all(runs).await;
+    let outputs: Vec<u64> = done
+        .into_iter()
+        .map(|r| r.expect("add_one never fails").final_state)
+        .collect();
+    assert_eq!(outputs, [2, 3, 4, 5]);
+}

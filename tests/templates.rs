@@ -40,7 +40,7 @@ async fn operations(_: String, ctx: &Context) -> Result<serde_json::Value, NodeE
     ))?)
 }
 
-fn implementation() -> impl stroma::RunsWith<(), Input = (), Output = serde_json::Value> {
+fn implementation() -> impl stroma::Runnable<(), Input = (), Output = serde_json::Value> {
     flow(
         "implementation",
         pipeline![dynamic_repo_analysis, prompt, operations],

@@ -29,7 +29,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::{BoxFuture, FutureExt};
 use graph_flow::{GraphBuilder, NextAction, Session, Task, TaskResult};
-use stroma::RunsWith;
+use stroma::Runnable;
 use stroma::prelude::*;
 use tokio::runtime::{Builder, Runtime};
 use tower::{Service, ServiceExt, service_fn};
@@ -73,7 +73,7 @@ tower_chain!(tower_10: inc, inc, inc, inc, inc, inc, inc, inc, inc, inc);
 /// is part of what a run costs.
 async fn run_stroma<P>(runner: &StromaRunner, pipeline: &P, x: u64) -> u64
 where
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     let result = runner.run(pipeline, x).await;
     result.map_or(0, |result| result.final_state)
@@ -159,7 +159,7 @@ fn group<'c, H, HFut, P>(
 where
     H: Fn(u64) -> HFut,
     HFut: Future<Output = u64>,
-    P: RunsWith<(), Input = u64, Output = u64>,
+    P: Runnable<(), Input = u64, Output = u64>,
 {
     let lean = StromaRunner::new(RunConfig::default().records(false));
     let default = StromaRunner::new(RunConfig::default());

@@ -6,7 +6,7 @@
 // Each includer uses the lengths it measures.
 #![allow(dead_code)]
 
-use stroma::RunsWith;
+use stroma::Runnable;
 use stroma::prelude::*;
 
 #[node]
@@ -23,7 +23,7 @@ macro_rules! chain {
             x
         }
 
-        pub fn $pipeline() -> impl RunsWith<(), Input = u64, Output = u64> + Sync + 'static {
+        pub fn $pipeline() -> impl Runnable<(), Input = u64, Output = u64> + Sync + 'static {
             pipeline![$($node),+]
         }
     };

@@ -112,7 +112,7 @@ pub fn router() -> Router {
 /// Generic over the pipeline, whose type `pipeline!` makes and no one names.
 fn routes<P>(quotes: StromaService<P>) -> Router
 where
-    P: RunsWith<(), Input = Order, Output = Quote>,
+    P: Runnable<(), Input = Order, Output = Quote>,
 {
     Router::new()
         .route("/quotes", post(quote::<P>))
@@ -127,7 +127,7 @@ async fn quote<P>(
     Json(order): Json<Order>,
 ) -> Response
 where
-    P: RunsWith<(), Input = Order, Output = Quote>,
+    P: Runnable<(), Input = Order, Output = Quote>,
 {
     match quotes.oneshot(tenant.run(order)).await {
         Ok(result) => Json(result.final_state).into_response(),
@@ -142,7 +142,7 @@ async fn quote_events<P>(
     Json(order): Json<Order>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, axum::Error>>>
 where
-    P: RunsWith<(), Input = Order, Output = Quote>,
+    P: Runnable<(), Input = Order, Output = Quote>,
 {
     // The stream owns the run: the response body drives it, and a client
     // that hangs up drops it, which stops the run.

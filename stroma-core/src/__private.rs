@@ -22,7 +22,7 @@ pub use crate::model::merge::Mergeable;
 pub use crate::model::update::{
     InputAsJson, InputNotJson, InputProbe, ValidateAlways, ValidateProbe, ValidateWithModel,
 };
-pub use crate::node::{Accepts, LeafName, Node, RunsWith};
+pub use crate::node::{Accepts, LeafName, Node, Runnable};
 pub use crate::tree::kept::{AsJson, JsonProbe, KeepCloned, KeepNothing, KeepProbe, Kept, NoJson};
 pub use crate::tree::shape::ShapeBuilder;
 

@@ -63,7 +63,7 @@ pub use node::checks::{
     ProbeNotNode, SameType, UpdatableModel, branch_beside, is_node, link, merge_output,
     node_result, same_type, type_of,
 };
-pub use node::{Accepts, Node, RunsWith};
+pub use node::{Accepts, Node, Runnable, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;

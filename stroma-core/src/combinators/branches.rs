@@ -22,7 +22,7 @@ use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::{Cx, ScopeToken};
 use crate::model::merge::{Mergeable, merge_models};
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Accepts, Node, Runnable};
 use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::{Shape, ShapeBuilder};
@@ -68,7 +68,7 @@ pub async fn run_branch<O, N, M>(
 ) -> Result<N::Output, NodeFailure>
 where
     O: Observer,
-    N: RunsWith<M>,
+    N: Runnable<M>,
     M: Send + 'static,
 {
     let frame = cx.state().enter_frame::<O>(scope, index);
@@ -380,9 +380,9 @@ impl<N: Node> Accepts<Vec<N::Input>> for KeepGoing<N> {
     }
 }
 
-impl<N, M> RunsWith<M> for KeepGoing<N>
+impl<N, M> Runnable<M> for KeepGoing<N>
 where
-    N: RunsWith<M>,
+    N: Runnable<M>,
     M: Mergeable,
 {
     fn run<'a, O: Observer>(
@@ -438,9 +438,9 @@ impl<N: Node> Accepts<Vec<N::Input>> for ForEach<N> {
     }
 }
 
-impl<N, M> RunsWith<M> for ForEach<N>
+impl<N, M> Runnable<M> for ForEach<N>
 where
-    N: RunsWith<M>,
+    N: Runnable<M>,
     M: Mergeable,
 {
     fn run<'a, O: Observer>(
@@ -463,7 +463,7 @@ impl<N: Node> ForEach<N> {
         slot: u32,
     ) -> Result<C::Output, NodeFailure>
     where
-        N: RunsWith<M>,
+        N: Runnable<M>,
         M: Mergeable,
     {
         let scope = cx.state().enter_scope::<O>(slot);
@@ -480,7 +480,7 @@ impl<N: Node> ForEach<N> {
         slot: u32,
     ) -> Result<C::Output, NodeFailure>
     where
-        N: RunsWith<M>,
+        N: Runnable<M>,
         M: Mergeable,
     {
         {
@@ -582,7 +582,7 @@ async fn run_item<'f, O, N, M>(
 )
 where
     O: Observer,
-    N: RunsWith<M>,
+    N: Runnable<M>,
     M: Send + 'static,
 {
     if O::WATCHED && branch.state_ref().streams() {

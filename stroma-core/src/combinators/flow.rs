@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Node, RunsWith};
+use crate::node::{Node, Runnable};
 use crate::tree::ScopeKind;
 
 /// A variable of a scope: its value, typed for [`Context::var`](crate::Context::var),
@@ -174,7 +174,7 @@ impl<N> Flow<N> {
 
 super::scope_node!(Flow, ScopeKind::Flow, |flow: &Flow<N>| flow.name);
 
-impl<M: Send, N: RunsWith<M>> RunsWith<M> for Flow<N> {
+impl<M: Send, N: Runnable<M>> Runnable<M> for Flow<N> {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
     fn run<'a, O: Observer>(

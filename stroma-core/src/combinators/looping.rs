@@ -12,7 +12,7 @@ use crate::engine::observe::Observer;
 use crate::engine::run_caught;
 use crate::engine::state::Cx;
 use crate::error::BoxError;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Accepts, Node, Runnable};
 use crate::run::event::Event;
 use crate::tree::ScopeKind;
 use crate::tree::shape::ShapeBuilder;
@@ -180,9 +180,9 @@ where
     }
 }
 
-impl<B, F, M> RunsWith<M> for LoopUntil<B, F, M>
+impl<B, F, M> Runnable<M> for LoopUntil<B, F, M>
 where
-    B: LoopBody + RunsWith<M>,
+    B: LoopBody + Runnable<M>,
     F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
     M: Clone + Send + 'static,
 {
@@ -205,7 +205,7 @@ where
 
 impl<B, F, M> LoopUntil<B, F, M>
 where
-    B: LoopBody + RunsWith<M>,
+    B: LoopBody + Runnable<M>,
     F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
     M: Clone + Send + 'static,
 {

@@ -9,7 +9,7 @@ use crate::context::propagation::{Situation, with_context, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::RunsWith;
+use crate::node::Runnable;
 use crate::run::event::Event;
 
 /// What a modifier does to the nodes inside it; the innermost decides.
@@ -50,10 +50,10 @@ pub trait IsolatedModel: Default {}
 #[diagnostic::do_not_recommend]
 impl<M: Default> IsolatedModel for M {}
 
-impl<M, N> RunsWith<M> for Isolated<N>
+impl<M, N> Runnable<M> for Isolated<N>
 where
     M: IsolatedModel + Send + 'static,
-    N: RunsWith<M>,
+    N: Runnable<M>,
 {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
@@ -84,10 +84,10 @@ where
     }
 }
 
-impl<M, N> RunsWith<M> for Snapshot<N>
+impl<M, N> Runnable<M> for Snapshot<N>
 where
     M: Clone + Send + 'static,
-    N: RunsWith<M>,
+    N: Runnable<M>,
 {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
@@ -123,7 +123,7 @@ async fn run_modified<O, N, M>(
 ) -> Result<N::Output, NodeFailure>
 where
     O: Observer,
-    N: RunsWith<M>,
+    N: Runnable<M>,
     M: Send + 'static,
 {
     let model = std::mem::replace(cx.model_mut(), model);

@@ -6,7 +6,7 @@ use crate::context::propagation::{PhaseInfo, Situation, within};
 use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::{Node, RunsWith};
+use crate::node::{Node, Runnable};
 use crate::run::event::Event;
 use crate::session::view::PhaseSession;
 use crate::tree::ScopeKind;
@@ -45,7 +45,7 @@ super::scope_node!(Phase, ScopeKind::Phase, |phase: &Phase<N>| phase
     .info
     .label());
 
-impl<M: Send, N: RunsWith<M>> RunsWith<M> for Phase<N> {
+impl<M: Send, N: Runnable<M>> Runnable<M> for Phase<N> {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
     fn run<'a, O: Observer>(

@@ -13,7 +13,7 @@ use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::error::BoxError;
-use crate::node::{Node, RunsWith};
+use crate::node::{Node, Runnable};
 use crate::run::event::Event;
 use crate::store::RunStatus;
 use crate::tree::trace::Loc;
@@ -211,10 +211,10 @@ super::wrapper_node!(Retry, N::MAY_CHANGE_MODEL, |retry: &Retry<N>| format!(
     retry.policy.max_attempts
 ));
 
-impl<M, N> RunsWith<M> for Retry<N>
+impl<M, N> Runnable<M> for Retry<N>
 where
     M: Clone + Send + 'static,
-    N: RunsWith<M>,
+    N: Runnable<M>,
     N::Input: Clone,
 {
     // Written out: the trait promises a `Send` future, which this states.
@@ -301,7 +301,7 @@ impl<N: Node> Retry<N> {
     ) -> Result<N::Output, NodeFailure>
     where
         M: Send + 'static,
-        N: RunsWith<M>,
+        N: Runnable<M>,
     {
         if !N::USES_CONTEXT {
             return self.node.run::<O>(input, cx, slot).await;

@@ -11,7 +11,7 @@ use crate::context::propagation::with_context;
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
-use crate::node::RunsWith;
+use crate::node::Runnable;
 
 /// A node run with a time limit; see [`NodeExt::timeout`](crate::NodeExt::timeout).
 #[derive(Clone, Copy, Debug)]
@@ -51,10 +51,10 @@ super::wrapper_node!(
     |timeout: &Timeout<N>| format!("timeout {:?}", timeout.limit)
 );
 
-impl<M, N> RunsWith<M> for Timeout<N>
+impl<M, N> Runnable<M> for Timeout<N>
 where
     M: Clone + Send + 'static,
-    N: RunsWith<M>,
+    N: Runnable<M>,
 {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]

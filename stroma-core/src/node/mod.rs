@@ -1,4 +1,4 @@
-//! The node traits: [`Node`] (types, id and shape), [`RunsWith`] (execution
+//! The node traits: [`Node`] (types, id and shape), [`Runnable`] (execution
 //! against a model) and [`Accepts`] (what a node takes); `checks.rs`: the
 //! compile-time checks the macros place on what users write.
 
@@ -16,7 +16,7 @@ use crate::tree::shape::ShapeBuilder;
 ///
 /// `#[node]` implements it for the zero-sized value it makes of an `async fn`;
 /// `pipeline![..]` implements it for the pipeline it builds, so pipelines nest.
-/// What runs a node is [`RunsWith`].
+/// What runs a node is [`Runnable`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a stroma node",
     label = "not a node",
@@ -86,12 +86,33 @@ pub trait Node: Clone + Send + Sync + 'static {
     }
 }
 
-/// Runs a [`Node`] in a run whose typed model is `M`.
+/// A [`Node`] that can run in a run whose typed model is `M`: what the
+/// runner's entry points ask of a pipeline, and the bound to write for code
+/// generic over pipelines.
 ///
-/// A node whose function takes no model implements `RunsWith<M>` for every
+/// A node whose function takes no model implements `Runnable<M>` for every
 /// `M`; a node taking `&mut M` or `&M` only for that `M`. A pipeline runs with
 /// `M` when all of its nodes do. `#[node]`, `pipeline!` and the combinators
 /// implement it; its method is the engine's, not for hand-written code.
+///
+/// ```
+/// use stroma::prelude::*;
+///
+/// #[node]
+/// async fn shout(text: String) -> String {
+///     text.to_uppercase()
+/// }
+///
+/// // A pipeline made in one place and run in another.
+/// fn greeting() -> impl Runnable<(), Input = String, Output = String> {
+///     pipeline![shout, shout]
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let done = StromaRunner::quick().run(&greeting(), "hi".into()).await.unwrap();
+/// assert_eq!(done.final_state, "HI");
+/// # });
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot run with the model `{M}`",
     label = "this runs with the model `{M}`",
@@ -99,7 +120,7 @@ pub trait Node: Clone + Send + Sync + 'static {
     note = "`runner.run(&pipeline, input)` runs with the model `()`; give the model with \
             `runner.run_with_model(&pipeline, input, model)`"
 )]
-pub trait RunsWith<M>: Node {
+pub trait Runnable<M>: Node {
     /// Runs the node, whose first slot is `slot`, on `input` against the
     /// run state `cx`, watched by `O`.
     #[doc(hidden)]
@@ -110,6 +131,13 @@ pub trait RunsWith<M>: Node {
         slot: u32,
     ) -> impl Future<Output = Result<Self::Output, NodeFailure>> + Send + 'a;
 }
+
+/// The name [`Runnable`] had before: every `Runnable<M>` is a `RunsWith<M>`,
+/// so code that names it in a bound (`impl RunsWith<(), Input = u32>`)
+/// compiles as it did. Compile errors name `Runnable`.
+pub trait RunsWith<M>: Runnable<M> {}
+
+impl<M, P: Runnable<M>> RunsWith<M> for P {}
 
 /// "This node takes `T` as input".
 ///

@@ -6,7 +6,7 @@ use crate::engine::failure::NodeFailure;
 use crate::engine::observe::Observer;
 use crate::engine::state::Cx;
 use crate::node::checks::FirstNode;
-use crate::node::{Accepts, Node, RunsWith};
+use crate::node::{Accepts, Node, Runnable};
 use crate::tree::shape::ShapeBuilder;
 
 /// Methods on every [`Node`]; in the prelude.
@@ -165,7 +165,7 @@ impl<T, N: Accepts<T>> Accepts<T> for Named<N> {
     }
 }
 
-impl<M: Send, N: RunsWith<M>> RunsWith<M> for Named<N> {
+impl<M: Send, N: Runnable<M>> Runnable<M> for Named<N> {
     // Written out: the trait promises a `Send` future, which this states.
     #[allow(clippy::manual_async_fn)]
     #[inline]

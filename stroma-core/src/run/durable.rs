@@ -16,7 +16,7 @@ use crate::durable::journal::{Journal, Record};
 use crate::durable::run::{DurableRun, DurableSetup};
 use crate::durable::{StoredRun, fingerprint, first_difference};
 use crate::engine::failure::NodeFailure;
-use crate::node::{Node, RunsWith};
+use crate::node::{Node, Runnable};
 use crate::run::future::RunFuture;
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::run_id::RunId;
@@ -140,7 +140,7 @@ impl StromaRunner {
         input: P::Input,
     ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
         P: Durable,
         P::Input: Saveable,
     {
@@ -156,7 +156,7 @@ impl StromaRunner {
         options: RunOptions<M>,
     ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         P: Durable,
         P::Input: Saveable,
         M: Saveable,
@@ -171,7 +171,7 @@ impl StromaRunner {
         mut options: RunOptions<M>,
     ) -> Outcome<P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: Runnable<M> + Durable,
         P::Input: Saveable,
         M: Saveable,
     {
@@ -232,7 +232,7 @@ impl StromaRunner {
     /// the run, or the store fails or holds something it cannot read.
     pub fn resume<'a, P>(&'a self, pipeline: &'a P, run_id: &'a str) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
         P: Durable,
         P::Input: Saveable,
     {
@@ -251,7 +251,7 @@ impl StromaRunner {
         answer: impl serde::Serialize,
     ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
         P: Durable,
         P::Input: Saveable,
     {
@@ -269,7 +269,7 @@ impl StromaRunner {
         options: ResumeOptions<M>,
     ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         P: Durable,
         P::Input: Saveable,
         M: Saveable,
@@ -284,7 +284,7 @@ impl StromaRunner {
         options: ResumeOptions<M>,
     ) -> Outcome<P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: Runnable<M> + Durable,
         P::Input: Saveable,
         M: Saveable,
     {
@@ -405,7 +405,7 @@ impl StromaRunner {
         path: &'a str,
     ) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
         P: Durable,
         P::Input: Saveable,
     {
@@ -421,7 +421,7 @@ impl StromaRunner {
         options: ResumeOptions<M>,
     ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         P: Durable,
         P::Input: Saveable,
         M: Saveable,
@@ -437,7 +437,7 @@ impl StromaRunner {
         options: ResumeOptions<M>,
     ) -> Outcome<P::Output, M>
     where
-        P: RunsWith<M> + Durable,
+        P: Runnable<M> + Durable,
         P::Input: Saveable,
         M: Saveable,
     {

@@ -18,7 +18,7 @@ use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
-use crate::node::RunsWith;
+use crate::node::Runnable;
 use crate::run::event::{Event, EventSink, Sinks};
 use crate::run::future::{RunFuture, RunStream};
 use crate::run::handler::Handler;
@@ -355,7 +355,7 @@ impl StromaRunner {
     // `async fn`s each wrapping the next: every run's future stays smaller.
     pub fn run<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
     {
         RunFuture::new(|| {
             self.run_reporting(
@@ -373,7 +373,7 @@ impl StromaRunner {
     /// under load sheds work instead of queueing it.
     pub fn try_run<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunFuture<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
     {
         RunFuture::new(|| self.try_run_inner(pipeline, input))
     }
@@ -384,7 +384,7 @@ impl StromaRunner {
         input: P::Input,
     ) -> Result<RunResult<P::Output>, RunError>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
     {
         let held = match &self.inner.slots {
             None => None,
@@ -418,7 +418,7 @@ impl StromaRunner {
         model: M,
     ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         RunFuture::new(|| {
@@ -451,7 +451,7 @@ impl StromaRunner {
         options: RunOptions<M>,
     ) -> RunFuture<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         RunFuture::new(|| self.run_reporting(pipeline, input, options, RunStart::default(), Plain))
@@ -467,7 +467,7 @@ impl StromaRunner {
     /// use futures::StreamExt;
     /// use stroma_core::{RunEvent, StromaRunner};
     ///
-    /// # async fn show<P: stroma_core::RunsWith<(), Input = u32>>(p: P) where P::Output: std::fmt::Debug {
+    /// # async fn show<P: stroma_core::Runnable<(), Input = u32>>(p: P) where P::Output: std::fmt::Debug {
     /// let runner = StromaRunner::quick();
     /// let mut events = std::pin::pin!(runner.stream(&p, 1));
     /// while let Some(item) = events.next().await {
@@ -480,7 +480,7 @@ impl StromaRunner {
     /// ```
     pub fn stream<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunStream<'a, P::Output>
     where
-        P: RunsWith<()>,
+        P: Runnable<()>,
     {
         self.stream_with(pipeline, input, RunOptions::new())
     }
@@ -494,7 +494,7 @@ impl StromaRunner {
         model: M,
     ) -> RunStream<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         self.stream_with(pipeline, input, RunOptions::new().model(model))
@@ -509,7 +509,7 @@ impl StromaRunner {
         options: RunOptions<M>,
     ) -> RunStream<'a, P::Output, M>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         let (sink, events) = futures::channel::mpsc::unbounded();
@@ -537,7 +537,7 @@ impl StromaRunner {
         _drive: D,
     ) -> Result<RunResult<P::Output, M>, RunError>
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
         D: Drive,
     {
@@ -816,7 +816,7 @@ pub(crate) trait Drive: Send + 'static {
         keeps: bool,
     ) -> impl Future<Output = std::thread::Result<Result<P::Output, NodeFailure>>> + Send + 'a
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static;
 }
 
@@ -836,7 +836,7 @@ impl Drive for Plain {
         keeps: bool,
     ) -> impl Future<Output = std::thread::Result<Result<P::Output, NodeFailure>>> + Send + 'a
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         async move {
@@ -869,7 +869,7 @@ impl Drive for Durably {
         _keeps: bool,
     ) -> impl Future<Output = std::thread::Result<Result<P::Output, NodeFailure>>> + Send + 'a
     where
-        P: RunsWith<M>,
+        P: Runnable<M>,
         M: Send + 'static,
     {
         // Boxed: a durable run's future is larger than a plain one's.
@@ -886,7 +886,7 @@ async fn guarded<O, P, M>(
 ) -> Result<P::Output, NodeFailure>
 where
     O: Observer,
-    P: RunsWith<M>,
+    P: Runnable<M>,
     M: Send + 'static,
 {
     // A model that keeps the run's input gets it (null if it has no JSON)
@@ -909,7 +909,7 @@ async fn guarded_by_middleware<O, P, M>(
 ) -> Result<P::Output, NodeFailure>
 where
     O: Observer,
-    P: RunsWith<M>,
+    P: Runnable<M>,
     M: Send + 'static,
 {
     let middleware = Arc::clone(cx.state().middleware());

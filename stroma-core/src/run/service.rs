@@ -11,7 +11,7 @@ use futures::channel::mpsc;
 use futures::{FutureExt, Stream, StreamExt};
 use tower_service::Service;
 
-use crate::node::RunsWith;
+use crate::node::Runnable;
 use crate::run::middleware::BoxFuture;
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::runner::{RunEvent, RunOptions, StromaRunner};
@@ -36,7 +36,7 @@ impl StromaRunner {
     /// # Ok::<(), RunError>(())
     /// # }).unwrap();
     /// ```
-    pub fn service<P: RunsWith<()>>(&self, pipeline: P) -> StromaService<P> {
+    pub fn service<P: Runnable<()>>(&self, pipeline: P) -> StromaService<P> {
         StromaService {
             runner: self.clone(),
             pipeline: Arc::new(pipeline),
@@ -100,7 +100,7 @@ impl<P> Clone for StromaService<P> {
     }
 }
 
-impl<P: RunsWith<()>> fmt::Debug for StromaService<P> {
+impl<P: Runnable<()>> fmt::Debug for StromaService<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StromaService")
             .field("pipeline", &self.pipeline.name())
@@ -109,7 +109,7 @@ impl<P: RunsWith<()>> fmt::Debug for StromaService<P> {
     }
 }
 
-impl<P: RunsWith<()>> StromaService<P> {
+impl<P: Runnable<()>> StromaService<P> {
     /// Runs the pipeline on `request` as [`StromaRunner::stream_with`] does,
     /// as a stream that owns what it needs (`'static`): the body of a
     /// server-sent event response, a websocket, a channel to another task.
@@ -165,7 +165,7 @@ impl<P: RunsWith<()>> StromaService<P> {
 
 impl<P, R> Service<R> for StromaService<P>
 where
-    P: RunsWith<()>,
+    P: Runnable<()>,
     R: Into<RunRequest<P::Input>>,
 {
     type Response = RunResult<P::Output>;

@@ -216,7 +216,7 @@ pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> Token
                 }
             }
 
-            impl<__M: ::core::marker::Send + 'static> __stroma::RunsWith<__M> for #ident {
+            impl<__M: ::core::marker::Send + 'static> __stroma::Runnable<__M> for #ident {
                 fn run<'a, __O: __stroma::Observer>(
                     &'a self,
                     _input: __Broken,
@@ -239,7 +239,7 @@ fn same_type(declared: &Type, actual: &Type) -> TokenStream {
     }
 }
 
-/// `RunsWith<M>` for every model, or for the one model the function takes.
+/// `Runnable<M>` for every model, or for the one model the function takes.
 fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: bool) -> TokenStream {
     let input = &sig.input;
     let output = &sig.output;
@@ -371,7 +371,7 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
     };
 
     quote! {
-        impl #impl_generics __stroma::RunsWith<#model_ty> for #ident {
+        impl #impl_generics __stroma::Runnable<#model_ty> for #ident {
             #[inline(always)]
             fn run<'a, __O: __stroma::Observer>(
                 &'a self,
