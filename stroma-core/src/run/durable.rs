@@ -132,8 +132,9 @@ impl StromaRunner {
     /// # Ok::<(), RunError>(())
     /// # }).unwrap();
     /// ```
-    // The public entry points are plain `fn`s returning the future: a bound
-    // a pipeline does not meet is reported once, at the call.
+    // The public entry points are plain `fn`s returning a named
+    // `RunFuture`: a bound a pipeline does not meet is reported once, on
+    // the argument.
     pub fn run_durable<'a, P>(
         &'a self,
         pipeline: &'a P,

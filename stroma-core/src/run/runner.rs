@@ -351,8 +351,9 @@ impl StromaRunner {
     ///
     /// Errors with a [`RunError`] naming the node that failed or panicked; the
     /// runner stays usable either way.
-    // The `run*` entry points return the one inner future rather than being
-    // `async fn`s each wrapping the next: every run's future stays smaller.
+    // The entry points are plain `fn`s returning a named `RunFuture`: a
+    // bound a pipeline does not meet is one error, on the argument (see
+    // `run/future.rs`). Each boxes the one inner future, made in its box.
     pub fn run<'a, P>(&'a self, pipeline: &'a P, input: P::Input) -> RunFuture<'a, P::Output>
     where
         P: Runnable<()>,
