@@ -67,7 +67,7 @@ pub use node::{Accepts, Node, Runnable, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
 pub use run::durable::{DurableRuns, ResumeOptions};
 pub use run::event::Event;
-pub use run::future::{RunFuture, RunStream};
+pub use run::future::{RunEvent, RunFuture, RunStream};
 pub use run::handler::{Handler, HandlerPanicked};
 pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
@@ -75,7 +75,7 @@ pub use run::middleware::{
 pub use run::outcome::{RunError, RunResult};
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
-pub use run::runner::{RunConfig, RunEvent, RunOptions, StromaRunner};
+pub use run::runner::{RunConfig, RunOptions, StromaRunner};
 #[cfg(feature = "tower")]
 pub use run::service::{RunRequest, StromaService};
 pub use session::{

@@ -17,7 +17,6 @@ use futures::channel::mpsc::UnboundedReceiver;
 
 use crate::run::event::Event;
 use crate::run::outcome::{RunError, RunResult};
-use crate::run::runner::RunEvent;
 
 /// A run: what [`StromaRunner::run`](crate::StromaRunner::run) and the
 /// other entry points return. Await it for the run's result.
@@ -74,6 +73,17 @@ impl<O, M> fmt::Debug for RunFuture<'_, O, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunFuture").finish_non_exhaustive()
     }
+}
+
+/// What a [`RunStream`] yields: events as they happen, then the result.
+// The result is large and comes once; boxing it would cost every run an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum RunEvent<O, M = ()> {
+    /// Something happened.
+    Event(Event),
+    /// The run ended; always the last item.
+    Finished(Result<RunResult<O, M>, RunError>),
 }
 
 /// A run's events as they happen, then its result: what

@@ -459,9 +459,9 @@ impl StromaRunner {
     }
 
     /// Runs `pipeline` on `input` as [`run`](Self::run) does, and reports
-    /// what happens as it happens: a stream of [`RunEvent::Event`]s (run
+    /// what happens as it happens: a stream of [`RunEvent::Event`](crate::RunEvent::Event)s (run
     /// started, each node started and completed or failed with its duration,
-    /// each loop iteration, in order), then one [`RunEvent::Finished`] with
+    /// each loop iteration, in order), then one [`RunEvent::Finished`](crate::RunEvent::Finished) with
     /// the run's result.
     ///
     /// ```
@@ -936,18 +936,6 @@ where
         })
 }
 
-/// What [`StromaRunner::stream`] yields: events as they happen, then the result.
-// The result is large and comes once; boxing it would cost every run an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub enum RunEvent<O, M = ()> {
-    /// Something happened.
-    Event(Event),
-    /// The run ended; always the last item.
-    Finished(Result<RunResult<O, M>, RunError>),
-}
-
-/// A streamed run: its future, the events it reports, and its result once in.
 /// Per-run options for [`StromaRunner::run_with`]: the model and the execution context.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions<M = ()> {

@@ -12,9 +12,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use tower_service::Service;
 
 use crate::node::Runnable;
+use crate::run::future::RunEvent;
 use crate::run::middleware::BoxFuture;
 use crate::run::outcome::{RunError, RunResult};
-use crate::run::runner::{RunEvent, RunOptions, StromaRunner};
+use crate::run::runner::{RunOptions, StromaRunner};
 
 impl StromaRunner {
     /// `pipeline` as a tower [`Service`] that runs it with this runner: see
