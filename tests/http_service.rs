@@ -123,6 +123,63 @@ async fn a_service_goes_behind_tower_layers_and_erases_to_a_shareable_box() {
     assert_eq!(answers, ["2 for acme", "4 for globex", "6 for acme"]);
 }
 
+struct Release(Arc<tokio::sync::Semaphore>);
+
+#[node]
+async fn wait_for_release(n: u64, ctx: &Context) -> Result<u64, NodeError> {
+    let release = &ctx.require::<Release>()?.0;
+    release.acquire().await?.forget();
+    Ok(n)
+}
+
+/// `poll_ready` once, by hand: whether the service is ready now.
+fn ready_now<P>(service: &mut StromaService<P>) -> bool
+where
+    P: Runnable<(), Input = u64>,
+{
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    match Service::<u64>::poll_ready(service, &mut cx) {
+        std::task::Poll::Ready(ready) => {
+            ready.expect("a service is never broken");
+            true
+        }
+        std::task::Poll::Pending => false,
+    }
+}
+
+#[tokio::test]
+async fn a_service_is_ready_only_while_its_runner_has_a_run_slot_free() {
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let runner = StromaRunner::new(RunConfig::default().max_concurrent_runs(1))
+        .with_context(Context::new().with(Release(Arc::clone(&release))));
+    let mut first = runner.service(wait_for_release);
+    let mut second = first.clone();
+
+    // Ready holds the one slot for the call that follows; the clone, a
+    // caller of its own, is not ready while it is held.
+    assert!(ready_now(&mut first));
+    assert!(!ready_now(&mut second));
+    let running = tokio::spawn(Service::<u64>::call(&mut first, 1));
+    assert!(!ready_now(&mut second));
+
+    // The run ends and frees its slot: the clone is ready, and its call
+    // runs in the slot it took.
+    release.add_permits(1);
+    let done = within("the first run", running).await.unwrap();
+    assert_eq!(done.unwrap().final_state, 1);
+    assert!(ready_now(&mut second));
+    assert!(!ready_now(&mut first), "the slot is the clone's now");
+    release.add_permits(1);
+    let done = within("the second run", Service::<u64>::call(&mut second, 2)).await;
+    assert_eq!(done.unwrap().final_state, 2);
+
+    // A service whose runner does not limit its runs is always ready.
+    let mut unlimited = StromaRunner::quick().service(double);
+    assert!(ready_now(&mut unlimited));
+    assert!(ready_now(&mut unlimited.clone()));
+}
+
 /// Sets its flag when dropped: shows a node's future was dropped midway.
 struct SetOnDrop(Arc<AtomicBool>);
 

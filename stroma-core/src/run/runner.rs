@@ -347,6 +347,11 @@ impl StromaRunner {
         &self.inner.config
     }
 
+    /// The run slots, when [`RunConfig::max_concurrent_runs`] is set.
+    pub(crate) fn slots(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
+        self.inner.slots.as_ref()
+    }
+
     /// Runs `pipeline` on `input` with the unit model `()`.
     ///
     /// Errors with a [`RunError`] naming the node that failed or panicked; the

@@ -9,13 +9,15 @@ use std::task::{Context as TaskContext, Poll};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, Stream, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::PollSemaphore;
 use tower_service::Service;
 
 use crate::node::Runnable;
 use crate::run::future::RunEvent;
 use crate::run::middleware::BoxFuture;
 use crate::run::outcome::{RunError, RunResult};
-use crate::run::runner::{RunOptions, StromaRunner};
+use crate::run::runner::{Plain, RunOptions, RunStart, StromaRunner};
 
 impl StromaRunner {
     /// `pipeline` as a tower [`Service`] that runs it with this runner: see
@@ -41,6 +43,10 @@ impl StromaRunner {
         StromaService {
             runner: self.clone(),
             pipeline: Arc::new(pipeline),
+            slots: self
+                .slots()
+                .map(|slots| PollSemaphore::new(Arc::clone(slots))),
+            ready: None,
         }
     }
 }
@@ -55,11 +61,13 @@ impl StromaRunner {
 /// [`RunError`]. Its future is boxed, `Send` and `'static`; cloning it is
 /// cheap, and every clone runs the same pipeline with the same runner.
 ///
-/// It is always ready: a runner with
-/// [`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs)
-/// queues a run past the limit inside its future, as
-/// [`StromaRunner::run`] does. Requests being generic, a caller of
-/// `ServiceExt::ready` names the request type:
+/// It is ready at once, unless its runner has
+/// [`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs):
+/// then it is ready when a run slot is free, and holds that slot for its
+/// next call, so tower's layers see the runner's capacity. Each clone waits
+/// for a slot of its own. A call made without readiness waits for its slot
+/// inside its future, as [`StromaRunner::run`] does. Requests being
+/// generic, a caller of `ServiceExt::ready` names the request type:
 /// `ServiceExt::<u32>::ready(&mut service)`.
 ///
 /// ```
@@ -90,13 +98,21 @@ pub struct StromaService<P> {
     runner: StromaRunner,
     /// Shared, so a clone per request costs a count, whatever the pipeline holds.
     pipeline: Arc<P>,
+    /// The runner's run slots, waited for in `poll_ready`, when it limits
+    /// its runs ([`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs)).
+    slots: Option<PollSemaphore>,
+    /// The slot `poll_ready` took, which the next `call` runs in.
+    ready: Option<OwnedSemaphorePermit>,
 }
 
 impl<P> Clone for StromaService<P> {
     fn clone(&self) -> Self {
+        // A clone is a new caller: it waits for a slot of its own.
         StromaService {
             runner: self.runner.clone(),
             pipeline: Arc::clone(&self.pipeline),
+            slots: self.slots.clone(),
+            ready: None,
         }
     }
 }
@@ -173,7 +189,16 @@ where
     type Error = RunError;
     type Future = BoxFuture<'static, Result<RunResult<P::Output>, RunError>>;
 
-    fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), RunError>> {
+    /// Ready at once, unless the runner limits its runs: then ready once
+    /// a run slot is free, which the next `call` runs in. So tower's
+    /// layers (a load shedder, a balancer) see the runner's capacity.
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), RunError>> {
+        if self.ready.is_none()
+            && let Some(slots) = &mut self.slots
+        {
+            // `None` only once the semaphore is closed, which it never is.
+            self.ready = std::task::ready!(slots.poll_acquire(cx));
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -181,7 +206,17 @@ where
         let RunRequest { input, options } = request.into();
         let runner = self.runner.clone();
         let pipeline = Arc::clone(&self.pipeline);
-        Box::pin(async move { runner.run_with(&*pipeline, input, options).await })
+        // Called without `poll_ready`, the run waits for its slot itself.
+        let start = RunStart {
+            held: self.ready.take(),
+            ..RunStart::default()
+        };
+        // The run's own future, not its boxed `RunFuture`: this box is the one.
+        Box::pin(async move {
+            runner
+                .run_reporting(&*pipeline, input, options, start, Plain)
+                .await
+        })
     }
 }
 
