@@ -358,3 +358,132 @@ fn the_deepest_output_a_checkpoint_holds_is_read_back_from_sqlite_text() {
         "one level more is refused: {refused}"
     );
 }
+
+/// A node whose `Context::step` gives a value nested `levels` deep.
+#[node]
+async fn deep_step(levels: usize, ctx: &Context) -> Result<usize, NodeError> {
+    let value: Value = ctx.step("fetch", async move { nested(levels) }).await?;
+    Ok(value.as_array().map_or(0, Vec::len))
+}
+
+/// A node that saves a context entry nested `levels` deep.
+#[node]
+async fn deep_entry(levels: usize, ctx: &Context) -> usize {
+    ctx.insert_saved("doc", nested(levels));
+    levels
+}
+
+/// A node that saves a context entry that cannot be JSON: a map whose keys
+/// are not strings.
+#[node]
+async fn unsaveable_entry(n: usize, ctx: &Context) -> usize {
+    ctx.insert_saved("pairs", std::collections::HashMap::from([((1, 2), 3)]));
+    n
+}
+
+#[test]
+fn a_step_result_or_a_saved_entry_nested_past_the_limit_fails_its_node_and_is_not_saved() {
+    let (step_err, entry_err, bad_err, saved) = on_test_stack(|| async {
+        let runner = StromaRunner::quick().with_store(MemoryStore::new());
+        let step_err = runner
+            .run_durable(&pipeline![deep_step], ISSUE_LEVELS)
+            .await
+            .unwrap_err()
+            .to_string();
+        let entry_err = runner
+            .run_durable(&pipeline![deep_entry], ISSUE_LEVELS)
+            .await
+            .unwrap_err()
+            .to_string();
+        let bad_err = runner
+            .run_durable(&pipeline![unsaveable_entry], 1)
+            .await
+            .unwrap_err()
+            .to_string();
+        let failed = runner.store().list(Some(RunStatus::Failed)).await.unwrap();
+        let saved: Vec<Vec<String>> = failed.iter().map(|run| run.completed.clone()).collect();
+        (step_err, entry_err, bad_err, saved)
+    });
+    assert_eq!(
+        step_err,
+        "node `deep_step` failed: step `fetch` of `deep_step` cannot be saved: it nests arrays \
+         and objects 128 levels deep at `[0][0][0][0]…`, counting the 3 levels of the checkpoint \
+         around it, the limit: serde_json reads no deeper"
+    );
+    assert_eq!(
+        entry_err,
+        "node `deep_entry` failed: the context entry `doc` of `deep_entry` cannot be saved: it \
+         nests arrays and objects 128 levels deep at `[0][0][0][0]…`, counting the 5 levels of the \
+         checkpoint around it, the limit: serde_json reads no deeper"
+    );
+    // Not dropped in silence any more: an entry that cannot be saved fails its node.
+    assert!(
+        bad_err.starts_with(
+            "node `unsaveable_entry` failed: the context entry `pairs` of `unsaveable_entry` \
+             cannot be saved: key must be a string"
+        ),
+        "{bad_err}"
+    );
+    assert_eq!(
+        saved,
+        [Vec::<String>::new(), vec![], vec![]],
+        "nothing saved as completed"
+    );
+}
+
+/// A node asking a question nested `levels` deep, and taking a `Value` answer.
+#[node]
+async fn ask_deep(levels: usize, ctx: &Context) -> Result<Value, NodeError> {
+    let answer: Value = ctx.interrupt(nested(levels))?;
+    Ok(answer)
+}
+
+#[test]
+fn a_question_or_an_answer_nested_past_the_limit_leaves_the_run_resumable() {
+    let (question, refused, still_interrupted, answered) = on_test_stack(|| async {
+        let runner = StromaRunner::quick().with_store(MemoryStore::new());
+        let p = pipeline![ask_deep];
+        let asked = runner.run_durable(&p, ISSUE_LEVELS).await.unwrap_err();
+        let run_id = asked.run_id().to_string();
+        let question = asked.interrupts()[0].question.clone();
+        // An answer too deep to save: the resume is refused and runs nothing.
+        let refused = runner
+            .resume_with(&p, &run_id, nested(ISSUE_LEVELS))
+            .await
+            .unwrap_err()
+            .to_string();
+        let still_interrupted = runner
+            .store()
+            .get(&run_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .summary
+            .status;
+        // The question was saved as text that says why: the run reads back
+        // and takes an answer that can be saved.
+        let answered = runner
+            .resume_with(&p, &run_id, json!("yes"))
+            .await
+            .unwrap()
+            .final_state;
+        (question, refused, still_interrupted, answered)
+    });
+    let question = question.as_str().unwrap_or_default().to_owned();
+    assert!(
+        question.starts_with(
+            "(the question cannot be shown: it nests arrays and objects 128 levels deep at \
+             `[0][0][0][0]…`, counting the 5 levels of the checkpoint around it"
+        ),
+        "{question}"
+    );
+    assert!(
+        refused.contains(
+            "the answer to `ask_deep:0` cannot be saved: it nests arrays and objects 128 levels \
+             deep at `[0][0][0][0]…`, counting the 3 levels of the checkpoint around it"
+        ),
+        "{refused}"
+    );
+    assert_eq!(still_interrupted, RunStatus::Interrupted);
+    assert_eq!(answered, json!("yes"));
+}

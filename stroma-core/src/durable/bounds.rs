@@ -15,10 +15,29 @@ use crate::model::depth::check_depth;
 /// they count toward serde_json's depth limit.
 const CHECKPOINT_LEVELS: usize = 3;
 
-/// `value` as JSON, if a checkpoint holding it can be read back from text.
+/// How many levels a checkpoint puts around a context entry saved with
+/// `Context::insert_saved`: the record's `context` list and the
+/// `[name, value]` pair, inside the record.
+pub(crate) const ENTRY_LEVELS: usize = CHECKPOINT_LEVELS + 2;
+
+/// How many levels a checkpoint puts around an interrupt's question: the
+/// end record's `interrupts` list and the interrupt's object.
+pub(crate) const QUESTION_LEVELS: usize = CHECKPOINT_LEVELS + 2;
+
+/// `value` as JSON, if a checkpoint holding it as an output, a model, a
+/// step's result or an answer can be read back from text.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Value, String> {
+    encode_within(value, CHECKPOINT_LEVELS)
+}
+
+/// `value` as JSON, if a checkpoint holding it `around` levels down can be
+/// read back from text.
+pub(crate) fn encode_within<T: Serialize + ?Sized>(
+    value: &T,
+    around: usize,
+) -> Result<Value, String> {
     let json = serde_json::to_value(value).map_err(|e| e.to_string())?;
-    check_depth(&json, CHECKPOINT_LEVELS).map_err(|deep| format!("it {deep}"))?;
+    check_depth(&json, around).map_err(|deep| format!("it {deep}"))?;
     Ok(json)
 }
 

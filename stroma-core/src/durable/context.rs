@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::bounds::{ENTRY_LEVELS, QUESTION_LEVELS, encode, encode_within};
 use super::interrupt::{DurableError, Interrupt, Interrupted};
 use super::journal::Record;
 use crate::context::Context;
@@ -28,14 +29,18 @@ impl Context {
     /// again for [`get_saved`](Context::get_saved). Entries written with
     /// the other `insert` methods are not saved (they need not be
     /// `Serialize`).
+    ///
+    /// A value that cannot be saved (its `Serialize` fails, or it nests
+    /// deeper than a checkpoint can be read back from) fails the node when
+    /// it completes, naming the entry, as an output that cannot be saved
+    /// does.
     pub fn insert_saved<T>(&self, name: impl Into<std::borrow::Cow<'static, str>>, value: T)
     where
         T: Serialize + Send + Sync + 'static,
     {
         let name = name.into();
-        if let Some(node) = &self.place.durable
-            && let Ok(json) = serde_json::to_value(&value)
-        {
+        if let Some(node) = &self.place.durable {
+            let json = encode_within(&value, ENTRY_LEVELS);
             node.saved_entries
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -116,11 +121,11 @@ impl Context {
         }
         let value = work.await;
         if node.run.writes() {
-            let json = serde_json::to_value(&value).map_err(|e| {
-                NodeError::msg(format!(
-                    "step `{name}` of `{}` cannot be saved: {e}",
-                    node.path
-                ))
+            let json = encode(&value).map_err(|reason| {
+                NodeError::from(DurableError::Encode {
+                    what: format!("step `{name}` of `{}`", node.path),
+                    reason,
+                })
             })?;
             node.run
                 .append(
@@ -153,8 +158,8 @@ impl Context {
         &self,
         question: impl Serialize,
     ) -> Result<A, Interrupted> {
-        let question = serde_json::to_value(&question).unwrap_or_else(|e| {
-            serde_json::Value::String(format!("(the question cannot be shown: {e})"))
+        let question = encode_within(&question, QUESTION_LEVELS).unwrap_or_else(|reason| {
+            serde_json::Value::String(format!("(the question cannot be shown: {reason})"))
         });
         let (path, index) = match &self.place.durable {
             Some(node) => (node.path.clone(), node.next_interrupt()),

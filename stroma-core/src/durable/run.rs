@@ -75,7 +75,8 @@ pub(crate) struct NodeJournal {
     /// Questions answered while this node ran, for `hitl_history`.
     pub(crate) answered: Mutex<Vec<HumanInteraction>>,
     /// Context entries the node wrote with `Context::insert_saved`.
-    pub(crate) saved_entries: Mutex<Vec<(String, Value)>>,
+    /// Each as encoded, or why it cannot be saved: the node fails then.
+    pub(crate) saved_entries: Mutex<Vec<(String, Result<Value, String>)>>,
     /// The model after the node, encoded before the node's change to it
     /// was kept: a model that cannot be saved fails the node and is put back.
     pub(crate) model_after: Mutex<Option<Value>>,

@@ -146,7 +146,17 @@ where
             .saved_entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
+    )
+    .into_iter()
+    .map(|(name, json)| {
+        json.map(|json| (name.clone(), json)).map_err(|reason| {
+            fail(DurableError::Encode {
+                what: format!("the context entry `{name}` of `{path}`"),
+                reason,
+            })
+        })
+    })
+    .collect::<Result<Vec<_>, _>>()?;
     run.append(
         vec![Record::Node {
             path,

@@ -86,7 +86,9 @@ pub struct ExecutedCommandLog {
 /// objects nest 128 levels deep ("recursion limit exceeded"), and values
 /// built in code are held to the same limit before stroma walks them: in
 /// [`from_initial`](Self::from_initial), `updates_context` and branch
-/// merges, and a durable run's checkpoints (whose own 3 levels count). A
+/// merges, and a durable run's checkpoints (outputs, models, step results,
+/// saved context entries, questions and answers, with the levels the
+/// checkpoint puts around each). A
 /// deeper value is refused with an error naming the field (and, in a run,
 /// the node) rather than walked at the risk of the stack. serde_json's own
 /// clone, drop and serialization of a value recurse too, unchecked: a value

@@ -38,8 +38,9 @@ type Outcome<O, M> = Result<RunResult<O, M>, RunError>;
 /// # let _ = options;
 /// ```
 pub struct ResumeOptions<M = ()> {
-    pub(crate) answer: Option<Value>,
-    pub(crate) answers: Vec<(String, Value)>,
+    /// Each as encoded, or why it cannot be saved: the resume fails then.
+    pub(crate) answer: Option<Result<Value, String>>,
+    pub(crate) answers: Vec<(String, Result<Value, String>)>,
     pub(crate) vars: Vec<Var>,
     pub(crate) model: PhantomData<fn() -> M>,
 }
@@ -75,13 +76,14 @@ impl<M> ResumeOptions<M> {
 
     /// Answers the one pending question with `answer`.
     pub fn answer(mut self, answer: impl Serialize) -> Self {
-        self.answer = Some(to_json(&answer));
+        self.answer = Some(crate::durable::bounds::encode(&answer));
         self
     }
 
     /// Answers the pending question `id` (see [`Interrupt::id`](crate::Interrupt::id)) with `answer`.
     pub fn answer_to(mut self, id: impl Into<String>, answer: impl Serialize) -> Self {
-        self.answers.push((id.into(), to_json(&answer)));
+        self.answers
+            .push((id.into(), crate::durable::bounds::encode(&answer)));
         self
     }
 
@@ -95,11 +97,6 @@ impl<M> ResumeOptions<M> {
         self.vars.push(Var::new(name, value));
         self
     }
-}
-
-fn to_json(value: &impl Serialize) -> Value {
-    serde_json::to_value(value)
-        .unwrap_or_else(|e| Value::String(format!("(the answer cannot be saved: {e})")))
 }
 
 impl StromaRunner {
@@ -595,7 +592,16 @@ fn answers_for<M>(
             pending,
         });
     }
-    Ok(answers)
+    answers
+        .into_iter()
+        .map(|(id, answer)| match answer {
+            Ok(value) => Ok((id, value)),
+            Err(reason) => Err(DurableError::Encode {
+                what: format!("the answer to `{id}`"),
+                reason,
+            }),
+        })
+        .collect()
 }
 
 /// Saves how the run ended (completed, failed, or interrupted with its
