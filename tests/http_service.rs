@@ -180,6 +180,46 @@ async fn a_service_is_ready_only_while_its_runner_has_a_run_slot_free() {
     assert!(ready_now(&mut unlimited.clone()));
 }
 
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tally {
+    seen: Vec<u64>,
+}
+
+#[node]
+async fn count_in(n: u64, tally: &mut Tally) -> usize {
+    tally.seen.push(n);
+    tally.seen.len()
+}
+
+#[tokio::test]
+async fn a_service_of_a_model_pipeline_starts_every_run_from_a_new_model() {
+    let service = StromaRunner::quick()
+        .service_with_model(pipeline![double, count_in], || Tally { seen: vec![100] });
+    let answers = futures::future::join_all([1_u64, 2, 3].map(|n| {
+        service
+            .clone()
+            .oneshot(RunRequest::new(n).with_options(for_tenant("acme")))
+    }))
+    .await;
+    for (n, answer) in [1_u64, 2, 3].into_iter().zip(answers) {
+        let result = answer.unwrap();
+        // Each run saw the made model alone: nothing of the other runs.
+        assert_eq!(result.final_state, 2);
+        assert_eq!(
+            result.model,
+            Tally {
+                seen: vec![100, n * 2]
+            }
+        );
+    }
+    // Its stream ends with the result and the run's model too.
+    let items: Vec<RunEvent<usize, Tally>> = service.stream(5_u64).collect().await;
+    let Some(RunEvent::Finished(Ok(result))) = items.last() else {
+        panic!("the stream ends with the result")
+    };
+    assert_eq!(result.model.seen, [100, 10]);
+}
+
 /// Sets its flag when dropped: shows a node's future was dropped midway.
 struct SetOnDrop(Arc<AtomicBool>);
 

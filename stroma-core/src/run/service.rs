@@ -40,9 +40,50 @@ impl StromaRunner {
     /// # }).unwrap();
     /// ```
     pub fn service<P: Runnable<()>>(&self, pipeline: P) -> StromaService<P> {
+        self.service_with_model(pipeline, || ())
+    }
+
+    /// `pipeline` as a tower [`Service`] whose every run starts with the
+    /// model `model` makes: for a pipeline whose nodes take a model
+    /// (`&mut M` or `&M`). Each answer carries the model as the run left
+    /// it, in [`RunResult::model`].
+    ///
+    /// ```
+    /// use stroma::prelude::*;
+    /// use tower::ServiceExt;
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Seen {
+    ///     words: Vec<String>,
+    /// }
+    ///
+    /// #[node]
+    /// async fn remember(word: String, seen: &mut Seen) -> usize {
+    ///     seen.words.push(word);
+    ///     seen.words.len()
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let service = StromaRunner::quick().service_with_model(remember, Seen::default);
+    /// let result = service.oneshot("hello".to_string()).await?;
+    /// assert_eq!(result.final_state, 1);
+    /// assert_eq!(result.model.words, ["hello"]);
+    /// # Ok::<(), RunError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn service_with_model<P, M>(
+        &self,
+        pipeline: P,
+        model: impl Fn() -> M + Send + Sync + 'static,
+    ) -> StromaService<P, M>
+    where
+        P: Runnable<M>,
+        M: Send + 'static,
+    {
         StromaService {
             runner: self.clone(),
             pipeline: Arc::new(pipeline),
+            model: Arc::new(model),
             slots: self
                 .slots()
                 .map(|slots| PollSemaphore::new(Arc::clone(slots))),
@@ -52,8 +93,9 @@ impl StromaRunner {
 }
 
 /// A pipeline and the runner that runs it, as a tower [`Service`]: each
-/// call is one run (with the unit model `()`). Made by
-/// [`StromaRunner::service`].
+/// call is one run, with the unit model `()` or, made by
+/// [`StromaRunner::service_with_model`], with the model `M` its maker
+/// makes. Made by [`StromaRunner::service`].
 ///
 /// It takes the pipeline's input, or a [`RunRequest`] (the input and
 /// [`RunOptions`]: the execution context with the tenant, a time limit, a
@@ -94,10 +136,12 @@ impl StromaRunner {
 /// # Ok::<(), RunError>(())
 /// # }).unwrap();
 /// ```
-pub struct StromaService<P> {
+pub struct StromaService<P, M = ()> {
     runner: StromaRunner,
     /// Shared, so a clone per request costs a count, whatever the pipeline holds.
     pipeline: Arc<P>,
+    /// Makes each run's model.
+    model: Arc<dyn Fn() -> M + Send + Sync>,
     /// The runner's run slots, waited for in `poll_ready`, when it limits
     /// its runs ([`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs)).
     slots: Option<PollSemaphore>,
@@ -105,19 +149,20 @@ pub struct StromaService<P> {
     ready: Option<OwnedSemaphorePermit>,
 }
 
-impl<P> Clone for StromaService<P> {
+impl<P, M> Clone for StromaService<P, M> {
     fn clone(&self) -> Self {
         // A clone is a new caller: it waits for a slot of its own.
         StromaService {
             runner: self.runner.clone(),
             pipeline: Arc::clone(&self.pipeline),
+            model: Arc::clone(&self.model),
             slots: self.slots.clone(),
             ready: None,
         }
     }
 }
 
-impl<P: Runnable<()>> fmt::Debug for StromaService<P> {
+impl<P: Runnable<M>, M> fmt::Debug for StromaService<P, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StromaService")
             .field("pipeline", &self.pipeline.name())
@@ -126,7 +171,7 @@ impl<P: Runnable<()>> fmt::Debug for StromaService<P> {
     }
 }
 
-impl<P: Runnable<()>> StromaService<P> {
+impl<P: Runnable<M>, M: Send + 'static> StromaService<P, M> {
     /// Runs the pipeline on `request` as [`StromaRunner::stream_with`] does,
     /// as a stream that owns what it needs (`'static`): the body of a
     /// server-sent event response, a websocket, a channel to another task.
@@ -158,8 +203,9 @@ impl<P: Runnable<()>> StromaService<P> {
     pub fn stream<R: Into<RunRequest<P::Input>>>(
         &self,
         request: R,
-    ) -> impl Stream<Item = RunEvent<P::Output>> + Send + 'static + use<P, R> {
+    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'static + use<P, M, R> {
         let RunRequest { input, options } = request.into();
+        let options = options.model((self.model)());
         let runner = self.runner.clone();
         let pipeline = Arc::clone(&self.pipeline);
         let (sink, items) = mpsc::unbounded();
@@ -180,14 +226,15 @@ impl<P: Runnable<()>> StromaService<P> {
     }
 }
 
-impl<P, R> Service<R> for StromaService<P>
+impl<P, M, R> Service<R> for StromaService<P, M>
 where
-    P: Runnable<()>,
+    P: Runnable<M>,
+    M: Send + 'static,
     R: Into<RunRequest<P::Input>>,
 {
-    type Response = RunResult<P::Output>;
+    type Response = RunResult<P::Output, M>;
     type Error = RunError;
-    type Future = BoxFuture<'static, Result<RunResult<P::Output>, RunError>>;
+    type Future = BoxFuture<'static, Result<RunResult<P::Output, M>, RunError>>;
 
     /// Ready at once, unless the runner limits its runs: then ready once
     /// a run slot is free, which the next `call` runs in. So tower's
@@ -204,6 +251,7 @@ where
 
     fn call(&mut self, request: R) -> Self::Future {
         let RunRequest { input, options } = request.into();
+        let options = options.model((self.model)());
         let runner = self.runner.clone();
         let pipeline = Arc::clone(&self.pipeline);
         // Called without `poll_ready`, the run waits for its slot itself.
