@@ -220,6 +220,35 @@ async fn a_service_of_a_model_pipeline_starts_every_run_from_a_new_model() {
     assert_eq!(result.model.seen, [100, 10]);
 }
 
+#[node]
+async fn slow(n: u64) -> u64 {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    n
+}
+
+#[tokio::test]
+async fn a_service_goes_behind_layers_that_box_its_error() {
+    // `timeout` boxes the inner error (`Into<BoxError>`, so `Send + Sync`):
+    // a `RunError` goes in as it is, no `map_err` in front.
+    let runner = StromaRunner::quick();
+    fn limited<S>(service: S) -> tower::timeout::Timeout<S> {
+        ServiceBuilder::new()
+            .timeout(Duration::from_millis(20))
+            .service(service)
+    }
+    let failed = limited(runner.service(refuse))
+        .oneshot(1_u64)
+        .await
+        .unwrap_err();
+    let failed = failed.downcast::<RunError>().expect("the run's own error");
+    assert_eq!(failed.node(), "refuse");
+    let late = limited(runner.service(slow))
+        .oneshot(1_u64)
+        .await
+        .unwrap_err();
+    assert!(late.is::<tower::timeout::error::Elapsed>(), "{late}");
+}
+
 /// Sets its flag when dropped: shows a node's future was dropped midway.
 struct SetOnDrop(Arc<AtomicBool>);
 

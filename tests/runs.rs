@@ -283,3 +283,49 @@ async fn runs_can_be_kept_under_their_named_type() {
         .collect();
     assert_eq!(outputs, [2, 3, 4, 5]);
 }
+
+/// A model that may go to another thread but not be shared: `Cell` is not `Sync`.
+#[derive(Clone, Debug, Default)]
+struct Unshared {
+    steps: std::cell::Cell<u32>,
+}
+
+#[node]
+async fn step_then_fail(n: u64, model: &mut Unshared) -> Result<u64, NodeError> {
+    model.steps.set(model.steps.get() + 1);
+    Err(NodeError::msg(format!("{n} is not welcome")))
+}
+
+async fn run_for_anyhow(runner: &StromaRunner) -> anyhow::Result<u64> {
+    let done = runner
+        .run_with_model(&pipeline![step_then_fail], 7, Unshared::default())
+        .await?;
+    Ok(done.final_state)
+}
+
+#[tokio::test]
+async fn a_run_error_is_shareable_whatever_the_model_and_converts_into_anyhow() {
+    fn shareable<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let runner = StromaRunner::quick();
+    let err = runner
+        .run_with_model(&pipeline![step_then_fail], 7, Unshared::default())
+        .await
+        .unwrap_err();
+    shareable(&err);
+    // The model, not `Sync`, is taken by value: as before the node that failed.
+    assert_eq!(err.into_model::<Unshared>().unwrap().steps.get(), 0);
+
+    // `?` into `anyhow::Error`, which asks `Send + Sync + 'static`.
+    let err = run_for_anyhow(&runner).await.unwrap_err();
+    let run_error = err
+        .downcast_ref::<RunError>()
+        .expect("the run's error inside");
+    assert_eq!(run_error.node(), "step_then_fail");
+
+    // A model that is `Sync` is lent out in place.
+    let err = runner
+        .run_with_model(&pipeline![add_one, bump, fail_on_odd], 2, vec![1_u64])
+        .await
+        .unwrap_err();
+    assert_eq!(err.model::<Vec<u64>>(), Some(&vec![1, 3]));
+}

@@ -88,6 +88,9 @@ impl<O: fmt::Debug, M: fmt::Debug> fmt::Debug for RunResult<O, M> {
 /// The run tree (with the nodes never reached marked
 /// [`Skipped`](crate::NodeStatus::Skipped)), the records of the nodes that
 /// finished, the context the run wrote and the model are all kept.
+///
+/// It is `Send + Sync + 'static`, as `anyhow::Error`, tower's `BoxError`
+/// and axum's error handlers ask of an error, whatever the model.
 pub struct RunError {
     inner: Box<Failed>,
 }
@@ -99,7 +102,31 @@ struct Failed {
     run_id: RunId,
     trace: Trace,
     context: Context,
-    model: Box<dyn Any + Send>,
+    model: ModelSlot,
+}
+
+/// A failed run's model, of a type only the caller knows.
+///
+/// A `RunError` is `Sync` (so it converts into `anyhow::Error` and tower's
+/// boxed errors), while a model need only be `Send`: the slot lends its
+/// model out only as a type that is `Sync`, and gives it up only by value.
+struct ModelSlot(Box<dyn Any + Send>);
+
+// SAFETY: through `&ModelSlot`, the model is reached only by `lend`, as an
+// `M: Sync`, which may be shared between threads. Its `downcast_ref` asks
+// the value its type id, a constant that reads nothing of the value. All
+// else (`take`, drop) holds the slot by value, which a shared reference
+// cannot give.
+unsafe impl Sync for ModelSlot {}
+
+impl ModelSlot {
+    fn lend<M: Sync + 'static>(&self) -> Option<&M> {
+        self.0.downcast_ref()
+    }
+
+    fn take<M: 'static>(self) -> Option<M> {
+        self.0.downcast().ok().map(|m| *m)
+    }
 }
 
 impl RunError {
@@ -122,7 +149,7 @@ impl RunError {
                 run_id,
                 trace,
                 context,
-                model: Box::new(model),
+                model: ModelSlot(Box::new(model)),
             }),
         }
     }
@@ -246,13 +273,17 @@ impl RunError {
     }
 
     /// The run's model as the failure left it, if it is an `M`.
-    pub fn model<M: 'static>(&self) -> Option<&M> {
-        self.inner.model.downcast_ref()
+    ///
+    /// Lent out only as a `Sync` type, since the error may be shared between
+    /// threads; a model that is not `Sync` is taken with
+    /// [`into_model`](Self::into_model).
+    pub fn model<M: Sync + 'static>(&self) -> Option<&M> {
+        self.inner.model.lend()
     }
 
     /// Takes the run's model, if it is an `M`.
     pub fn into_model<M: 'static>(self) -> Option<M> {
-        self.inner.model.downcast().ok().map(|m| *m)
+        self.inner.model.take()
     }
 }
 
