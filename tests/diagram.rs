@@ -182,3 +182,31 @@ async fn a_run_s_diagram_colours_each_node_by_how_it_ended() {
         "{text}"
     );
 }
+
+/// `fetch` retried, limited in time and looped, each by `n`: pipelines of one
+/// type that differ only in these numbers.
+fn limited(n: u32) -> impl Runnable<(), Input = u32, Output = u32> {
+    let retried = fetch.retry(RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(n));
+    pipeline![
+        retried,
+        parse.timeout(Duration::from_secs(u64::from(n))),
+        loop_until(shrink, |n: &u32, _: &()| *n == 0).max_loops(n),
+    ]
+}
+
+#[test]
+fn pipelines_of_one_type_differing_only_in_their_limits_draw_their_own() {
+    // Drawn one after the other: a shape made for the first must not be
+    // taken for the second.
+    let three = limited(3).diagram().mermaid();
+    let five = limited(5).diagram().mermaid();
+    for (drawn, n) in [(&three, 3), (&five, 5)] {
+        for note in [
+            format!("retry ×{n}"),
+            format!("timeout {n}s"),
+            format!("at most {n} loops"),
+        ] {
+            assert!(drawn.contains(&note), "{note} missing from:\n{drawn}");
+        }
+    }
+}

@@ -155,7 +155,7 @@ where
 
     fn describe(&self, shape: &mut ShapeBuilder) {
         shape.noted(
-            || format!("at most {} loops", self.max_loops),
+            |out| write!(out, "at most {} loops", self.max_loops),
             |shape| {
                 shape.scope(self.name, ScopeKind::Loop, |inner| {
                     self.body.describe(inner)

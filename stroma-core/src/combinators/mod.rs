@@ -46,11 +46,14 @@ macro_rules! scope_node {
 }
 pub(crate) use scope_node;
 
+/// Where a wrapper writes its diagram note (see `ShapeBuilder::noted`).
+pub(crate) type Note<'a> = &'a mut dyn std::fmt::Write;
+
 /// `Node`, `Accepts` and `Durable` for `$wrapper<N>`, a node around the
 /// node in its field `node` that keeps that node's id, path and slots (a
 /// modifier, a retry, a time limit); `$may_change_model` says whether the
 /// model it leaves may differ (`N::MAY_CHANGE_MODEL`, or `false` for one
-/// whose changes are discarded); `$note` says what a diagram notes on it.
+/// whose changes are discarded); `$note` writes what a diagram notes on it.
 macro_rules! wrapper_node {
     ($wrapper:ident, $may_change_model:expr, $note:expr) => {
         impl<N: $crate::durable::Durable> $crate::durable::Durable for $wrapper<N> {}
@@ -79,7 +82,7 @@ macro_rules! wrapper_node {
 
             // It keeps its node's id and path; diagrams show it as a note.
             fn describe(&self, shape: &mut $crate::tree::shape::ShapeBuilder) {
-                shape.noted(|| ($note)(self), |shape| self.node.describe(shape))
+                shape.noted(|out| ($note)(self, out), |shape| self.node.describe(shape))
             }
         }
 

@@ -36,8 +36,10 @@ pub struct Snapshot<N> {
 }
 
 // Their changes are discarded: nothing of them is merged back.
-super::wrapper_node!(Isolated, false, |_: &Isolated<N>| "isolated".to_owned());
-super::wrapper_node!(Snapshot, false, |_: &Snapshot<N>| "snapshot".to_owned());
+super::wrapper_node!(Isolated, false, |_: &Isolated<N>, out: super::Note<'_>| out
+    .write_str("isolated"));
+super::wrapper_node!(Snapshot, false, |_: &Snapshot<N>, out: super::Note<'_>| out
+    .write_str("snapshot"));
 
 /// A model an `.isolated()` node can run on: it starts from `M::default()`.
 #[diagnostic::on_unimplemented(

@@ -206,10 +206,11 @@ pub struct Retry<N> {
     pub(crate) policy: RetryPolicy,
 }
 
-super::wrapper_node!(Retry, N::MAY_CHANGE_MODEL, |retry: &Retry<N>| format!(
-    "retry ×{}",
-    retry.policy.max_attempts
-));
+super::wrapper_node!(
+    Retry,
+    N::MAY_CHANGE_MODEL,
+    |retry: &Retry<N>, out: super::Note<'_>| write!(out, "retry ×{}", retry.policy.max_attempts)
+);
 
 impl<M, N> Runnable<M> for Retry<N>
 where

@@ -48,7 +48,7 @@ impl std::error::Error for TimedOut {}
 super::wrapper_node!(
     Timeout,
     N::MAY_CHANGE_MODEL,
-    |timeout: &Timeout<N>| format!("timeout {:?}", timeout.limit)
+    |timeout: &Timeout<N>, out: super::Note<'_>| write!(out, "timeout {:?}", timeout.limit)
 );
 
 impl<M, N> Runnable<M> for Timeout<N>

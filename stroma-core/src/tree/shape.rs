@@ -4,6 +4,7 @@
 //! when someone reads them.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use super::path::sanitize;
 use super::scope::ScopeKind;
@@ -143,7 +144,7 @@ pub(crate) fn short_type_name(full: &str) -> String {
 /// Builds a [`Shape`]: what `Node::describe` is given.
 #[doc(hidden)]
 pub struct ShapeBuilder {
-    /// Only hashing ids and kinds, to tell two values of one type apart.
+    /// Only hashing ids, kinds and notes, to tell two values of one type apart.
     hashing: Option<std::collections::hash_map::DefaultHasher>,
     shape: Shape,
     /// The open scopes: where the next slot goes, and the ids seen there.
@@ -281,11 +282,26 @@ impl ShapeBuilder {
         }
     }
 
-    /// The next slot `inner` adds is noted with `note` (what wraps it: a
-    /// retry, a time limit, a modifier), for diagrams.
-    pub fn noted(&mut self, note: impl FnOnce() -> String, inner: impl FnOnce(&mut Self)) {
-        if self.hashing.is_none() {
-            self.notes.push(note());
+    /// The next slot `inner` adds is noted with what `note` writes (what
+    /// wraps it: a retry, a time limit, a modifier), for diagrams.
+    ///
+    /// A note tells two values of one type apart (`retry ×3`, `retry ×5`),
+    /// so it is hashed too: written straight into the hasher, with no text
+    /// made of it.
+    pub fn noted(
+        &mut self,
+        note: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+        inner: impl FnOnce(&mut Self),
+    ) {
+        match &mut self.hashing {
+            Some(hasher) => {
+                let _ = note(&mut HashWriter(hasher));
+            }
+            None => {
+                let mut text = String::new();
+                let _ = note(&mut text);
+                self.notes.push(text);
+            }
         }
         inner(self);
         // Taken by the slot, unless `inner` added none.
@@ -343,6 +359,16 @@ impl ShapeBuilder {
             notes,
         });
         slot
+    }
+}
+
+/// Text written into a hasher.
+struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+
+impl fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        std::hash::Hasher::write(self.0, text.as_bytes());
+        Ok(())
     }
 }
 
