@@ -595,3 +595,38 @@ fn a_retried_node_that_succeeds_first_time_allocates_nothing() {
     assert_eq!(one.0, RUN_OWN + 1);
     assert_eq!(five.0, one.0);
 }
+
+/// What one run of `list` over `n` zeros allocates, checking it ran.
+fn list_allocations<E>(rt: &Runtime, runner: &StromaRunner, list: &E, n: usize) -> usize
+where
+    E: Runnable<(), Input = Vec<u64>>,
+{
+    per_run(
+        rt,
+        || vec![0; n],
+        |items| runner.run(list, items),
+        |r| assert!(r.is_ok(), "trivial items never fail"),
+    )
+    .0
+}
+
+#[test]
+fn a_wrapper_costs_a_keep_going_list_what_it_costs_any_list_of_the_same_node() {
+    let rt = runtime();
+    let lean = StromaRunner::new(RunConfig::default().records(false));
+    let policy = || stroma::RetryPolicy::fixed(std::time::Duration::from_millis(1));
+    let all_or_nothing = list_allocations(&rt, &lean, &for_each(inc), 10);
+    let all_or_nothing_retried = list_allocations(&rt, &lean, &for_each(inc).retry(policy()), 10);
+    let keep_going = list_allocations(&rt, &lean, &for_each(inc).keep_going(), 10);
+    let keep_going_retried =
+        list_allocations(&rt, &lean, &for_each(inc).keep_going().retry(policy()), 10);
+    println!("for_each: {all_or_nothing}, retried: {all_or_nothing_retried}");
+    println!("keep_going: {keep_going}, retried: {keep_going_retried}");
+    // `keep_going` asks the run for its record of paths, to name failures,
+    // and nothing more: a wrapper around it opens no context layer its
+    // items' node (which takes no context) has no use for.
+    assert_eq!(
+        keep_going_retried - keep_going,
+        all_or_nothing_retried - all_or_nothing
+    );
+}

@@ -93,6 +93,8 @@ impl NodeList {
                     false #(|| <#params as __stroma::Node>::MAY_CHANGE_MODEL)*;
                 const USES_CONTEXT: bool =
                     false #(|| <#params as __stroma::Node>::USES_CONTEXT)*;
+                const ASKS_PATHS: bool =
+                    false #(|| <#params as __stroma::Node>::ASKS_PATHS)*;
                 #shape
                 #[inline]
                 fn input_json(

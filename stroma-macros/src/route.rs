@@ -232,6 +232,8 @@ fn generate(input: &RouteInput) -> TokenStream {
                 #(|| <#arm_params as __stroma::Node>::MAY_CHANGE_MODEL)*;
             const USES_CONTEXT: bool = <C as __stroma::Node>::USES_CONTEXT
                 #(|| <#arm_params as __stroma::Node>::USES_CONTEXT)*;
+            const ASKS_PATHS: bool = <C as __stroma::Node>::ASKS_PATHS
+                #(|| <#arm_params as __stroma::Node>::ASKS_PATHS)*;
             const SLOTS: u32 = 1 + <C as __stroma::Node>::SLOTS
                 #(+ <#arm_params as __stroma::Node>::SLOTS)*;
             fn describe(&self, __shape: &mut __stroma::ShapeBuilder) {

@@ -355,10 +355,11 @@ impl<N: Node> Node for KeepGoing<N> {
 
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 
+    const USES_CONTEXT: bool = N::USES_CONTEXT;
+
     // The failures it gives are named with their paths while the run goes
-    // on, which takes the run's record of frames, kept for nodes that know
-    // where they are.
-    const USES_CONTEXT: bool = true;
+    // on, which takes the run's record of paths.
+    const ASKS_PATHS: bool = true;
 
     const SLOTS: u32 = ForEach::<N>::SLOTS;
 
@@ -410,6 +411,8 @@ impl<N: Node> Node for ForEach<N> {
     const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
 
     const USES_CONTEXT: bool = N::USES_CONTEXT;
+
+    const ASKS_PATHS: bool = N::ASKS_PATHS;
 
     const SLOTS: u32 = 1 + N::SLOTS;
 
@@ -897,11 +900,12 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
             *cx.model_mut() = merged;
         }
         cx.state().clock_moved();
-        let store = cx.state_ref().shared().store.clone();
-        Ok(self.outcomes.into_output(|failure| match &store {
+        let store = &cx.state_ref().shared().store;
+        Ok(self.outcomes.into_output(|failure| match store {
             Some(store) => store.with_paths(|shape, paths| failure.resolve(shape, paths)),
-            // Only a run none of whose nodes knows its place has no store,
-            // and a `keep_going` list is one that does.
+            // A `keep_going` list asks for paths (`ASKS_PATHS`), so its
+            // run keeps a store; a hand-written wrapper that hides it
+            // from its run gets the item's name alone.
             None => failure.name_if_unknown(item_name),
         }))
     }

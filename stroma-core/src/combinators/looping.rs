@@ -151,6 +151,8 @@ where
 
     const USES_CONTEXT: bool = B::USES_CONTEXT;
 
+    const ASKS_PATHS: bool = B::ASKS_PATHS;
+
     const SLOTS: u32 = 1 + B::SLOTS;
 
     fn describe(&self, shape: &mut ShapeBuilder) {

@@ -24,6 +24,7 @@ macro_rules! scope_node {
 
             const MAY_CHANGE_MODEL: bool = N::MAY_CHANGE_MODEL;
             const USES_CONTEXT: bool = N::USES_CONTEXT;
+            const ASKS_PATHS: bool = N::ASKS_PATHS;
             const SLOTS: u32 = 1 + N::SLOTS;
 
             fn describe(&self, shape: &mut $crate::tree::shape::ShapeBuilder) {
@@ -77,6 +78,7 @@ macro_rules! wrapper_node {
 
             const MAY_CHANGE_MODEL: bool = $may_change_model;
             const USES_CONTEXT: bool = N::USES_CONTEXT;
+            const ASKS_PATHS: bool = N::ASKS_PATHS;
             const SLOTS: u32 = N::SLOTS;
             const TRANSPARENT: bool = N::TRANSPARENT;
 

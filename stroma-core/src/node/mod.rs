@@ -46,6 +46,13 @@ pub trait Node: Clone + Send + Sync + 'static {
     #[doc(hidden)]
     const USES_CONTEXT: bool = true;
 
+    /// Whether this node, or one inside it, asks where a node is while the
+    /// run goes on (its path, others' results): a node given `&Context`, or
+    /// a `keep_going` list, which names its items' failures by path. The
+    /// run keeps its record of paths only for such a pipeline.
+    #[doc(hidden)]
+    const ASKS_PATHS: bool = Self::USES_CONTEXT;
+
     /// How many slots (nodes and scopes) this node's shape has: the slots
     /// of a pipeline are numbered in the order [`describe`](Node::describe)
     /// meets them, and each node runs knowing its first slot.

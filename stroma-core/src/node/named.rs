@@ -136,6 +136,8 @@ impl<N: Node> Node for Named<N> {
 
     const USES_CONTEXT: bool = N::USES_CONTEXT;
 
+    const ASKS_PATHS: bool = N::ASKS_PATHS;
+
     // A named pipeline is a scope of its own, one slot before its nodes.
     const SLOTS: u32 = N::SLOTS + N::TRANSPARENT as u32;
 

@@ -610,9 +610,9 @@ impl StromaRunner {
             },
             session: options.session.or_else(|| config.session.clone()),
             shape: watched.then(|| shape_of(pipeline)),
-            // Only a node given `&Context` can look up results or its path.
-            store: P::USES_CONTEXT
-                .then(|| Arc::new(ResultsStore::new(shape_of(pipeline), results))),
+            // Only a node given `&Context` (which can look up results or its
+            // path) or a `keep_going` list (which names failures by path) asks.
+            store: P::ASKS_PATHS.then(|| Arc::new(ResultsStore::new(shape_of(pipeline), results))),
             vars: self.vars_for(options.vars),
             durable,
             cancel: cancel.clone(),
