@@ -22,7 +22,7 @@ mod tree;
 #[doc(hidden)]
 pub mod __private;
 
-pub use combinators::branches::{BranchOf, BranchesFailed, ForEach, KeepGoing, for_each};
+pub use combinators::branches::{BranchesFailed, ForEach, KeepGoing, for_each};
 pub use combinators::flow::{Flow, flow};
 pub use combinators::looping::{
     LoopBody, LoopCapReached, LoopIterationFailed, LoopUntil, loop_until,

@@ -121,7 +121,6 @@ impl NodeList {
             where
                 #first: __stroma::Accepts<__T>,
             {
-                type Checked = Self;
                 #[inline(always)]
                 fn accept(value: __T) -> <#first as __stroma::Node>::Input {
                     <#first as __stroma::Accepts<__T>>::accept(value)

@@ -267,7 +267,6 @@ fn generate(input: &RouteInput) -> TokenStream {
         impl<__T, C: __stroma::Accepts<__T>, #(#arm_params: __stroma::Node,)* #(#payload_params: ::core::marker::Send + 'static),*>
             __stroma::Accepts<__T> for #generated<C, #(#arm_params,)* #(#payload_params),*>
         {
-            type Checked = Self;
             #[inline(always)]
             fn accept(value: __T) -> <C as __stroma::Node>::Input {
                 <C as __stroma::Accepts<__T>>::accept(value)

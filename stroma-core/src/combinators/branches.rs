@@ -374,8 +374,6 @@ impl<N: Node> Node for KeepGoing<N> {
 
 #[diagnostic::do_not_recommend]
 impl<N: Node> Accepts<Vec<N::Input>> for KeepGoing<N> {
-    type Checked = Self;
-
     fn accept(value: Vec<N::Input>) -> Vec<N::Input> {
         value
     }
@@ -434,8 +432,6 @@ impl<N: Node> Node for ForEach<N> {
 
 #[diagnostic::do_not_recommend]
 impl<N: Node> Accepts<Vec<N::Input>> for ForEach<N> {
-    type Checked = Self;
-
     fn accept(value: Vec<N::Input>) -> Vec<N::Input> {
         value
     }
@@ -962,21 +958,4 @@ pub fn split_outcome<O>(
         Ok(output) => (Some(output), None),
         Err(failure) => (None, Some(failure)),
     }
-}
-
-/// "This branch takes `T`": every branch of `parallel!` takes the first one's
-/// input. (`parallel!` checks the same on each branch it is given, with an
-/// error naming the branch as written.)
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a branch beside nodes that take `{T}`",
-    label = "this branch does not take `{T}` as input",
-    note = "every branch of `parallel![..]` gets a copy of the same input, so all take one input type"
-)]
-pub trait BranchOf<T>: Node {
-    /// The branch itself (see [`Accepts::Checked`]).
-    type Checked;
-}
-
-impl<T, B: Accepts<T>> BranchOf<T> for B {
-    type Checked = B;
 }

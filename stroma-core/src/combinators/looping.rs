@@ -174,8 +174,6 @@ where
     F: Fn(&B::Output, &M) -> bool + Clone + Send + Sync + 'static,
     M: 'static,
 {
-    type Checked = Self;
-
     #[inline(always)]
     fn accept(value: B::Input) -> B::Input {
         value

@@ -36,8 +36,6 @@ macro_rules! scope_node {
 
         #[diagnostic::do_not_recommend]
         impl<T, N: $crate::node::Accepts<T>> $crate::node::Accepts<T> for $wrapper<N> {
-            type Checked = Self;
-
             #[inline(always)]
             fn accept(value: T) -> Self::Input {
                 N::accept(value)
@@ -90,8 +88,6 @@ macro_rules! wrapper_node {
 
         #[diagnostic::do_not_recommend]
         impl<T, N: $crate::node::Accepts<T>> $crate::node::Accepts<T> for $wrapper<N> {
-            type Checked = Self;
-
             #[inline(always)]
             fn accept(value: T) -> Self::Input {
                 N::accept(value)

@@ -159,10 +159,6 @@ impl<M, P: Runnable<M>> RunsWith<M> for P {}
     note = "each node's input type must be the output type of the node before it"
 )]
 pub trait Accepts<T>: Node {
-    /// The node itself.
-    #[doc(hidden)]
-    type Checked;
-
     /// Passes the previous node's output on as this node's input (they are one type).
     fn accept(value: T) -> Self::Input;
 }

@@ -159,8 +159,6 @@ impl<N: FirstNode> FirstNode for Named<N> {
 
 #[diagnostic::do_not_recommend]
 impl<T, N: Accepts<T>> Accepts<T> for Named<N> {
-    type Checked = Self;
-
     #[inline(always)]
     fn accept(value: T) -> Self::Input {
         N::accept(value)

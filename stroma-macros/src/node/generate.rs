@@ -155,7 +155,6 @@ pub(crate) fn node(args: &NodeArgs, sig: &NodeSignature, item: ItemFn) -> TokenS
             #names
 
             impl __stroma::Accepts<#input> for #ident {
-                type Checked = Self;
                 #[inline(always)]
                 fn accept(value: #input) -> #input {
                     value
@@ -210,7 +209,6 @@ pub(crate) fn broken(args: &NodeArgs, item: ItemFn, errors: syn::Error) -> Token
             #names
 
             impl<__T> __stroma::Accepts<__T> for #ident {
-                type Checked = Self;
                 fn accept(_value: __T) -> __Broken {
                     ::core::unreachable!("a node that did not compile")
                 }
