@@ -323,6 +323,9 @@ struct AttemptJournal {
     /// Whether the node is one leaf, whose own completion the journal holds;
     /// a retried pipeline saves its finished attempt itself.
     leaf: bool,
+    /// How many attempts were begun before this process: the last, if
+    /// any, a crash cut off.
+    begun: u32,
 }
 
 impl AttemptJournal {
@@ -335,12 +338,17 @@ impl AttemptJournal {
         }
         let path = cx.state_ref().path_now(slot).to_string();
         let leaf = slots == 1;
-        let (_, done) = run.attempts_begun(&path);
+        let (begun, done) = run.attempts_begun(&path);
         // Completed before: it replays, and no attempt is made.
         if done || (leaf && run.has_completed(&path)) {
             return None;
         }
-        Some(AttemptJournal { run, path, leaf })
+        Some(AttemptJournal {
+            run,
+            path,
+            leaf,
+            begun,
+        })
     }
 
     /// The number of the first attempt this process makes: one after the
@@ -352,14 +360,14 @@ impl AttemptJournal {
         cx: &Cx<M>,
         slot: u32,
     ) -> Result<u32, NodeFailure> {
-        let (begun, _) = self.run.attempts_begun(&self.path);
+        let begun = self.begun;
+        let cut_off = || format!("attempt {begun} was cut off when the run's process stopped");
         if begun >= max_attempts {
             return Err(NodeFailure::at(
                 cx.state_ref().loc(slot),
                 Box::new(RetriesExhausted {
                     attempts: begun,
-                    last: format!("attempt {begun} was cut off when the run's process stopped")
-                        .into(),
+                    last: cut_off().into(),
                 }),
             ));
         }
@@ -369,7 +377,7 @@ impl AttemptJournal {
                 name: state.id_of(slot),
                 path: state.path_now(slot),
                 attempt: begun + 1,
-                error: format!("attempt {begun} was cut off when the run's process stopped"),
+                error: cut_off(),
                 delay: Duration::ZERO,
             });
         }

@@ -148,13 +148,12 @@ where
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     )
     .into_iter()
-    .map(|(name, json)| {
-        json.map(|json| (name.clone(), json)).map_err(|reason| {
-            fail(DurableError::Encode {
-                what: format!("the context entry `{name}` of `{path}`"),
-                reason,
-            })
-        })
+    .map(|(name, json)| match json {
+        Ok(json) => Ok((name, json)),
+        Err(reason) => Err(fail(DurableError::Encode {
+            what: format!("the context entry `{name}` of `{path}`"),
+            reason,
+        })),
     })
     .collect::<Result<Vec<_>, _>>()?;
     run.append(
