@@ -656,17 +656,20 @@ trait ItemOutcomes<O>: Send {
     /// Takes the outcome of the item `index` (items come in order).
     fn push(&mut self, index: usize, outcome: Result<O, NodeFailure>);
 
-    /// Whether the list as a whole failed.
-    fn failed(&self) -> bool;
-
-    /// The failures that fail the list, by item index (once
-    /// [`failed`](Self::failed)), and the panics of outputs that were no
-    /// longer needed when they were dropped, blamed on the node at `item`.
-    fn into_failures(self, item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>);
+    /// The outcomes, if the list as a whole succeeded; else the failures
+    /// that fail it, by item index, and the panics of outputs that were no
+    /// longer needed when they were dropped, blamed on the node at `item()`.
+    fn settled(self, item: impl FnOnce() -> Loc) -> Result<Self, ListFailed>
+    where
+        Self: Sized;
 
     /// The output, once the list succeeded; `resolve` names a failure kept in it.
     fn into_output(self, resolve: impl FnMut(&mut NodeFailure)) -> Self::Output;
 }
+
+/// Why a list failed: its failures by item index, and the panics of the
+/// outputs dropped after them.
+type ListFailed = (Vec<(usize, NodeFailure)>, Vec<NodeFailure>);
 
 /// A plain `for_each`: all items succeed, or the list fails.
 struct AllOrNothing<O> {
@@ -689,23 +692,23 @@ impl<O: Send> ItemOutcomes<O> for AllOrNothing<O> {
     fn push(&mut self, index: usize, outcome: Result<O, NodeFailure>) {
         match outcome {
             // Kept even after a failure, to be dropped where a panicking
-            // `Drop` is caught (`into_failures`).
+            // `Drop` is caught (`settled`).
             Ok(output) => self.outputs.push(output),
             Err(failure) => self.failures.push((index, failure)),
         }
     }
 
-    fn failed(&self) -> bool {
-        !self.failures.is_empty()
-    }
-
-    fn into_failures(self, item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>) {
+    fn settled(self, item: impl FnOnce() -> Loc) -> Result<Self, ListFailed> {
+        if self.failures.is_empty() {
+            return Ok(self);
+        }
+        let item = item();
         let dropped = self
             .outputs
             .into_iter()
             .filter_map(|output| drop_caught(output, item))
             .collect();
-        (self.failures, dropped)
+        Err((self.failures, dropped))
     }
 
     fn into_output(self, _resolve: impl FnMut(&mut NodeFailure)) -> Vec<O> {
@@ -731,12 +734,9 @@ impl<O: Send> ItemOutcomes<O> for Outcomes<O> {
         self.outcomes.push(outcome);
     }
 
-    fn failed(&self) -> bool {
-        false
-    }
-
-    fn into_failures(self, _item: Loc) -> (Vec<(usize, NodeFailure)>, Vec<NodeFailure>) {
-        (Vec::new(), Vec::new())
+    /// Never fails: each failure is an item's outcome.
+    fn settled(self, _item: impl FnOnce() -> Loc) -> Result<Self, ListFailed> {
+        Ok(self)
     }
 
     fn into_output(mut self, mut resolve: impl FnMut(&mut NodeFailure)) -> Self::Output {
@@ -856,26 +856,27 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
         merging: bool,
     ) -> Result<C::Output, NodeFailure> {
         let at = cx.state_ref().loc(slot);
-        if self.outcomes.failed() {
-            let item = cx.state_ref().loc(slot + 1);
-            let (failures, dropped) = self.outcomes.into_failures(item);
-            let mut failures = failures.into_iter().peekable();
-            let outcomes = (0..self.next)
-                .map(|index| {
-                    let failure = failures.next_if(|(failed, _)| *failed == index);
-                    (item_name, failure.map(|(_, failure)| failure))
-                })
-                .collect();
-            let failure = NodeFailure::at(
-                at,
-                Box::new(BranchesFailed {
-                    name,
-                    kind: ScopeKind::ForEach,
-                    outcomes,
-                }),
-            );
-            return Err(dropped.into_iter().fold(failure, NodeFailure::followed_by));
-        }
+        let outcomes = match self.outcomes.settled(|| cx.state_ref().loc(slot + 1)) {
+            Ok(outcomes) => outcomes,
+            Err((failures, dropped)) => {
+                let mut failures = failures.into_iter().peekable();
+                let outcomes = (0..self.next)
+                    .map(|index| {
+                        let failure = failures.next_if(|(failed, _)| *failed == index);
+                        (item_name, failure.map(|(_, failure)| failure))
+                    })
+                    .collect();
+                let failure = NodeFailure::at(
+                    at,
+                    Box::new(BranchesFailed {
+                        name,
+                        kind: ScopeKind::ForEach,
+                        outcomes,
+                    }),
+                );
+                return Err(dropped.into_iter().fold(failure, NodeFailure::followed_by));
+            }
+        };
         let merged = if merging && !self.models.is_empty() {
             Some(
                 merge_caught(cx.model(), &self.models)
@@ -897,7 +898,7 @@ impl<O, C: ItemOutcomes<O>, M: Mergeable> Gathered<O, C, M> {
         }
         cx.state().clock_moved();
         let store = &cx.state_ref().shared().store;
-        Ok(self.outcomes.into_output(|failure| match store {
+        Ok(outcomes.into_output(|failure| match store {
             Some(store) => store.with_paths(|shape, paths| failure.resolve(shape, paths)),
             // A `keep_going` list asks for paths (`ASKS_PATHS`), so its
             // run keeps a store; a hand-written wrapper that hides it
