@@ -35,6 +35,8 @@ pub trait Observer: Send + Sync + 'static {
     const KEEPS: bool;
     /// Whether spans, middleware and events watch nodes.
     const WATCHED: bool;
+    /// Whether the run is durable: each node's completion is saved.
+    const JOURNALED: bool = false;
 
     /// Runs the node at `slot`: `future` is its function's future,
     /// `outcome` makes its outcome of what the function returned, `keep`
@@ -98,6 +100,7 @@ pub enum Journaled {}
 impl Observer for Journaled {
     const KEEPS: bool = true;
     const WATCHED: bool = true;
+    const JOURNALED: bool = true;
 
     fn leaf<'a, F, O, C, K>(
         run: &'a mut RunState,

@@ -340,7 +340,12 @@ fn run_impl(ident: &syn::Ident, name: &LitStr, sig: &NodeSignature, updates: boo
                 let mut __guard = __stroma::ModelGuard::new(__model, __saved);
                 let __model = __guard.model_mut();
                 let __result = #run;
-                let __result = __stroma::model_saveable(&*__run, __slot, &*__guard.model_mut(), __result);
+                // Only a durable run saves the model: the others skip this at compile time.
+                let __result = if __O::JOURNALED {
+                    __stroma::model_saveable(&*__run, __slot, &*__guard.model_mut(), __result)
+                } else {
+                    __result
+                };
                 __guard.settle(&__result);
                 __result
             }
