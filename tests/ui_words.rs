@@ -3,7 +3,8 @@
 //! writes about (a pipeline's generated type under its readable name,
 //! `PipelineAtLine21<fetch, measure>`), never an item named for the macros'
 //! own use (`__private`, `__StromaPipeline`), the engine's former name
-//! `RunsWith`, a closure's type or an `impl Future` type.
+//! `RunsWith`, a closure's or `async` block's type, an `impl Future` type or
+//! the inner crate's paths (`stroma_core::`).
 
 use std::fs;
 use std::path::Path;
@@ -58,8 +59,18 @@ fn internal_word(line: &str) -> Option<&'static str> {
     if line.contains("{closure") || line.contains("closure#") {
         return Some("a closure's type");
     }
-    if line.contains("impl Future") {
+    if line.contains("impl Future")
+        || line.contains("impl std::future::Future")
+        || line.contains("impl core::future::Future")
+        || line.contains("dyn Future")
+    {
         return Some("an `impl Future` type");
+    }
+    if line.contains("{async") {
+        return Some("an `async` block's or fn body's type");
+    }
+    if line.contains("stroma_core::") {
+        return Some("the inner crate's path (`stroma_core::`)");
     }
     None
 }
@@ -85,5 +96,12 @@ fn the_check_tells_names_from_span_drawings() {
     assert!(internal_word("help: the trait `_::_serde::Serialize`").is_some());
     assert!(internal_word("`fn(u32) -> impl Future<Output = u32> {triple}`").is_some());
     assert!(internal_word("`run::{closure#0}::Node`").is_some());
+    assert!(internal_word("`{async block@src/main.rs:3:5: 3:10}`").is_some());
+    assert!(internal_word("`{async fn body of go()}`").is_some());
+    assert!(internal_word("`impl std::future::Future<Output = u32>`").is_some());
+    assert!(internal_word("`Pin<Box<dyn Future<Output = u32>>>`").is_some());
+    assert!(
+        internal_word("required by a bound in `stroma_core::run::durable::<impl X>::f`").is_some()
+    );
     assert!(internal_word("`measure` cannot follow a node whose output is `String`").is_none());
 }

@@ -65,7 +65,7 @@ pub use node::checks::{
 };
 pub use node::{Accepts, Node, Runnable, RunsWith};
 pub use run::cancel::{AtCapacity, Cancelled};
-pub use run::durable::{DurableRuns, ResumeOptions};
+pub use run::durable::DurableRuns;
 pub use run::event::Event;
 pub use run::future::{RunEvent, RunFuture, RunStream};
 pub use run::handler::{Handler, HandlerPanicked};
@@ -73,6 +73,7 @@ pub use run::middleware::{
     BoxFuture, Middleware, MiddlewareError, Next, NodeCall, NodeTimings, TimingMiddleware,
 };
 pub use run::outcome::{RunError, RunResult};
+pub use run::resume::ResumeOptions;
 pub use run::run_context::RunContext;
 pub use run::run_id::RunId;
 pub use run::runner::{RunConfig, RunOptions, StromaRunner};

@@ -1,12 +1,10 @@
-//! The runner's durable side: [`StromaRunner::run_durable`], the resumes,
-//! and [`DurableRuns`], the listing of a store's runs.
+//! The runner's durable side: the work behind [`StromaRunner::run_durable`]
+//! and the resumes (their entry points stand in `run/runner.rs`, beside the
+//! runner), and [`DurableRuns`], the listing of a store's runs.
 
-use std::borrow::Cow;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::combinators::flow::Var;
@@ -17,8 +15,8 @@ use crate::durable::run::{DurableRun, DurableSetup};
 use crate::durable::{StoredRun, fingerprint, first_difference};
 use crate::engine::failure::NodeFailure;
 use crate::node::{Node, Runnable};
-use crate::run::future::RunFuture;
 use crate::run::outcome::{RunError, RunResult};
+use crate::run::resume::ResumeOptions;
 use crate::run::run_id::RunId;
 use crate::run::runner::{Durably, RunOptions, RunStart, StromaRunner};
 use crate::store::{RunStatus, RunStore, StoreError};
@@ -28,141 +26,8 @@ use crate::tree::trace::{Trace, TraceParts};
 
 type Outcome<O, M> = Result<RunResult<O, M>, RunError>;
 
-/// How to resume a run: the answers to its questions, and the per-run
-/// variables it was started with. `M` is the run's model type.
-///
-/// ```
-/// use stroma_core::ResumeOptions;
-///
-/// let options = ResumeOptions::new().answer_to("review[0].approve:0", true);
-/// # let _ = options;
-/// ```
-pub struct ResumeOptions<M = ()> {
-    /// Each as encoded, or why it cannot be saved: the resume fails then.
-    pub(crate) answer: Option<Result<Value, String>>,
-    pub(crate) answers: Vec<(String, Result<Value, String>)>,
-    pub(crate) vars: Vec<Var>,
-    pub(crate) model: PhantomData<fn() -> M>,
-}
-
-impl ResumeOptions {
-    /// Resume as saved, with the model `()`.
-    pub fn new() -> Self {
-        ResumeOptions {
-            answer: None,
-            answers: Vec::new(),
-            vars: Vec::new(),
-            model: PhantomData,
-        }
-    }
-}
-
-impl Default for ResumeOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<M> ResumeOptions<M> {
-    /// Resume a run whose model is an `N`.
-    pub fn model<N>(self) -> ResumeOptions<N> {
-        ResumeOptions {
-            answer: self.answer,
-            answers: self.answers,
-            vars: self.vars,
-            model: PhantomData,
-        }
-    }
-
-    /// Answers the one pending question with `answer`.
-    pub fn answer(mut self, answer: impl Serialize) -> Self {
-        self.answer = Some(crate::durable::bounds::encode(&answer));
-        self
-    }
-
-    /// Answers the pending question `id` (see [`Interrupt::id`](crate::Interrupt::id)) with `answer`.
-    pub fn answer_to(mut self, id: impl Into<String>, answer: impl Serialize) -> Self {
-        self.answers
-            .push((id.into(), crate::durable::bounds::encode(&answer)));
-        self
-    }
-
-    /// Declares the per-run variable `name` again, as
-    /// [`RunOptions::var`](crate::RunOptions::var) did when the run started.
-    pub fn var<T: Serialize + Send + Sync + 'static>(
-        mut self,
-        name: impl Into<Cow<'static, str>>,
-        value: T,
-    ) -> Self {
-        self.vars.push(Var::new(name, value));
-        self
-    }
-}
-
 impl StromaRunner {
-    /// Runs `pipeline` on `input` durably, with the model `()`: after every
-    /// node, its completion is saved in the runner's store
-    /// ([`with_store`](Self::with_store)), so the run can be
-    /// [`resume`](Self::resume)d if it fails, crashes or stops to ask a
-    /// person. The run's id ([`RunResult::run_id`], [`RunError::run_id`])
-    /// names it in the store.
-    ///
-    /// Every node's output, the input and the model must be
-    /// `Serialize + DeserializeOwned`; a pipeline whose are not does not
-    /// compile here, naming the type and the node (it still runs with
-    /// [`run`](Self::run)).
-    ///
-    /// ```
-    /// use stroma::prelude::*;
-    ///
-    /// #[node]
-    /// async fn double(x: u32) -> u32 { x * 2 }
-    ///
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let runner = StromaRunner::quick().with_store(MemoryStore::new());
-    /// let p = pipeline![double, double];
-    /// let done = runner.run_durable(&p, 3).await?;
-    /// assert_eq!(done.final_state, 12);
-    /// // Resuming a completed run gives its saved result; nothing runs again.
-    /// let again = runner.resume(&p, &done.run_id.to_string()).await?;
-    /// assert_eq!(again.final_state, 12);
-    /// # Ok::<(), RunError>(())
-    /// # }).unwrap();
-    /// ```
-    // The public entry points are plain `fn`s returning a named
-    // `RunFuture`: a bound a pipeline does not meet is reported once, on
-    // the argument.
-    pub fn run_durable<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        input: P::Input,
-    ) -> RunFuture<'a, P::Output>
-    where
-        P: Runnable<()>,
-        P: Durable,
-        P::Input: Saveable,
-    {
-        RunFuture::new(|| self.durable_start(pipeline, input, RunOptions::new()))
-    }
-
-    /// [`run_durable`](Self::run_durable) with per-run options: the model
-    /// (saved with the run), the execution context, variables.
-    pub fn run_durable_with<'a, P, M>(
-        &'a self,
-        pipeline: &'a P,
-        input: P::Input,
-        options: RunOptions<M>,
-    ) -> RunFuture<'a, P::Output, M>
-    where
-        P: Runnable<M>,
-        P: Durable,
-        P::Input: Saveable,
-        M: Saveable,
-    {
-        RunFuture::new(|| self.durable_start(pipeline, input, options))
-    }
-
-    async fn durable_start<P, M>(
+    pub(crate) async fn durable_start<P, M>(
         &self,
         pipeline: &P,
         input: P::Input,
@@ -219,63 +84,7 @@ impl StromaRunner {
         finish(&durable, outcome, pipeline.name()).await
     }
 
-    /// Resumes the durable run `run_id` (model `()`): a failed run runs
-    /// again from the node that failed, a crashed one from the node that
-    /// was running, an interrupted one asks again (answer with
-    /// [`resume_with`](Self::resume_with)); nodes saved as completed are not
-    /// run again. A completed run gives back its saved result.
-    ///
-    /// Errors, with nothing run: the pipeline's shape differs from the
-    /// saved one (naming the first node that differs), another worker holds
-    /// the run, or the store fails or holds something it cannot read.
-    pub fn resume<'a, P>(&'a self, pipeline: &'a P, run_id: &'a str) -> RunFuture<'a, P::Output>
-    where
-        P: Runnable<()>,
-        P: Durable,
-        P::Input: Saveable,
-    {
-        RunFuture::new(|| self.durable_resume(pipeline, run_id, ResumeOptions::new()))
-    }
-
-    /// Resumes the interrupted run `run_id` (model `()`) with `answer` to
-    /// its one pending question; the node that asked runs again, and its
-    /// [`Context::interrupt`](crate::Context::interrupt) returns the answer.
-    /// With several questions pending, answer each by id
-    /// ([`ResumeOptions::answer_to`]); this is then an error listing them.
-    pub fn resume_with<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        run_id: &'a str,
-        answer: impl serde::Serialize,
-    ) -> RunFuture<'a, P::Output>
-    where
-        P: Runnable<()>,
-        P: Durable,
-        P::Input: Saveable,
-    {
-        RunFuture::new(|| {
-            self.durable_resume(pipeline, run_id, ResumeOptions::new().answer(answer))
-        })
-    }
-
-    /// Resumes the durable run `run_id` with `options`: answers by id, the
-    /// model type, per-run variables.
-    pub fn resume_with_options<'a, P, M>(
-        &'a self,
-        pipeline: &'a P,
-        run_id: &'a str,
-        options: ResumeOptions<M>,
-    ) -> RunFuture<'a, P::Output, M>
-    where
-        P: Runnable<M>,
-        P: Durable,
-        P::Input: Saveable,
-        M: Saveable,
-    {
-        RunFuture::new(|| self.durable_resume(pipeline, run_id, options))
-    }
-
-    async fn durable_resume<P, M>(
+    pub(crate) async fn durable_resume<P, M>(
         &self,
         pipeline: &P,
         run_id: &str,
@@ -392,42 +201,7 @@ impl StromaRunner {
         finish(&durable, outcome, pipeline.name()).await
     }
 
-    /// Starts a new durable run (a new id, linked to `run_id` as its
-    /// parent) from the checkpoint after the node at `path` completed in
-    /// the run `run_id`: the nodes up to it give their saved outputs, the
-    /// nodes after it run again. For replaying a run with a node fixed.
-    pub fn resume_from<'a, P>(
-        &'a self,
-        pipeline: &'a P,
-        run_id: &'a str,
-        path: &'a str,
-    ) -> RunFuture<'a, P::Output>
-    where
-        P: Runnable<()>,
-        P: Durable,
-        P::Input: Saveable,
-    {
-        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, ResumeOptions::new()))
-    }
-
-    /// [`resume_from`](Self::resume_from) with `options` (the model type, variables).
-    pub fn resume_from_with_options<'a, P, M>(
-        &'a self,
-        pipeline: &'a P,
-        run_id: &'a str,
-        path: &'a str,
-        options: ResumeOptions<M>,
-    ) -> RunFuture<'a, P::Output, M>
-    where
-        P: Runnable<M>,
-        P: Durable,
-        P::Input: Saveable,
-        M: Saveable,
-    {
-        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, options))
-    }
-
-    async fn durable_fork<P, M>(
+    pub(crate) async fn durable_fork<P, M>(
         &self,
         pipeline: &P,
         run_id: &str,

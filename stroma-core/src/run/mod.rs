@@ -9,6 +9,7 @@ pub(crate) mod future;
 pub(crate) mod handler;
 pub(crate) mod middleware;
 pub(crate) mod outcome;
+pub(crate) mod resume;
 pub(crate) mod run_context;
 pub(crate) mod run_id;
 pub(crate) mod runner;

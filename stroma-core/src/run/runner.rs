@@ -14,6 +14,7 @@ use crate::context::propagation::{Situation, within};
 use crate::context::propagation::{current_execution_context, with_cell};
 use crate::context::tasks::AbortTasksUnlessFinished;
 use crate::context::{Context, SharedEntries};
+use crate::durable::bounds::{Durable, Saveable};
 use crate::engine::failure::{NodeFailure, NodePanic};
 use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
@@ -24,6 +25,7 @@ use crate::run::future::{RunFuture, RunStream};
 use crate::run::handler::Handler;
 use crate::run::middleware::{HookArg, Middleware, around};
 use crate::run::outcome::{RunError, RunResult};
+use crate::run::resume::ResumeOptions;
 use crate::run::run_context::RunContext;
 use crate::run::run_id::RunId;
 use crate::session::Session;
@@ -797,6 +799,166 @@ impl StromaRunner {
             execution = execution.overlaid_with(per_run);
         }
         execution.for_run(run_id)
+    }
+}
+
+// The durable entry points, whose work is in `run/durable.rs`. They stand
+// in this module, beside `StromaRunner`, so that a compile error quoting a
+// bound of theirs names them `StromaRunner::run_durable`, as rustc names
+// the methods of an impl in the type's own module, not
+// `stroma_core::run::durable::<impl StromaRunner>::run_durable`.
+impl StromaRunner {
+    /// Runs `pipeline` on `input` durably, with the model `()`: after every
+    /// node, its completion is saved in the runner's store
+    /// ([`with_store`](Self::with_store)), so the run can be
+    /// [`resume`](Self::resume)d if it fails, crashes or stops to ask a
+    /// person. The run's id ([`RunResult::run_id`], [`RunError::run_id`])
+    /// names it in the store.
+    ///
+    /// Every node's output, the input and the model must be
+    /// `Serialize + DeserializeOwned`; a pipeline whose are not does not
+    /// compile here, naming the type and the node (it still runs with
+    /// [`run`](Self::run)).
+    ///
+    /// ```
+    /// use stroma::prelude::*;
+    ///
+    /// #[node]
+    /// async fn double(x: u32) -> u32 { x * 2 }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let runner = StromaRunner::quick().with_store(MemoryStore::new());
+    /// let p = pipeline![double, double];
+    /// let done = runner.run_durable(&p, 3).await?;
+    /// assert_eq!(done.final_state, 12);
+    /// // Resuming a completed run gives its saved result; nothing runs again.
+    /// let again = runner.resume(&p, &done.run_id.to_string()).await?;
+    /// assert_eq!(again.final_state, 12);
+    /// # Ok::<(), RunError>(())
+    /// # }).unwrap();
+    /// ```
+    // The public entry points are plain `fn`s returning a named
+    // `RunFuture`: a bound a pipeline does not meet is reported once, on
+    // the argument.
+    pub fn run_durable<'a, P>(
+        &'a self,
+        pipeline: &'a P,
+        input: P::Input,
+    ) -> RunFuture<'a, P::Output>
+    where
+        P: Runnable<()>,
+        P: Durable,
+        P::Input: Saveable,
+    {
+        RunFuture::new(|| self.durable_start(pipeline, input, RunOptions::new()))
+    }
+
+    /// [`run_durable`](Self::run_durable) with per-run options: the model
+    /// (saved with the run), the execution context, variables.
+    pub fn run_durable_with<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
+        input: P::Input,
+        options: RunOptions<M>,
+    ) -> RunFuture<'a, P::Output, M>
+    where
+        P: Runnable<M>,
+        P: Durable,
+        P::Input: Saveable,
+        M: Saveable,
+    {
+        RunFuture::new(|| self.durable_start(pipeline, input, options))
+    }
+
+    /// Resumes the durable run `run_id` (model `()`): a failed run runs
+    /// again from the node that failed, a crashed one from the node that
+    /// was running, an interrupted one asks again (answer with
+    /// [`resume_with`](Self::resume_with)); nodes saved as completed are not
+    /// run again. A completed run gives back its saved result.
+    ///
+    /// Errors, with nothing run: the pipeline's shape differs from the
+    /// saved one (naming the first node that differs), another worker holds
+    /// the run, or the store fails or holds something it cannot read.
+    pub fn resume<'a, P>(&'a self, pipeline: &'a P, run_id: &'a str) -> RunFuture<'a, P::Output>
+    where
+        P: Runnable<()>,
+        P: Durable,
+        P::Input: Saveable,
+    {
+        RunFuture::new(|| self.durable_resume(pipeline, run_id, ResumeOptions::new()))
+    }
+
+    /// Resumes the interrupted run `run_id` (model `()`) with `answer` to
+    /// its one pending question; the node that asked runs again, and its
+    /// [`Context::interrupt`](crate::Context::interrupt) returns the answer.
+    /// With several questions pending, answer each by id
+    /// ([`ResumeOptions::answer_to`]); this is then an error listing them.
+    pub fn resume_with<'a, P>(
+        &'a self,
+        pipeline: &'a P,
+        run_id: &'a str,
+        answer: impl serde::Serialize,
+    ) -> RunFuture<'a, P::Output>
+    where
+        P: Runnable<()>,
+        P: Durable,
+        P::Input: Saveable,
+    {
+        RunFuture::new(|| {
+            self.durable_resume(pipeline, run_id, ResumeOptions::new().answer(answer))
+        })
+    }
+
+    /// Resumes the durable run `run_id` with `options`: answers by id, the
+    /// model type, per-run variables.
+    pub fn resume_with_options<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
+        run_id: &'a str,
+        options: ResumeOptions<M>,
+    ) -> RunFuture<'a, P::Output, M>
+    where
+        P: Runnable<M>,
+        P: Durable,
+        P::Input: Saveable,
+        M: Saveable,
+    {
+        RunFuture::new(|| self.durable_resume(pipeline, run_id, options))
+    }
+
+    /// Starts a new durable run (a new id, linked to `run_id` as its
+    /// parent) from the checkpoint after the node at `path` completed in
+    /// the run `run_id`: the nodes up to it give their saved outputs, the
+    /// nodes after it run again. For replaying a run with a node fixed.
+    pub fn resume_from<'a, P>(
+        &'a self,
+        pipeline: &'a P,
+        run_id: &'a str,
+        path: &'a str,
+    ) -> RunFuture<'a, P::Output>
+    where
+        P: Runnable<()>,
+        P: Durable,
+        P::Input: Saveable,
+    {
+        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, ResumeOptions::new()))
+    }
+
+    /// [`resume_from`](Self::resume_from) with `options` (the model type, variables).
+    pub fn resume_from_with_options<'a, P, M>(
+        &'a self,
+        pipeline: &'a P,
+        run_id: &'a str,
+        path: &'a str,
+        options: ResumeOptions<M>,
+    ) -> RunFuture<'a, P::Output, M>
+    where
+        P: Runnable<M>,
+        P: Durable,
+        P::Input: Saveable,
+        M: Saveable,
+    {
+        RunFuture::new(|| self.durable_fork(pipeline, run_id, path, options))
     }
 }
 
