@@ -64,32 +64,69 @@ impl Stop {
     }
 }
 
+/// A run's time limit, and when it passes: set when the run is first
+/// polled, so time spent waiting for a run slot counts.
+#[derive(Clone, Copy)]
+pub(crate) struct Limit {
+    pub(crate) after: Duration,
+    pub(crate) at: tokio::time::Instant,
+}
+
+impl Limit {
+    /// `after` from now.
+    pub(crate) fn starting_now(after: Duration) -> Self {
+        Limit {
+            after,
+            at: tokio::time::Instant::now() + after,
+        }
+    }
+}
+
+/// Ends when the run is stopped from outside: its token cancelled, or its
+/// time limit passed (which cancels the token, so nodes watching
+/// `Context::cancelled` see it too).
+async fn stopped(token: &CancellationToken, limit: Option<Limit>) -> Cancelled {
+    match limit {
+        None => {
+            token.cancelled().await;
+            Cancelled { limit: None }
+        }
+        Some(limit) => {
+            let expired = tokio::time::sleep_until(limit.at);
+            match select(std::pin::pin!(token.cancelled()), std::pin::pin!(expired)).await {
+                Either::Left(_) => Cancelled { limit: None },
+                Either::Right(_) => {
+                    token.cancel();
+                    Cancelled {
+                        limit: Some(limit.after),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits for `slot` (a run slot) unless the run is stopped first: a
+/// waiting run is cancelled as a running one is.
+pub(crate) async fn unless_stopped<F: Future>(
+    slot: F,
+    token: &CancellationToken,
+    limit: Option<Limit>,
+) -> Result<F::Output, Cancelled> {
+    match select(std::pin::pin!(slot), std::pin::pin!(stopped(token, limit))).await {
+        Either::Left((slot, _)) => Ok(slot),
+        Either::Right((why, _)) => Err(why),
+    }
+}
+
 /// Runs `run` until it ends or `token` is cancelled or `limit` passes,
 /// whichever comes first; then `run` is dropped where it stands.
 pub(crate) async fn race<F: Future>(
     run: F,
     token: CancellationToken,
-    limit: Option<Duration>,
+    limit: Option<Limit>,
 ) -> Result<F::Output, Stopped> {
-    let stopped = async {
-        match limit {
-            None => {
-                token.cancelled().await;
-                Cancelled { limit: None }
-            }
-            Some(limit) => {
-                let expired = tokio::time::sleep(limit);
-                match select(std::pin::pin!(token.cancelled()), std::pin::pin!(expired)).await {
-                    Either::Left(_) => Cancelled { limit: None },
-                    Either::Right(_) => {
-                        // Nodes watching `Context::cancelled` see it too.
-                        token.cancel();
-                        Cancelled { limit: Some(limit) }
-                    }
-                }
-            }
-        }
-    };
+    let stopped = stopped(&token, limit);
     // Held in an `Option` so that, once stopped, it is dropped here, where a
     // panic in a `Drop` of the run's code can be caught and told.
     let mut run = std::pin::pin!(Some(run));

@@ -20,6 +20,7 @@ use crate::engine::observe::{Journaled, Lean, Observer, Recorded, Watched};
 use crate::engine::state::{Cx, RunSetup, RunState};
 use crate::error::BoxError;
 use crate::node::Runnable;
+use crate::run::cancel::{Limit, unless_stopped};
 use crate::run::event::{Event, EventSink, Sinks};
 use crate::run::future::{RunFuture, RunStream};
 use crate::run::handler::Handler;
@@ -554,20 +555,30 @@ impl StromaRunner {
             durable,
             held,
         } = start;
-        // A run slot (unless the caller holds one), kept until the run
-        // ends; waiting for it ends with the future.
-        let _slot = match (&self.inner.slots, held) {
-            (Some(slots), None) => Arc::clone(slots).acquire_owned().await.ok(),
-            (_, held) => held,
-        };
         let (run_id, durable) = match durable {
             Some((run_id, durable)) => (run_id, Some(durable)),
             None => (RunId::new(), None),
         };
         let journaled = durable.is_some();
         let (cancel, limit) = match &options.stop {
-            Some(stop) => (stop.run_token(), stop.limit),
+            Some(stop) => (stop.run_token(), stop.limit.map(Limit::starting_now)),
             None => (None, None),
+        };
+        // A run slot (unless the caller holds one), kept until the run
+        // ends; waiting for it ends with the future, or as the run is
+        // stopped from outside.
+        let _slot = match (&self.inner.slots, held) {
+            (Some(slots), None) => {
+                let acquire = Arc::clone(slots).acquire_owned();
+                match &cancel {
+                    None => acquire.await.ok(),
+                    Some(token) => match unless_stopped(acquire, token, limit).await {
+                        Ok(slot) => slot.ok(),
+                        Err(why) => return Err(RunError::before_run(pipeline, run_id, why)),
+                    },
+                }
+            }
+            (_, held) => held,
         };
         let execution = self.execution_for(run_id, options.execution.as_ref());
         let context = Context::for_run(&self.inner.entries, execution.clone());
