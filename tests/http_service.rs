@@ -174,6 +174,18 @@ async fn a_service_is_ready_only_while_its_runner_has_a_run_slot_free() {
     let done = within("the second run", Service::<u64>::call(&mut second, 2)).await;
     assert_eq!(done.unwrap().final_state, 2);
 
+    // A stream after readiness runs in the slot readiness took (were it
+    // to wait for another, it would wait for itself). `first` asked first
+    // for the slot the second run freed: it is `first`'s.
+    assert!(ready_now(&mut first));
+    release.add_permits(1);
+    let items: Vec<RunEvent<u64>> =
+        within("a stream in the held slot", first.stream(3_u64).collect()).await;
+    let Some(RunEvent::Finished(Ok(result))) = items.last() else {
+        panic!("the stream ends with the result")
+    };
+    assert_eq!(result.final_state, 3);
+
     // A service whose runner does not limit its runs is always ready.
     let mut unlimited = StromaRunner::quick().service(double);
     assert!(ready_now(&mut unlimited));

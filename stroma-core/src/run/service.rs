@@ -4,18 +4,16 @@
 //! behind tower's layers and into axum's routes.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
-use futures::channel::mpsc;
-use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::PollSemaphore;
 use tower_service::Service;
 
 use crate::node::Runnable;
-use crate::run::future::RunEvent;
-use crate::run::middleware::BoxFuture;
+use crate::run::event::EventSink;
+use crate::run::future::{RunFuture, RunStream};
 use crate::run::outcome::{RunError, RunResult};
 use crate::run::runner::{Plain, RunOptions, RunStart, StromaRunner};
 
@@ -87,7 +85,7 @@ impl StromaRunner {
             slots: self
                 .slots()
                 .map(|slots| PollSemaphore::new(Arc::clone(slots))),
-            ready: None,
+            ready: Mutex::new(None),
         }
     }
 }
@@ -145,8 +143,10 @@ pub struct StromaService<P, M = ()> {
     /// The runner's run slots, waited for in `poll_ready`, when it limits
     /// its runs ([`RunConfig::max_concurrent_runs`](crate::RunConfig::max_concurrent_runs)).
     slots: Option<PollSemaphore>,
-    /// The slot `poll_ready` took, which the next `call` runs in.
-    ready: Option<OwnedSemaphorePermit>,
+    /// The slot `poll_ready` took, which the next run (`call` or
+    /// `stream`) runs in. Behind a lock only for `stream`, which takes
+    /// `&self`; `poll_ready` and `call` reach it without locking.
+    ready: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl<P, M> Clone for StromaService<P, M> {
@@ -157,7 +157,7 @@ impl<P, M> Clone for StromaService<P, M> {
             pipeline: Arc::clone(&self.pipeline),
             model: Arc::clone(&self.model),
             slots: self.slots.clone(),
-            ready: None,
+            ready: Mutex::new(None),
         }
     }
 }
@@ -178,7 +178,7 @@ impl<P: Runnable<M>, M: Send + 'static> StromaService<P, M> {
     ///
     /// The run goes on as the stream is polled, with no task of its own;
     /// dropping the stream stops the run, as dropping a run's future does.
-    /// The last item is the [`RunEvent::Finished`] result.
+    /// The last item is the [`RunEvent::Finished`](crate::RunEvent::Finished) result.
     ///
     /// ```
     /// use futures::StreamExt;
@@ -203,26 +203,38 @@ impl<P: Runnable<M>, M: Send + 'static> StromaService<P, M> {
     pub fn stream<R: Into<RunRequest<P::Input>>>(
         &self,
         request: R,
-    ) -> impl Stream<Item = RunEvent<P::Output, M>> + Send + 'static + use<P, M, R> {
+    ) -> RunStream<'static, P::Output, M> {
+        let held = self
+            .ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (sink, events) = futures::channel::mpsc::unbounded();
+        RunStream::new(self.owned_run(request, held, Some(sink)), events)
+    }
+
+    /// A run of `request` that owns what it needs (`'static`), in the run
+    /// slot `held` if it holds one, reporting to `sink` if given.
+    fn owned_run(
+        &self,
+        request: impl Into<RunRequest<P::Input>>,
+        held: Option<OwnedSemaphorePermit>,
+        sink: Option<EventSink>,
+    ) -> RunFuture<'static, P::Output, M> {
         let RunRequest { input, options } = request.into();
         let options = options.model((self.model)());
         let runner = self.runner.clone();
         let pipeline = Arc::clone(&self.pipeline);
-        let (sink, items) = mpsc::unbounded();
-        // The run's stream borrows the runner and the pipeline, so a future
-        // owning both drives it and hands its items over a channel.
-        let forward = async move {
-            let mut run = std::pin::pin!(runner.stream_with(&*pipeline, input, options));
-            while let Some(item) = run.next().await {
-                // The receiver is polled beside this future: it is there.
-                let _ = sink.unbounded_send(item);
-            }
+        let start = RunStart {
+            held,
+            sink,
+            ..RunStart::default()
         };
-        let driven = forward
-            .into_stream()
-            .filter_map(|()| futures::future::ready(None));
-        // Ends once the run has ended and every item has been taken.
-        futures::stream::select(items, driven)
+        RunFuture::new(|| async move {
+            runner
+                .run_reporting(&*pipeline, input, options, start, Plain)
+                .await
+        })
     }
 }
 
@@ -234,37 +246,30 @@ where
 {
     type Response = RunResult<P::Output, M>;
     type Error = RunError;
-    type Future = BoxFuture<'static, Result<RunResult<P::Output, M>, RunError>>;
+    type Future = RunFuture<'static, P::Output, M>;
 
     /// Ready at once, unless the runner limits its runs: then ready once
     /// a run slot is free, which the next `call` runs in. So tower's
     /// layers (a load shedder, a balancer) see the runner's capacity.
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), RunError>> {
-        if self.ready.is_none()
+        let ready = self.ready.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if ready.is_none()
             && let Some(slots) = &mut self.slots
         {
             // `None` only once the semaphore is closed, which it never is.
-            self.ready = std::task::ready!(slots.poll_acquire(cx));
+            *ready = std::task::ready!(slots.poll_acquire(cx));
         }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let RunRequest { input, options } = request.into();
-        let options = options.model((self.model)());
-        let runner = self.runner.clone();
-        let pipeline = Arc::clone(&self.pipeline);
         // Called without `poll_ready`, the run waits for its slot itself.
-        let start = RunStart {
-            held: self.ready.take(),
-            ..RunStart::default()
-        };
-        // The run's own future, not its boxed `RunFuture`: this box is the one.
-        Box::pin(async move {
-            runner
-                .run_reporting(&*pipeline, input, options, start, Plain)
-                .await
-        })
+        let held = self
+            .ready
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.owned_run(request, held, None)
     }
 }
 
