@@ -167,9 +167,14 @@ async fn a_run_s_diagram_colours_each_node_by_how_it_ended() {
     let completed = class_of("completed");
     let skipped = class_of("skipped");
     assert!(text.contains("classDef completed fill:"), "{text}");
-    // The route took one arm: the other is skipped.
-    assert_eq!(skipped.len(), 1, "{text}");
-    assert!(!completed.is_empty());
+    // The route took one arm (23 is large: `shrink`): the other, its
+    // `keep` (n18, as in the snapshot), is skipped; every other node ran.
+    assert_eq!(skipped, ["n18"], "{text}");
+    let leaves = text
+        .lines()
+        .filter(|line| line.trim_start().starts_with('n') && line.contains("[\""))
+        .count();
+    assert_eq!(completed.len(), leaves - 1, "{text}");
 
     // A failed run colours the failing node.
     let err = runner.run(&every_combinator(), 5).await.unwrap_err();
@@ -209,4 +214,38 @@ fn pipelines_of_one_type_differing_only_in_their_limits_draw_their_own() {
             assert!(drawn.contains(&note), "{note} missing from:\n{drawn}");
         }
     }
+}
+
+static FLAKY_CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Fails its first call, then succeeds.
+#[node]
+async fn flaky(n: u32) -> Result<u32, NodeError> {
+    if FLAKY_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+        return Err(NodeError::msg("not yet"));
+    }
+    Ok(n)
+}
+
+#[tokio::test]
+async fn a_node_is_coloured_by_its_last_attempt_and_unknown_without_records() {
+    let retried = pipeline![
+        flaky.retry(RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(2)),
+        parse
+    ];
+    let done = StromaRunner::quick().run(&retried, 1).await.unwrap();
+    let text = done.diagram().mermaid();
+    // Failed once, then completed: completed, like the node after it.
+    assert!(
+        !text.contains("class n0 failed") && !text.contains("failed\n"),
+        "{text}"
+    );
+    assert!(text.contains("class n0,n1 completed"), "{text}");
+
+    // With records and kept outputs off, a run keeps no entries: its nodes
+    // are not known to have run, and none is drawn as skipped.
+    let lean = StromaRunner::new(RunConfig::default().records(false).results(false));
+    let done = lean.run(&pipeline![fetch, parse], 1).await.unwrap();
+    let text = done.diagram().mermaid();
+    assert!(!text.contains("skipped"), "{text}");
 }

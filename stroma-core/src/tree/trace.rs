@@ -155,25 +155,40 @@ impl Trace {
     }
 
     /// The pipeline's diagram, each node coloured by how it ended in this
-    /// run (over all its iterations and items: failed if any failed, then
-    /// cancelled, then completed; skipped if it never ran).
+    /// run: by its last attempt in each iteration and item (a retry that
+    /// succeeded in the end completed), then over those, failed if any
+    /// failed, then cancelled, then completed. A node that left no entry is
+    /// skipped, as in the tree, or pending when entries were not kept.
     pub(crate) fn diagram(&self) -> super::diagram::Diagram {
         let shape = Arc::clone(self.shape.get_or_init(|| self.pipeline.shape()));
-        let mut statuses = vec![NodeStatus::Skipped; shape.slots.len()];
+        let mut statuses = vec![self.unrecorded(); shape.slots.len()];
         let rank = |status: NodeStatus| match status {
             NodeStatus::Failed => 3,
             NodeStatus::Cancelled => 2,
             NodeStatus::Completed => 1,
             _ => 0,
         };
-        for entry in &self.entries {
-            if let Some(slot) = statuses.get_mut(entry.loc.slot as usize)
-                && rank(entry.status) > rank(*slot)
+        // Later entries of one node in one frame are its later attempts.
+        let last: HashMap<Loc, NodeStatus> =
+            self.entries.iter().map(|e| (e.loc, e.status)).collect();
+        for (loc, status) in last {
+            if let Some(slot) = statuses.get_mut(loc.slot as usize)
+                && rank(status) > rank(*slot)
             {
-                *slot = entry.status;
+                *slot = status;
             }
         }
         super::diagram::Diagram::of_run(shape, statuses)
+    }
+
+    /// The status of a node that left no entry: skipped once the run is
+    /// over and kept its entries, else pending (not known).
+    fn unrecorded(&self) -> NodeStatus {
+        if (self.records_on || self.results_on) && self.status != NodeStatus::Running {
+            NodeStatus::Skipped
+        } else {
+            NodeStatus::Pending
+        }
     }
 
     pub(crate) fn records(&self) -> &[NodeRecord] {
@@ -261,8 +276,6 @@ struct TreeBuilder<'a> {
     attempts: HashMap<Loc, u32>,
     /// The frames of each dynamic scope instance, by (parent frame, slot), in index order.
     frames: HashMap<(u32, u32), Vec<&'a FrameRow>>,
-    finished: bool,
-    recorded: bool,
     trace: &'a Trace,
 }
 
@@ -284,8 +297,6 @@ impl<'a> TreeBuilder<'a> {
                 counts
             }),
             frames,
-            finished: trace.status != NodeStatus::Running,
-            recorded: trace.records_on || trace.results_on,
             trace,
         }
     }
@@ -310,15 +321,6 @@ impl<'a> TreeBuilder<'a> {
         }
     }
 
-    /// The status of something that left no entry.
-    fn unrecorded(&self) -> NodeStatus {
-        if self.recorded && self.finished {
-            NodeStatus::Skipped
-        } else {
-            NodeStatus::Pending
-        }
-    }
-
     /// The scope of `slot` in `frame` (`None`: a scope that never ran, drawn
     /// from the shape alone), under `parent`.
     fn slot(&self, slot: u32, frame: Option<u32>, parent: &ScopePath) -> Scope {
@@ -327,7 +329,7 @@ impl<'a> TreeBuilder<'a> {
         let entry = frame.and_then(|frame| self.entries.get(&Loc { slot, frame }));
         let (status, duration, output) = match entry {
             Some(entry) => (entry.status, Some(entry.duration), entry.output.clone()),
-            None => (self.unrecorded(), None, None),
+            None => (self.trace.unrecorded(), None, None),
         };
         let children = match shape.kind {
             ScopeKind::Loop | ScopeKind::ForEach => {
@@ -371,7 +373,7 @@ impl<'a> TreeBuilder<'a> {
                                         .collect(),
                                     path: branch_path,
                                     kind: ScopeKind::Branch,
-                                    status: self.unrecorded(),
+                                    status: self.trace.unrecorded(),
                                     duration: None,
                                     output: None,
                                     attempts: 0,
