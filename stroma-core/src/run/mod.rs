@@ -8,6 +8,7 @@ pub(crate) mod event;
 pub(crate) mod future;
 pub(crate) mod handler;
 pub(crate) mod middleware;
+pub(crate) mod model_slot;
 pub(crate) mod outcome;
 pub(crate) mod resume;
 pub(crate) mod run_context;

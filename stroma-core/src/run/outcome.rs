@@ -1,12 +1,12 @@
 //! What a run returns: [`RunResult`] on success, [`RunError`] on failure.
 
-use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::context::Context;
 use crate::engine::failure::NodeFailure;
+use crate::run::model_slot::ModelSlot;
 use crate::run::run_id::RunId;
 use crate::tree::record::NodeRecord;
 use crate::tree::trace::Trace;
@@ -105,30 +105,6 @@ struct Failed {
     model: ModelSlot,
 }
 
-/// A failed run's model, of a type only the caller knows.
-///
-/// A `RunError` is `Sync` (so it converts into `anyhow::Error` and tower's
-/// boxed errors), while a model need only be `Send`: the slot lends its
-/// model out only as a type that is `Sync`, and gives it up only by value.
-struct ModelSlot(Box<dyn Any + Send>);
-
-// SAFETY: through `&ModelSlot`, the model is reached only by `lend`, as an
-// `M: Sync`, which may be shared between threads. Its `downcast_ref` asks
-// the value its type id, a constant that reads nothing of the value. All
-// else (`take`, drop) holds the slot by value, which a shared reference
-// cannot give.
-unsafe impl Sync for ModelSlot {}
-
-impl ModelSlot {
-    fn lend<M: Sync + 'static>(&self) -> Option<&M> {
-        self.0.downcast_ref()
-    }
-
-    fn take<M: 'static>(self) -> Option<M> {
-        self.0.downcast().ok().map(|m| *m)
-    }
-}
-
 impl RunError {
     pub(crate) fn new<M: Send + 'static>(
         failure: NodeFailure,
@@ -149,7 +125,7 @@ impl RunError {
                 run_id,
                 trace,
                 context,
-                model: ModelSlot(Box::new(model)),
+                model: ModelSlot::new(model),
             }),
         }
     }

@@ -351,6 +351,7 @@ impl StromaRunner {
     }
 
     /// The run slots, when [`RunConfig::max_concurrent_runs`] is set.
+    #[cfg(feature = "tower")]
     pub(crate) fn slots(&self) -> Option<&Arc<tokio::sync::Semaphore>> {
         self.inner.slots.as_ref()
     }
@@ -1051,8 +1052,8 @@ impl Drive for Durably {
         P: Runnable<M>,
         M: Send + 'static,
     {
-        // Boxed: a durable run's future is larger than a plain one's.
-        AssertUnwindSafe(Box::pin(guarded::<Journaled, P, M>(pipeline, input, cx))).catch_unwind()
+        // Not boxed: the run's future is made in its `RunFuture`'s box already.
+        AssertUnwindSafe(guarded::<Journaled, P, M>(pipeline, input, cx)).catch_unwind()
     }
 }
 
