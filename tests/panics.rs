@@ -264,6 +264,8 @@ async fn a_bomb_dropped_at_a_loop_cap_keeps_the_cap_error() {
         err.to_string().contains("3"),
         "the cap error is kept: {err}"
     );
+    let cap = err.cause().downcast_ref::<LoopCapReached>();
+    assert!(cap.is_some(), "the cause is the cap, not the panic: {err}");
     assert_eq!(err.also().len(), 1, "{err}");
     assert!(
         err.also()[0]

@@ -32,12 +32,22 @@ struct Tally {
 }
 
 static FLAKY_LEFT: AtomicU32 = AtomicU32::new(2);
+static SAW_EARLIER_ATTEMPT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Fails twice, writing the model and context each time, then succeeds.
 #[node]
 async fn flaky(x: u32, ctx: &Context, tally: &mut Tally) -> Result<u32, NodeError> {
     called("flaky");
     tally.marks.push(format!("try {}", calls("flaky")));
+    // An attempt starts from the context as it was before the first: an
+    // earlier attempt's own key is not there.
+    if (1..calls("flaky"))
+        .any(|earlier| ctx.get_named::<u32>(&format!("attempt {earlier}")).is_ok())
+    {
+        SAW_EARLIER_ATTEMPT.store(true, Ordering::SeqCst);
+    }
+    ctx.insert_named(format!("attempt {}", calls("flaky")), calls("flaky"));
     ctx.insert_named("tries", calls("flaky"));
     if FLAKY_LEFT.load(Ordering::SeqCst) > 0 {
         FLAKY_LEFT.fetch_sub(1, Ordering::SeqCst);
@@ -85,6 +95,13 @@ async fn a_flaky_node_succeeds_on_a_later_attempt_from_the_state_before_the_firs
     // before, and the whole retried pipeline once, from its last attempt.
     assert_eq!(done.model.marks, ["before", "before", "try 3"]);
     assert_eq!(*done.context.get_named::<u32>("tries").unwrap(), 3);
+    assert!(done.context.get_named::<u32>("attempt 1").is_err());
+    assert!(done.context.get_named::<u32>("attempt 2").is_err());
+    assert_eq!(*done.context.get_named::<u32>("attempt 3").unwrap(), 3);
+    assert!(
+        !SAW_EARLIER_ATTEMPT.load(Ordering::SeqCst),
+        "an attempt saw an earlier one's write"
+    );
     assert_eq!(
         retries,
         [

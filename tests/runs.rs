@@ -329,3 +329,56 @@ async fn a_run_error_is_shareable_whatever_the_model_and_converts_into_anyhow() 
         .unwrap_err();
     assert_eq!(err.model::<Vec<u64>>(), Some(&vec![1, 3]));
 }
+
+/// A node returning `anyhow::Result`.
+#[node]
+async fn page_count(text: String) -> anyhow::Result<u32> {
+    let n: u32 = text.trim().parse()?;
+    anyhow::ensure!(n > 0, "zero is not a page count");
+    Ok(n)
+}
+
+/// A node returning `eyre::Result`.
+#[node]
+async fn page_count_eyre(text: String) -> eyre::Result<u32> {
+    let n: u32 = text.trim().parse()?;
+    eyre::ensure!(n > 0, "zero is not a page count");
+    Ok(n)
+}
+
+#[tokio::test]
+async fn anyhow_and_eyre_errors_fail_their_node_with_their_message_and_source() {
+    let runner = StromaRunner::quick();
+    assert_eq!(
+        runner
+            .run(&page_count, "12".into())
+            .await
+            .unwrap()
+            .final_state,
+        12
+    );
+    let err = runner.run(&page_count, "0".into()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node `page_count` failed: zero is not a page count"
+    );
+    let err = runner.run(&page_count_eyre, "0".into()).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node `page_count_eyre` failed: zero is not a page count"
+    );
+    // An error `?` converted stays reachable under the node's error.
+    for err in [
+        runner.run(&page_count, "x".into()).await.unwrap_err(),
+        runner.run(&page_count_eyre, "x".into()).await.unwrap_err(),
+    ] {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err.cause());
+        let mut found = false;
+        while let Some(error) = cause {
+            found |= error.downcast_ref::<std::num::ParseIntError>().is_some()
+                || error.to_string() == "invalid digit found in string";
+            cause = error.source();
+        }
+        assert!(found, "the parse error is under {err:?}");
+    }
+}
