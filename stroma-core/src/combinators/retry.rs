@@ -409,3 +409,33 @@ impl AttemptJournal {
             .map_err(|err| NodeFailure::at(at, Box::new(err)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn exponential_delays_double_and_are_jittered_within_their_upper_half() {
+        let first = Duration::from_millis(100);
+        let policy = RetryPolicy::exponential(first);
+        // Before attempt k: between half and all of `first` doubled k - 2 times.
+        for (attempt, full) in [(2, 100), (3, 200), (4, 400), (5, 800)] {
+            let full = Duration::from_millis(full);
+            for _ in 0..50 {
+                let delay = policy.delay(attempt);
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "attempt {attempt}: {delay:?} not in [{:?}, {full:?}]",
+                    full / 2
+                );
+            }
+        }
+        // Jittered: 50 draws are not all one delay.
+        let draws: std::collections::HashSet<Duration> = (0..50).map(|_| policy.delay(3)).collect();
+        assert!(draws.len() > 1, "no jitter: {draws:?}");
+        // A fixed policy waits the same before every attempt.
+        let fixed = RetryPolicy::fixed(first);
+        assert!((2..10).all(|attempt| fixed.delay(attempt) == first));
+    }
+}
