@@ -126,11 +126,22 @@ pub(crate) async fn race<F: Future>(
     token: CancellationToken,
     limit: Option<Limit>,
 ) -> Result<F::Output, Stopped> {
-    let stopped = stopped(&token, limit);
-    // Held in an `Option` so that, once stopped, it is dropped here, where a
-    // panic in a `Drop` of the run's code can be caught and told.
+    until(run, stopped(&token, limit))
+        .await
+        .map_err(|(why, dropped)| Stopped { why, dropped })
+}
+
+/// Runs `run` until `stop` ends first, polling `run` first each time (a
+/// run done at its first poll is never stopped). A run stopped so is
+/// dropped here, where a panic in a `Drop` of its code is caught: `Err`
+/// holds what `stop` gave and that panic, if there was one.
+pub(crate) async fn until<F: Future, S: Future>(
+    run: F,
+    stop: S,
+) -> Result<F::Output, (S::Output, Option<Box<dyn std::any::Any + Send>>)> {
+    // Held in an `Option` so that, once stopped, it is dropped here.
     let mut run = std::pin::pin!(Some(run));
-    let mut stopped = std::pin::pin!(stopped);
+    let mut stop = std::pin::pin!(stop);
     let ended = std::future::poll_fn(|task| {
         let running = run
             .as_mut()
@@ -139,12 +150,12 @@ pub(crate) async fn race<F: Future>(
         if let Poll::Ready(output) = running.poll(task) {
             return Poll::Ready(Ok(output));
         }
-        stopped.as_mut().poll(task).map(Err)
+        stop.as_mut().poll(task).map(Err)
     })
     .await;
     ended.map_err(|why| {
         let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| run.set(None))).err();
-        Stopped { why, dropped }
+        (why, dropped)
     })
 }
 
