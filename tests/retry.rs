@@ -373,3 +373,47 @@ async fn r_hang_after(x: u32) -> u32 {
     }
     x
 }
+
+static BRANCH_CALLS: AtomicU32 = AtomicU32::new(0);
+
+/// A branch that fails its first call.
+#[node]
+async fn branch_once_down(x: u32) -> Result<u32, NodeError> {
+    if BRANCH_CALLS.fetch_add(1, Ordering::SeqCst) == 0 {
+        return Err(NodeError::msg("branch down"));
+    }
+    Ok(x + 1)
+}
+
+#[node]
+async fn steady(x: u32) -> u32 {
+    x * 2
+}
+
+#[node]
+async fn never_up(_x: u32) -> Result<u32, NodeError> {
+    Err(NodeError::msg("never up"))
+}
+
+#[tokio::test]
+async fn a_parallel_and_a_flow_can_be_retried_as_one() {
+    let runner = StromaRunner::quick();
+    let both = parallel![steady, branch_once_down].retry(RetryPolicy::fixed(FAST).max_attempts(3));
+    let done = runner.run(&pipeline![both], 5).await.unwrap();
+    assert_eq!(done.final_state, (10, 6));
+    assert_eq!(BRANCH_CALLS.load(Ordering::SeqCst), 2);
+    // The parallel ran twice: its branches, as many times.
+    let scope = done.tree().find("parallel").unwrap();
+    assert_eq!((scope.attempts(), scope.status), (2, NodeStatus::Completed));
+
+    // A flow whose node always fails: retried as one, then exhausted.
+    let flowed = flow("deliver", pipeline![steady, never_up])
+        .retry(RetryPolicy::fixed(FAST).max_attempts(2));
+    let err = runner.run(&flowed, 1).await.unwrap_err();
+    let exhausted = err
+        .cause()
+        .downcast_ref::<RetriesExhausted>()
+        .expect("exhausted");
+    assert_eq!(exhausted.attempts(), 2);
+    assert_eq!(err.path().as_str(), "deliver.never_up");
+}

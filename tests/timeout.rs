@@ -114,3 +114,41 @@ async fn a_loop_can_have_a_limit_of_its_own() {
     assert_eq!(err.path().as_str(), "loop_until[1].slow");
     assert!(err.to_string().contains("timed out after 30ms"), "{err}");
 }
+
+/// Slow for the item 2 only.
+#[node]
+async fn slow_on_two(x: u32) -> u32 {
+    if x == 2 {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    x
+}
+
+#[tokio::test]
+async fn a_list_a_parallel_and_a_route_can_have_a_limit_of_their_own() {
+    let runner = StromaRunner::quick();
+    let limit = Duration::from_millis(30);
+
+    // A list: the list is blamed (its items may run several at once).
+    let list = for_each(slow_on_two).timeout(limit);
+    let err = runner.run(&list, vec![1, 2, 3]).await.unwrap_err();
+    assert!(err.to_string().contains("timed out after 30ms"), "{err}");
+    assert_eq!(err.path().as_str(), "for_each");
+
+    // A parallel: the parallel is blamed, as the list is.
+    let both = parallel![quick, slow].timeout(limit);
+    let err = runner.run(&pipeline![both], 1).await.unwrap_err();
+    assert!(err.cause().downcast_ref::<TimedOut>().is_some(), "{err}");
+    assert_eq!(err.path().as_str(), "parallel");
+
+    // A route: the arm taken is blamed.
+    let routed = route![quick => {
+        n if n == 2 => slow,
+        n => quick,
+    }]
+    .timeout(limit);
+    let err = runner.run(&routed, 1).await.unwrap_err();
+    assert!(err.cause().downcast_ref::<TimedOut>().is_some(), "{err}");
+    assert_eq!(err.path().as_str(), "route.slow");
+    assert_eq!(runner.run(&routed, 5).await.unwrap().final_state, 7);
+}
