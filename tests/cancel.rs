@@ -298,3 +298,38 @@ async fn an_isolated_node_tasks_belong_to_the_run_too() {
     assert!(eventually(&flags.attached).await);
     assert!(eventually(&flags.nested).await);
 }
+
+/// Starts a task of the run from inside an execution-context scope of its
+/// own (a tenant switched for one call), then waits.
+#[node]
+async fn starts_task_in_a_scope(x: u32, ctx: &Context) -> u32 {
+    let attached = Ended(ctx.require::<Flags>().unwrap().attached.clone());
+    let other_tenant = ExecutionContext::of([("tenant_id", "globex")]);
+    ExecutionContext::scope(other_tenant, async move {
+        stroma::spawn(async move {
+            let _ended = attached;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_in_a_scope_inside_a_run_is_aborted_with_the_run() {
+    let flags = Flags::new();
+    let err = runner_with(&flags)
+        .run_with(
+            &pipeline![starts_task_in_a_scope],
+            1,
+            RunOptions::new().timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(
+        eventually(&flags.attached).await,
+        "the task started in the scope was aborted with its run"
+    );
+}

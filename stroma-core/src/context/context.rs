@@ -967,14 +967,9 @@ impl Context {
         Self::layered_with(Arc::clone(base), execution)
     }
 
-    /// A context holding only `execution`: what a scope outside any run shares.
-    pub(crate) fn for_scope(execution: ExecutionContext) -> Self {
-        Self::layered_with(no_entries(), execution)
-    }
-
-    /// The context of a task started with `stroma::spawn`: `execution`
-    /// only, and the run whose own layer is `home`, where tasks the task
-    /// starts belong too.
+    /// The context of a task started with `stroma::spawn`, or of an
+    /// [`ExecutionContext::scope`]: `execution` only, and the run whose own
+    /// layer is `home` (if any), where tasks started in it belong too.
     pub(crate) fn for_task(execution: ExecutionContext, home: Option<&Arc<Layer>>) -> Self {
         Context {
             layer: Arc::new(Layer {
@@ -1407,7 +1402,7 @@ mod tests {
             current_execution_context, current_tenant_id, with_context,
         };
 
-        let run = Context::for_scope(ExecutionContext::of([("tenant_id", "acme")]));
+        let run = Context::for_task(ExecutionContext::of([("tenant_id", "acme")]), None);
         let child = run.child();
         let sibling = run.child();
         let seen = with_context(&run, async {

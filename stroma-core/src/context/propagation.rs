@@ -147,7 +147,10 @@ impl ExecutionContext {
         context: ExecutionContext,
         future: F,
     ) -> impl Future<Output = F::Output> {
-        with_cell(Context::for_scope(context).cell(), future)
+        // Inside a run, tasks started in the scope still belong to the run,
+        // and are aborted with it.
+        let home = CURRENT.try_with(Layer::task_home).ok().flatten();
+        with_cell(Context::for_task(context, home.as_ref()).cell(), future)
     }
 }
 
